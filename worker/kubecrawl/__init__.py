@@ -1,0 +1,28 @@
+"""kubecrawl: a Kubernetes-native distributed web crawler.
+
+The public API: ``from kubecrawl import Spider, Request, Response, Item, Settings``.
+"""
+
+from ._version import __version__
+from .errors import ConfigurationError, DropItem, IgnoreRequest, KubecrawlError, SpiderError, StorageError
+from .pipelines import ItemPipeline
+from .request import Request
+from .response import Response
+from .settings import Settings
+from .spider import Item, Spider
+
+__all__ = [
+    "ConfigurationError",
+    "DropItem",
+    "IgnoreRequest",
+    "Item",
+    "ItemPipeline",
+    "KubecrawlError",
+    "Request",
+    "Response",
+    "Settings",
+    "Spider",
+    "SpiderError",
+    "StorageError",
+    "__version__",
+]

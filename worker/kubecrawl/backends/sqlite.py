@@ -1,0 +1,260 @@
+"""Resumable local store for role ``none`` with ``--state-dir`` (断点续爬): SQLite in WAL mode.
+
+Every commit is one SQLite transaction (acks + new requests + items + counters), so a process killed
+at any instant leaves either all or none of a batch. Leases live only as long as the process: on open,
+every leased row returns to the queue, so at most the requests in flight at the kill are fetched again.
+
+Items go to an outbox table in the same transaction; an exporter appends them to ``--output`` and
+records the file size it reached. On open the file is truncated back to the recorded size and the
+rest re-exported, so a kill between writing and recording never duplicates or loses a line.
+Durability is against process death (``synchronous=NORMAL``), not against power loss.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import sqlite3
+import time
+from pathlib import Path
+from typing import IO
+
+from ..errors import StorageError, WireFormatError
+from ..request import Request
+from .base import Backend, CommitResult, Lease, Outcome, RoundInfo
+
+log = logging.getLogger(__name__)
+
+SCHEMA = """
+CREATE TABLE IF NOT EXISTS queue (id INTEGER PRIMARY KEY AUTOINCREMENT, prio INTEGER NOT NULL,
+                                  leased INTEGER NOT NULL DEFAULT 0, data BLOB NOT NULL);
+CREATE INDEX IF NOT EXISTS queue_next ON queue (leased, prio DESC, id);
+CREATE TABLE IF NOT EXISTS seen (fp BLOB PRIMARY KEY, expires REAL) WITHOUT ROWID;
+CREATE TABLE IF NOT EXISTS item_keys (key BLOB PRIMARY KEY, hash BLOB NOT NULL) WITHOUT ROWID;
+CREATE TABLE IF NOT EXISTS items (id INTEGER PRIMARY KEY AUTOINCREMENT, data BLOB NOT NULL);
+CREATE TABLE IF NOT EXISTS meta (k TEXT PRIMARY KEY, v TEXT NOT NULL) WITHOUT ROWID;
+CREATE TABLE IF NOT EXISTS stats (k TEXT PRIMARY KEY, v INTEGER NOT NULL) WITHOUT ROWID;
+"""
+
+
+class SQLiteBackend(Backend):
+    def __init__(
+        self,
+        state_dir: Path,
+        output: Path | None = None,
+        item_dedup: str = "skip",
+        fingerprint_ttl: float | None = None,
+    ) -> None:
+        self.state_dir = state_dir
+        self.path = state_dir / "state.sqlite3"
+        self.output = output
+        self.item_dedup = item_dedup
+        self.fingerprint_ttl = fingerprint_ttl
+        self._db: sqlite3.Connection | None = None
+        self._out: IO[bytes] | None = None
+        self._leased: set[int] = set()
+        self.rejected = 0
+
+    @property
+    def db(self) -> sqlite3.Connection:
+        if self._db is None:
+            raise StorageError("SQLite store is not open")
+        return self._db
+
+    # -- lifecycle ---------------------------------------------------------------------------
+    async def open(self) -> None:
+        self.state_dir.mkdir(parents=True, exist_ok=True)
+        try:
+            db = sqlite3.connect(self.path, isolation_level=None, check_same_thread=False)
+            db.execute("PRAGMA journal_mode=WAL")
+            db.execute("PRAGMA synchronous=NORMAL")
+            db.executescript(SCHEMA)
+        except sqlite3.DatabaseError as exc:
+            raise StorageError(f"cannot open state store {self.path}: {exc}") from None
+        self._db = db
+        reclaimed = db.execute("UPDATE queue SET leased=0 WHERE leased=1").rowcount
+        if reclaimed:
+            log.info("resume: %d request(s) in flight at the last stop go back to the queue", reclaimed)
+        if self.output is not None:
+            self._open_output()
+
+    def _open_output(self) -> None:
+        assert self.output is not None
+        recorded = self._meta_get(f"exported_size:{self.output.resolve()}")
+        self.output.parent.mkdir(parents=True, exist_ok=True)
+        out = open(self.output, "ab")  # noqa: SIM115 - closed in close()
+        if recorded is not None:
+            size = int(recorded)
+            actual = out.seek(0, os.SEEK_END)
+            if actual > size:
+                log.info("resume: trimming %d unrecorded byte(s) from %s", actual - size, self.output)
+                out.truncate(size)
+        else:
+            # a new output file for this state: export everything stored so far
+            self._meta_set(f"exported_id:{self.output.resolve()}", "0")
+            self._meta_set(f"exported_size:{self.output.resolve()}", str(out.seek(0, os.SEEK_END)))
+        self._out = out
+        self._export()
+
+    async def close(self) -> None:
+        if self._out is not None:
+            self._export()
+            self._out.close()
+            self._out = None
+        if self._db is not None:
+            self._db.close()
+            self._db = None
+
+    # -- meta --------------------------------------------------------------------------------
+    def _meta_get(self, k: str) -> str | None:
+        row = self.db.execute("SELECT v FROM meta WHERE k=?", (k,)).fetchone()
+        return None if row is None else str(row[0])
+
+    def _meta_set(self, k: str, v: str) -> None:
+        self.db.execute("INSERT INTO meta (k, v) VALUES (?, ?) ON CONFLICT(k) DO UPDATE SET v=excluded.v", (k, v))
+
+    # -- queue -------------------------------------------------------------------------------
+    async def pop(self, n: int) -> list[Lease]:
+        db = self.db
+        rows = db.execute(
+            "SELECT id, data FROM queue WHERE leased=0 ORDER BY prio DESC, id LIMIT ?", (n,)
+        ).fetchall()
+        if not rows:
+            return []
+        db.execute("BEGIN")
+        db.executemany("UPDATE queue SET leased=1 WHERE id=?", [(r[0],) for r in rows])
+        out: list[Lease] = []
+        bad: list[tuple[int]] = []
+        for rid, data in rows:
+            try:
+                out.append(Lease(str(rid), Request.from_wire(data)))
+                self._leased.add(rid)
+            except WireFormatError as exc:
+                log.error("rejected a corrupt request in %s: %s", self.path, exc)
+                bad.append((rid,))
+        if bad:
+            db.executemany("DELETE FROM queue WHERE id=?", bad)
+            self.rejected += len(bad)
+        db.execute("COMMIT")
+        return out
+
+    def _admit_request(self, req: Request, now: float) -> bool:
+        if req.dont_filter:
+            return True
+        db = self.db
+        fp = req.fingerprint
+        ttl = req.fingerprint_ttl if req.fingerprint_ttl is not None else self.fingerprint_ttl
+        expires = None if ttl is None else now + ttl
+        if db.execute("INSERT OR IGNORE INTO seen (fp, expires) VALUES (?, ?)", (fp, expires)).rowcount:
+            return True
+        if ttl is None:
+            return False
+        # seen before: admit again only once its age is past
+        return bool(
+            db.execute(
+                "UPDATE seen SET expires=? WHERE fp=? AND expires IS NOT NULL AND expires<=?",
+                (expires, fp, now),
+            ).rowcount
+        )
+
+    def _admit_item(self, key: bytes, content_hash: bytes) -> bool:
+        db = self.db
+        if self.item_dedup == "off":
+            return True
+        if db.execute("INSERT OR IGNORE INTO item_keys (key, hash) VALUES (?, ?)", (key, content_hash)).rowcount:
+            return True
+        if self.item_dedup == "update":
+            return bool(
+                db.execute(
+                    "UPDATE item_keys SET hash=? WHERE key=? AND hash<>?", (content_hash, key, content_hash)
+                ).rowcount
+            )
+        return False
+
+    async def commit(self, outcomes: list[Outcome]) -> CommitResult:
+        res = CommitResult()
+        db = self.db
+        now = time.time()
+        stats: dict[str, int] = {}
+        db.execute("BEGIN")
+        try:
+            for oc in outcomes:
+                new = []
+                for req in oc.requests:
+                    if self._admit_request(req, now):
+                        new.append((req.priority, req.to_wire()))
+                    else:
+                        res.filtered += 1
+                if new:
+                    db.executemany("INSERT INTO queue (prio, data) VALUES (?, ?)", new)
+                    res.enqueued += len(new)
+                for rec in oc.items:
+                    if self._admit_item(rec.key, rec.content_hash):
+                        db.execute("INSERT INTO items (data) VALUES (?)", (rec.data,))
+                        res.items_stored += 1
+                    else:
+                        res.items_duplicate += 1
+                if oc.lease_id is not None:
+                    rid = int(oc.lease_id)
+                    db.execute("DELETE FROM queue WHERE id=?", (rid,))
+                    self._leased.discard(rid)
+                for k, v in oc.stats.items():
+                    stats[k] = stats.get(k, 0) + v
+            if stats:
+                db.executemany(
+                    "INSERT INTO stats (k, v) VALUES (?, ?) ON CONFLICT(k) DO UPDATE SET v=v+excluded.v",
+                    list(stats.items()),
+                )
+            db.execute("COMMIT")
+        except BaseException:
+            db.execute("ROLLBACK")
+            raise
+        if res.items_stored and self._out is not None:
+            self._export()
+        return res
+
+    def _export(self) -> None:
+        """Append items not yet exported to the output file, then record how far we got."""
+        assert self._out is not None and self.output is not None
+        key = str(self.output.resolve())
+        last = int(self._meta_get(f"exported_id:{key}") or 0)
+        rows = self.db.execute("SELECT id, data FROM items WHERE id>? ORDER BY id", (last,)).fetchall()
+        if not rows:
+            return
+        self._out.write(b"".join(r[1] + b"\n" for r in rows))
+        self._out.flush()
+        size = self._out.tell()
+        self.db.execute("BEGIN")
+        self._meta_set(f"exported_id:{key}", str(rows[-1][0]))
+        self._meta_set(f"exported_size:{key}", str(size))
+        self.db.execute("COMMIT")
+
+    async def release(self, lease_ids: list[str]) -> None:
+        ids = [(int(i),) for i in lease_ids]
+        self.db.executemany("UPDATE queue SET leased=0 WHERE id=?", ids)
+        for (i,) in ids:
+            self._leased.discard(i)
+
+    async def queued(self) -> int:
+        return int(self.db.execute("SELECT count(*) FROM queue WHERE leased=0").fetchone()[0])
+
+    async def in_flight(self) -> int:
+        return len(self._leased)
+
+    async def begin_round(self) -> int:
+        r = int(self._meta_get("round") or 0) + 1
+        self.db.execute("BEGIN")
+        self._meta_set("round", str(r))
+        self._meta_set("seeding", "1")
+        self._meta_set(f"round_started:{r}", str(time.time()))
+        self.db.execute("COMMIT")
+        return r
+
+    async def end_seeding(self, round_no: int) -> None:
+        self._meta_set("seeding", "0")
+
+    async def round_info(self) -> RoundInfo:
+        return RoundInfo(int(self._meta_get("round") or 0), self._meta_get("seeding") == "1")
+
+    def stored_stats(self) -> dict[str, int]:
+        return {str(k): int(v) for k, v in self.db.execute("SELECT k, v FROM stats")}

@@ -1,0 +1,164 @@
+"""The ``kubecrawl`` command: crawl, status, export, demo (see docs/contracts.md §1)."""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import logging
+import os
+import sys
+from pathlib import Path
+from typing import Any
+
+import orjson
+
+from ._version import __version__
+from .errors import ConfigurationError, KubecrawlError
+from .settings import Settings, build_settings, parse_kv
+
+log = logging.getLogger("kubecrawl")
+
+
+def _parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(prog="kubecrawl", description="A Kubernetes-native distributed web crawler.")
+    p.add_argument("--version", action="version", version=f"kubecrawl {__version__}")
+    sub = p.add_subparsers(dest="command", required=True)
+
+    c = sub.add_parser("crawl", help="run a spider (role none, master or slave)")
+    c.add_argument("spider", nargs="?", help="pkg.module:Class, file.py[:Class] or spider.yaml (env KUBECRAWL_SPIDER)")
+    c.add_argument("--role", choices=["none", "master", "slave"])
+    c.add_argument("--redis-url")
+    c.add_argument("--crawl", help="crawl name (Redis key prefix); default: the spider's name")
+    c.add_argument("-o", "--output", type=Path, help="append items to this JSON-lines file")
+    c.add_argument("--state-dir", type=Path, help="persist queue, fingerprints and items here to resume")
+    c.add_argument("--every", type=float, help="re-run the start requests every N seconds (incremental)")
+    c.add_argument("--cron", help='re-run the start requests on a cron schedule, e.g. "*/5 * * * *"')
+    c.add_argument("--max-rounds", type=int)
+    c.add_argument("--exit-when-idle", action="store_true", default=None, help="slave: exit 0 when the round is complete")
+    c.add_argument("--health-port", type=int)
+    c.add_argument("--settings", dest="settings_file", type=Path, help="YAML settings file")
+    c.add_argument("-s", "--set", dest="sets", action="append", default=[], metavar="KEY=VALUE")
+    c.add_argument("-L", "--log-level")
+
+    for name, helptext in (("status", "show a distributed crawl's progress"), ("export", "write a crawl's items")):
+        sp = sub.add_parser(name, help=helptext)
+        sp.add_argument("--redis-url", default=os.environ.get("KUBECRAWL_REDIS_URL", "redis://127.0.0.1:6379/0"))
+        sp.add_argument("--crawl", default=os.environ.get("KUBECRAWL_CRAWL"), required="KUBECRAWL_CRAWL" not in os.environ)
+        if name == "status":
+            sp.add_argument("--json", action="store_true")
+        else:
+            sp.add_argument("-o", "--output", type=Path, required=True)
+            sp.add_argument("--since", default="0", help="stream id to start after (default: all)")
+
+    d = sub.add_parser("demo", help="serve a bundled example site on 127.0.0.1 and crawl it (no internet needed)")
+    d.add_argument("-o", "--output", type=Path, default=Path("demo-items.jsonl"))
+    d.add_argument("--site", choices=["books", "news"], default="books")
+    return p
+
+
+def _crawl_settings(args: argparse.Namespace, spider_settings: dict[str, Any]) -> Settings:
+    cli: dict[str, Any] = {
+        "role": args.role,
+        "redis_url": args.redis_url,
+        "crawl": args.crawl,
+        "output": args.output,
+        "state_dir": args.state_dir,
+        "every": args.every,
+        "cron": args.cron,
+        "max_rounds": args.max_rounds,
+        "exit_when_idle": args.exit_when_idle,
+        "health_port": args.health_port,
+        "settings_file": args.settings_file,
+        "log_level": args.log_level,
+    }
+    cli.update(parse_kv(args.sets))
+    return build_settings(cli=cli, spider_settings=spider_settings)
+
+
+def cmd_crawl(args: argparse.Namespace) -> int:
+    from .loader import load_spider_class
+    from .runner import CrawlProcess
+
+    ref = args.spider or os.environ.get("KUBECRAWL_SPIDER")
+    if not ref:
+        raise ConfigurationError("no spider given: pass SPIDER or set KUBECRAWL_SPIDER")
+    spider_cls = load_spider_class(ref)
+    settings = _crawl_settings(args, dict(spider_cls.custom_settings))
+    if settings.role == "slave" and settings.health_port is None and "health_port" not in _explicit(args):
+        settings.health_port = 8080
+    _setup_logging(settings)
+    if settings.role == "none" and settings.output is None and settings.state_dir is None:
+        log.warning("no -o/--output given: items are counted but not written anywhere")
+    spider = spider_cls()
+    return asyncio.run(_run(CrawlProcess(spider, settings), settings))
+
+
+def _explicit(args: argparse.Namespace) -> set[str]:
+    keys = {k.split("=", 1)[0].lower() for k in args.sets}
+    if args.health_port is not None:
+        keys.add("health_port")
+    if os.environ.get("KUBECRAWL_HEALTH_PORT"):
+        keys.add("health_port")
+    return keys
+
+
+def _setup_logging(settings: Settings) -> None:
+    from .logs import setup_logging
+
+    setup_logging(settings.log_level, settings.log_format)
+
+
+async def _run(proc: Any, settings: Settings) -> int:
+    from .progress import Progress
+
+    proc.install_signal_handlers()
+    progress = Progress.for_settings(settings)
+    proc.on_progress = progress.update
+    with progress:
+        code: int = await proc.run()
+    progress.summary(proc.stats, settings, proc.rounds_run)
+    return code
+
+
+def cmd_status(args: argparse.Namespace) -> int:
+    from .status import format_status, read_status, redis_client
+
+    st = read_status(redis_client(args.redis_url), args.crawl)
+    if args.json:
+        sys.stdout.write(orjson.dumps(st.as_dict()).decode() + "\n")
+    else:
+        sys.stdout.write(format_status(st) + "\n")
+    return 0
+
+
+def cmd_export(args: argparse.Namespace) -> int:
+    from .status import export_items, redis_client
+
+    n = export_items(redis_client(args.redis_url), args.crawl, args.output, since=args.since)
+    sys.stderr.write(f"exported {n} item(s) to {args.output}\n")
+    return 0
+
+
+def cmd_demo(args: argparse.Namespace) -> int:
+    from .demo import run_demo
+
+    return run_demo(args.output, args.site)
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = _parser().parse_args(argv)
+    try:
+        handler = {"crawl": cmd_crawl, "status": cmd_status, "export": cmd_export, "demo": cmd_demo}[args.command]
+        return handler(args)
+    except ConfigurationError as exc:
+        sys.stderr.write(f"kubecrawl: configuration error: {exc}\n")
+        return 2
+    except KubecrawlError as exc:
+        sys.stderr.write(f"kubecrawl: {exc}\n")
+        return 1
+    except KeyboardInterrupt:
+        return 130
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,130 @@
+"""SSRF guard: refuse requests to loopback, private, link-local and cloud-metadata addresses.
+
+On by default inside Kubernetes (``ssrf_guard=auto``), where a crawled page could otherwise make a
+worker reach the cluster's internal services or the node's metadata endpoint. The check runs on the
+addresses a host name *resolves to*, inside aiohttp's resolver, so DNS rebinding and redirects to
+internal names are caught at connect time. Hosts or networks in ``ssrf_allow`` are exempt.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import ipaddress
+import os
+import socket
+from typing import Any
+from urllib.parse import urlsplit
+
+IPAddress = ipaddress.IPv4Address | ipaddress.IPv6Address
+IPNetwork = ipaddress.IPv4Network | ipaddress.IPv6Network
+
+# besides is_private/is_loopback/...: shared address space and well-known metadata endpoints
+_EXTRA_BLOCKED = [ipaddress.ip_network(n) for n in ("100.64.0.0/10", "fd00:ec2::254/128", "192.0.0.0/24")]
+
+
+class SSRFRefused(OSError):
+    """The request's address is internal and not allow-listed."""
+
+
+def guard_enabled(mode: str, environ: dict[str, str] | None = None) -> bool:
+    env = os.environ if environ is None else environ
+    return mode == "on" or (mode == "auto" and "KUBERNETES_SERVICE_HOST" in env)
+
+
+def is_internal(ip: IPAddress) -> bool:
+    if isinstance(ip, ipaddress.IPv6Address) and ip.ipv4_mapped is not None:
+        ip = ip.ipv4_mapped
+    return (
+        ip.is_private
+        or ip.is_loopback
+        or ip.is_link_local
+        or ip.is_multicast
+        or ip.is_reserved
+        or ip.is_unspecified
+        or any(ip in net for net in _EXTRA_BLOCKED)
+    )
+
+
+class SSRFGuard:
+    def __init__(self, allow: list[str]) -> None:
+        self.allow_hosts: set[str] = set()
+        self.allow_nets: list[IPNetwork] = []
+        for entry in allow:
+            try:
+                self.allow_nets.append(ipaddress.ip_network(entry, strict=False))
+            except ValueError:
+                self.allow_hosts.add(entry.lower().rstrip("."))
+        self.refused = 0
+
+    def _ip_allowed(self, ip: IPAddress) -> bool:
+        return not is_internal(ip) or any(ip in net for net in self.allow_nets)
+
+    def check_ip(self, host: str, ip_text: str) -> None:
+        ip = ipaddress.ip_address(ip_text.split("%", 1)[0])
+        if not self._ip_allowed(ip):
+            self.refused += 1
+            raise SSRFRefused(f"refused {host} ({ip}): internal address (allow it with ssrf_allow)")
+
+    async def check_url(self, url: str) -> None:
+        """Check a URL before connecting. IP literals are checked here; names also in the resolver."""
+        host = (urlsplit(url).hostname or "").lower().rstrip(".")
+        if host in self.allow_hosts:
+            return
+        try:
+            ipaddress.ip_address(host)
+        except ValueError:
+            if host == "localhost" or host.endswith(".localhost"):
+                self.refused += 1
+                raise SSRFRefused(f"refused {host}: loopback name (allow it with ssrf_allow)") from None
+            return
+        self.check_ip(host, host)
+
+    def aiohttp_resolver(self) -> Any:
+        """An aiohttp resolver that drops internal addresses after resolution."""
+        from aiohttp.resolver import DefaultResolver
+
+        guard = self
+
+        class GuardedResolver(DefaultResolver):  # type: ignore[misc, valid-type]
+            async def resolve(
+                self, host: str, port: int = 0, family: socket.AddressFamily = socket.AF_INET
+            ) -> list[dict[str, Any]]:
+                infos = await super().resolve(host, port, family)
+                if host.lower().rstrip(".") in guard.allow_hosts:
+                    return list(infos)
+                ok = []
+                last: SSRFRefused | None = None
+                for info in infos:
+                    try:
+                        guard.check_ip(host, info["host"])
+                        ok.append(info)
+                    except SSRFRefused as exc:
+                        last = exc
+                if not ok:
+                    raise last or SSRFRefused(f"refused {host}: no address")
+                return ok
+
+        return GuardedResolver()
+
+    async def resolve_and_check(self, url: str) -> None:
+        """For transports without a resolver hook: resolve now and check every address."""
+        await self.check_url(url)
+        host = urlsplit(url).hostname or ""
+        if host.lower() in self.allow_hosts:
+            return
+        loop = asyncio.get_running_loop()
+        infos = await loop.getaddrinfo(host, None)
+        for info in infos:
+            self.check_ip(host, str(info[4][0]))
+
+
+def is_ssrf_error(exc: BaseException | None) -> bool:
+    """True if ``exc`` (an httpx/aiohttp error) was caused by the guard."""
+    seen = 0
+    while exc is not None and seen < 10:
+        if isinstance(exc, SSRFRefused):
+            return True
+        nxt = getattr(exc, "os_error", None)
+        exc = nxt if isinstance(nxt, BaseException) else (exc.__cause__ or exc.__context__)
+        seen += 1
+    return False

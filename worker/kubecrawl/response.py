@@ -1,0 +1,128 @@
+"""Responses handed to spider callbacks: decoded text, XPath/CSS selectors, JSON, link helpers."""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from typing import Any
+from urllib.parse import urljoin
+
+import httpx
+import orjson
+from parsel import Selector, SelectorList
+
+from .encoding import decode_body
+from .request import CallbackRef, Request
+
+_UTF8 = {"utf-8", "utf_8", "ascii"}
+
+
+class Response:
+    """The result of downloading a :class:`Request` (after redirects).
+
+    ``text`` is decoded lazily (see :mod:`kubecrawl.encoding`); ``xpath``/``css`` use a parsel
+    :class:`~parsel.Selector` built once per response.
+    """
+
+    __slots__ = ("url", "status", "headers", "body", "request", "_encoding", "_text", "_selector")
+
+    def __init__(
+        self,
+        url: str,
+        status: int,
+        headers: httpx.Headers | dict[str, str],
+        body: bytes,
+        request: Request,
+    ) -> None:
+        self.url = url
+        self.status = status
+        self.headers = headers if isinstance(headers, httpx.Headers) else httpx.Headers(headers)
+        self.body = body
+        self.request = request
+        self._encoding: str | None = None
+        self._text: str | None = None
+        self._selector: Selector | None = None
+
+    def __repr__(self) -> str:
+        return f"<Response {self.status} {self.url}>"
+
+    @property
+    def meta(self) -> dict[str, Any]:
+        return self.request.meta
+
+    def _decode(self) -> None:
+        self._encoding, self._text = decode_body(self.body, self.headers.get("content-type"))
+
+    @property
+    def encoding(self) -> str:
+        if self._encoding is None:
+            self._decode()
+        assert self._encoding is not None
+        return self._encoding
+
+    @property
+    def text(self) -> str:
+        if self._text is None:
+            self._decode()
+        assert self._text is not None
+        return self._text
+
+    @property
+    def selector(self) -> Selector:
+        sel = self._selector
+        if sel is None:
+            enc = self.encoding
+            if enc in _UTF8 and not self.body.startswith(b"\xef\xbb\xbf"):
+                # lxml parses the raw UTF-8 bytes directly: no decode/encode round trip
+                sel = Selector(body=self.body, encoding="utf-8", base_url=self.url)
+            else:
+                sel = Selector(text=self.text, base_url=self.url)
+            self._selector = sel
+        return sel
+
+    def xpath(self, query: str, **kwargs: Any) -> SelectorList[Selector]:
+        return self.selector.xpath(query, **kwargs)
+
+    def css(self, query: str) -> SelectorList[Selector]:
+        return self.selector.css(query)
+
+    def json(self) -> Any:
+        return orjson.loads(self.body)
+
+    def urljoin(self, url: str) -> str:
+        return urljoin(self.url, url)
+
+    def follow(self, url: str | Selector, callback: CallbackRef = None, **kwargs: Any) -> Request:
+        """A new request for ``url`` (relative, absolute, or an ``<a>``/attribute selector)."""
+        if isinstance(url, Selector):
+            url = _selector_href(url)
+        return Request(self.urljoin(url.strip()), callback, **kwargs)
+
+    def follow_all(
+        self,
+        urls: Iterable[str | Selector] | None = None,
+        callback: CallbackRef = None,
+        *,
+        css: str | None = None,
+        xpath: str | None = None,
+        **kwargs: Any,
+    ) -> list[Request]:
+        """Requests for many links: ``urls`` given, or every ``href`` under ``css``/``xpath``."""
+        if urls is None:
+            sel = self.css(css) if css else self.xpath(xpath or "//a[@href]")
+            urls = sel
+        out = []
+        for u in urls:
+            href = _selector_href(u) if isinstance(u, Selector) else u
+            if href and not href.startswith(("javascript:", "mailto:", "#", "tel:")):
+                out.append(Request(self.urljoin(href.strip()), callback, **kwargs))
+        return out
+
+
+def _selector_href(sel: Selector) -> str:
+    root = sel.root
+    if isinstance(root, str):
+        return root
+    href = sel.attrib.get("href") or sel.attrib.get("src")
+    if href is None:
+        raise ValueError(f"cannot follow {sel!r}: it has no href/src attribute")
+    return href

@@ -1,0 +1,167 @@
+"""Wiring one crawl process together for its role: store, downloader, engine, rounds, signals."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import signal
+import time
+from collections.abc import Callable
+from typing import Any
+
+from .backends.base import Backend
+from .downloader import Downloader
+from .engine import Engine
+from .netguard import SSRFGuard, guard_enabled
+from .pipelines import PipelineChain, load_pipeline
+from .settings import Settings
+from .spider import Spider
+from .stats import Stats
+
+log = logging.getLogger(__name__)
+
+
+def crawl_name(settings: Settings, spider: Spider) -> str:
+    return settings.crawl or spider.name
+
+
+def make_backend(settings: Settings, spider: Spider) -> Backend:
+    """The store for the role: memory or SQLite for ``none``, Redis for ``master``/``slave``."""
+    if settings.role == "none":
+        if settings.state_dir is not None:
+            from .backends.sqlite import SQLiteBackend
+
+            return SQLiteBackend(settings.state_dir, settings.output, settings.item_dedup, settings.fingerprint_ttl)
+        from .backends.memory import MemoryBackend
+
+        return MemoryBackend(settings.output, settings.item_dedup, settings.fingerprint_ttl)
+    from .backends.redis import RedisBackend
+
+    return RedisBackend.from_settings(settings, crawl_name(settings, spider))
+
+
+def next_round_at(settings: Settings, last_start: float) -> float | None:
+    """When the next incremental round is due (epoch seconds), or ``None`` for a one-shot crawl."""
+    if settings.every is not None:
+        return last_start + settings.every
+    if settings.cron is not None:
+        from croniter import croniter
+
+        return float(croniter(settings.cron, time.time()).get_next(float))
+    return None
+
+
+class CrawlProcess:
+    """One process of a crawl, in any role. ``run()`` returns the exit code."""
+
+    def __init__(self, spider: Spider, settings: Settings, backend: Backend | None = None) -> None:
+        self.spider = spider
+        self.s = settings
+        self.backend = backend or make_backend(settings, spider)
+        guard = SSRFGuard(settings.ssrf_allow) if guard_enabled(settings.ssrf_guard) else None
+        self.downloader = Downloader(settings, guard)
+        refs = list(getattr(settings, "item_pipelines", []) or []) + list(getattr(spider, "pipelines", []) or [])
+        self.pipelines = PipelineChain([load_pipeline(p) for p in refs])
+        self.stats = Stats()
+        self.engine: Engine | None = None
+        self._stop = asyncio.Event()
+        self.rounds_run = 0
+        self.on_progress: Callable[[Engine], None] | None = None
+
+    def request_stop(self, reason: str = "signal") -> None:
+        self._stop.set()
+        if self.engine is not None:
+            self.engine.request_stop(reason)
+
+    def _new_engine(self) -> Engine:
+        eng = Engine(self.spider, self.s, self.backend, self.downloader, self.pipelines, self.stats)
+        eng.on_progress = self.on_progress
+        if self._stop.is_set():
+            eng.request_stop("signal")
+        self.engine = eng
+        return eng
+
+    def install_signal_handlers(self) -> None:
+        loop = asyncio.get_running_loop()
+        count = {"n": 0}
+
+        def handler(signame: str) -> None:
+            count["n"] += 1
+            if count["n"] > 1:
+                log.warning("second %s: stopping now, in-flight requests go back to the queue", signame)
+                for task in asyncio.all_tasks(loop):
+                    if task.get_name().startswith("kc-worker"):
+                        task.cancel()
+            self.request_stop(signame)
+
+        for sig in (signal.SIGINT, signal.SIGTERM):
+            try:
+                loop.add_signal_handler(sig, handler, sig.name)
+            except (NotImplementedError, RuntimeError):
+                pass
+
+    async def run(self) -> int:
+        await self.backend.open()
+        health: Any = None
+        try:
+            await self.pipelines.open(self.spider)
+            await self.spider.opened()
+            if self.s.health_port is not None:
+                from .health import HealthServer
+
+                health = HealthServer(self, self.s.health_port)
+                await health.start()
+            if self.s.role == "master":
+                await self._run_master()
+            elif self.s.role == "slave":
+                await self._new_engine().crawl()
+            else:
+                await self._run_local()
+            return 0
+        finally:
+            if health is not None:
+                await health.stop()
+            await self.spider.closed(self.engine.stop_reason if self.engine else "finished")
+            await self.pipelines.close(self.spider)
+            await self.downloader.close()
+            await self.backend.close()
+            self.stats.finished = time.time()
+
+    async def _wait_until(self, when: float) -> bool:
+        """Sleep until ``when``; False if a stop was requested meanwhile."""
+        delay = max(0.0, when - time.time())
+        log.info("next round in %.0fs", delay)
+        try:
+            await asyncio.wait_for(self._stop.wait(), delay)
+            return False
+        except TimeoutError:
+            return True
+
+    def _more_rounds(self) -> bool:
+        return not self._stop.is_set() and (self.s.max_rounds is None or self.rounds_run < self.s.max_rounds)
+
+    async def _run_master(self) -> None:
+        while True:
+            started = time.time()
+            await self._new_engine().seed()
+            self.rounds_run += 1
+            due = next_round_at(self.s, started)
+            if due is None or not self._more_rounds() or not await self._wait_until(due):
+                return
+
+    async def _run_local(self) -> None:
+        info = await self.backend.round_info()
+        resuming = info.round >= 1 and not info.seeding and await self.backend.queued() > 0
+        if resuming:
+            log.info("resuming round %d: %d request(s) queued", info.round, await self.backend.queued())
+        while True:
+            started = time.time()
+            engine = self._new_engine()
+            if not resuming:
+                await engine.seed()
+            resuming = False
+            await engine.crawl()
+            self.rounds_run += 1
+            due = next_round_at(self.s, started)
+            if due is None or not self._more_rounds() or not await self._wait_until(due):
+                return

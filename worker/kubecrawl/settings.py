@@ -1,0 +1,192 @@
+"""One typed settings object, with every default in one place.
+
+Precedence (highest first): CLI flags and ``-s KEY=VALUE`` > environment ``KUBECRAWL_<KEY>`` >
+settings file (YAML) > the spider's ``custom_settings`` > the defaults below. Keys are
+case-insensitive. Invalid values fail at start-up with a :class:`ConfigurationError` naming the key.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Mapping
+from pathlib import Path
+from typing import Any, Literal
+
+import yaml
+from pydantic import BaseModel, ConfigDict, Field, SecretStr, ValidationError, field_validator
+
+from ._version import __version__
+from .errors import ConfigurationError
+
+ENV_PREFIX = "KUBECRAWL_"
+
+
+class Settings(BaseModel):
+    """Every setting kubecrawl reads. See docs/contracts.md §2 and docs/settings.md."""
+
+    model_config = ConfigDict(extra="forbid", validate_assignment=True)
+
+    # what to run
+    role: Literal["none", "master", "slave"] = "none"
+    spider: str | None = None
+    crawl: str | None = Field(None, pattern=r"^[a-zA-Z0-9][a-zA-Z0-9_.-]{0,62}$")
+    output: Path | None = None
+    state_dir: Path | None = None
+    settings_file: Path | None = None
+
+    # shared store
+    redis_url: str = "redis://127.0.0.1:6379/0"
+    redis_password: SecretStr | None = None
+    dedup: Literal["set", "bloom"] = "set"
+    bloom_capacity: int = Field(10_000_000, ge=1000)
+    bloom_error_rate: float = Field(0.001, gt=0, lt=0.5)
+    lease_seconds: float = Field(300, gt=0)
+    pop_batch: int = Field(32, ge=1, le=1000)
+    exit_when_idle: bool = False
+    health_port: int | None = Field(None, ge=0, le=65535)
+
+    # politeness and downloading
+    concurrency: int = Field(32, ge=1, le=10_000)
+    concurrency_per_host: int = Field(8, ge=1, le=10_000)
+    download_delay: float = Field(0.0, ge=0)
+    download_timeout: float = Field(30.0, gt=0)
+    max_retries: int = Field(3, ge=0, le=100)
+    retry_backoff: float = Field(0.5, ge=0)
+    retry_max_wait: float = Field(60.0, ge=0)
+    retry_http_codes: list[int] = [500, 502, 503, 504, 522, 524, 408, 429]
+    max_redirects: int = Field(10, ge=0, le=100)
+    max_body_size: int = Field(10 * 1024 * 1024, ge=1024)
+    obey_robots: bool = True
+    user_agent: str = f"kubecrawl/{__version__}"
+    default_headers: dict[str, str] = {
+        "Accept": "text/html,application/xhtml+xml,application/xml;q=0.9,*/*;q=0.8",
+        "Accept-Language": "en,zh;q=0.8",
+    }
+    proxy: str | None = None
+    http_transport: Literal["aiohttp", "httpx"] = "aiohttp"
+    verify_tls: bool = True
+    ssrf_guard: Literal["auto", "on", "off"] = "auto"
+    ssrf_allow: list[str] = []
+    max_pages: int | None = Field(None, ge=1)
+
+    # items
+    item_pipelines: list[str] = []
+    item_key: list[str] = ["url", "title", "author"]
+    item_dedup: Literal["skip", "update", "off"] = "skip"
+    fingerprint_ttl: float | None = Field(None, gt=0)
+
+    # incremental rounds
+    every: float | None = Field(None, gt=0)
+    cron: str | None = None
+    max_rounds: int | None = Field(None, ge=1)
+
+    # logging / UI
+    log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = "INFO"
+    log_format: Literal["auto", "text", "json"] = "auto"
+    progress: Literal["auto", "on", "off"] = "auto"
+
+    @field_validator("retry_http_codes", "item_key", "ssrf_allow", "item_pipelines", mode="before")
+    @classmethod
+    def _split_commas(cls, v: Any) -> Any:
+        if isinstance(v, str):
+            return [p.strip() for p in v.split(",") if p.strip()]
+        return v
+
+    @field_validator("cron")
+    @classmethod
+    def _valid_cron(cls, v: str | None) -> str | None:
+        if v is not None:
+            from croniter import croniter
+
+            if not croniter.is_valid(v):
+                raise ValueError(f"{v!r} is not a valid cron expression")
+        return v
+
+    @field_validator("log_level", mode="before")
+    @classmethod
+    def _upper(cls, v: Any) -> Any:
+        return v.upper() if isinstance(v, str) else v
+
+    @property
+    def redis_password_value(self) -> str | None:
+        return self.redis_password.get_secret_value() if self.redis_password else None
+
+
+_FIELDS = set(Settings.model_fields)
+
+
+def _normalise(source: str, mapping: Mapping[str, Any]) -> dict[str, Any]:
+    out: dict[str, Any] = {}
+    for key, value in mapping.items():
+        k = key.lower().replace("-", "_")
+        if k not in _FIELDS:
+            raise ConfigurationError(
+                f"unknown setting {key!r} (from {source}); see docs/settings.md for the list"
+            )
+        out[k] = value
+    return out
+
+
+def env_settings(environ: Mapping[str, str] | None = None) -> dict[str, Any]:
+    environ = os.environ if environ is None else environ
+    found = {
+        k[len(ENV_PREFIX) :]: v
+        for k, v in environ.items()
+        if k.startswith(ENV_PREFIX) and k[len(ENV_PREFIX) :].lower() in _FIELDS and v != ""
+    }
+    return _normalise("environment", found)
+
+
+def file_settings(path: Path) -> dict[str, Any]:
+    try:
+        data = yaml.safe_load(path.read_text(encoding="utf-8")) or {}
+    except (OSError, yaml.YAMLError) as exc:
+        raise ConfigurationError(f"cannot read settings file {path}: {exc}") from None
+    if not isinstance(data, dict):
+        raise ConfigurationError(f"settings file {path} must hold a mapping of settings")
+    return _normalise(f"settings file {path}", data)
+
+
+def parse_kv(pairs: list[str]) -> dict[str, Any]:
+    """``["CONCURRENCY=8", ...]`` → ``{"concurrency": "8"}`` (values are validated later)."""
+    out: dict[str, Any] = {}
+    for pair in pairs:
+        key, sep, value = pair.partition("=")
+        if not sep:
+            raise ConfigurationError(f"-s expects KEY=VALUE, got {pair!r}")
+        out[key.strip()] = _yaml_scalar(value)
+    return _normalise("-s", out)
+
+
+def _yaml_scalar(value: str) -> Any:
+    """Let ``-s default_headers='{"X": "1"}'`` and ``-s item_key='[a, b]'`` give structured values."""
+    if value[:1] in "[{":
+        try:
+            return yaml.safe_load(value)
+        except yaml.YAMLError:
+            return value
+    return value
+
+
+def build_settings(
+    *,
+    cli: Mapping[str, Any] | None = None,
+    spider_settings: Mapping[str, Any] | None = None,
+    environ: Mapping[str, str] | None = None,
+) -> Settings:
+    """Merge every source by precedence and validate the result."""
+    cli_norm = _normalise("command line", {k: v for k, v in (cli or {}).items() if v is not None})
+    env = env_settings(environ)
+    file_path = cli_norm.get("settings_file") or env.get("settings_file")
+    from_file = file_settings(Path(file_path)) if file_path else {}
+    merged: dict[str, Any] = {}
+    for layer in (_normalise("spider custom_settings", spider_settings or {}), from_file, env, cli_norm):
+        merged.update(layer)
+    try:
+        return Settings.model_validate(merged)
+    except ValidationError as exc:
+        problems = "; ".join(
+            f"{'.'.join(str(p) for p in err['loc'])}: {err['msg']} (got {err.get('input')!r})"
+            for err in exc.errors()
+        )
+        raise ConfigurationError(f"invalid settings: {problems}") from None
