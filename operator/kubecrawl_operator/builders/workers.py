@@ -149,8 +149,8 @@ def _pod_template(
     }
 
 
-def _master_job_spec(crawl: CrawlRef, spec: CrawlSpec, ctx: BuildContext) -> dict[str, Any]:
-    return {"backoffLimit": 4, "template": _pod_template(crawl, spec, ctx, "master", "seed")}
+def _master_job_spec(crawl: CrawlRef, spec: CrawlSpec, ctx: BuildContext, component: str) -> dict[str, Any]:
+    return {"backoffLimit": 4, "template": _pod_template(crawl, spec, ctx, "master", component)}
 
 
 def seed_job(crawl: CrawlRef, spec: CrawlSpec, ctx: BuildContext) -> dict[str, Any]:
@@ -161,7 +161,7 @@ def seed_job(crawl: CrawlRef, spec: CrawlSpec, ctx: BuildContext) -> dict[str, A
         "apiVersion": "batch/v1",
         "kind": "Job",
         "metadata": meta,
-        "spec": _master_job_spec(crawl, spec, ctx),
+        "spec": _master_job_spec(crawl, spec, ctx, "seed"),
     }
 
 
@@ -190,8 +190,8 @@ def schedule_cronjob(crawl: CrawlRef, spec: CrawlSpec, ctx: BuildContext) -> dic
         "successfulJobsHistoryLimit": 1,
         "failedJobsHistoryLimit": 3,
         "jobTemplate": {
-            "metadata": {"labels": selector_labels(crawl, "seed")},
-            "spec": _master_job_spec(crawl, spec, ctx),
+            "metadata": {"labels": selector_labels(crawl, "round")},
+            "spec": _master_job_spec(crawl, spec, ctx, "round"),
         },
     }
     if spec.time_zone:

@@ -1,0 +1,91 @@
+"""Read what is: the seed Job, the slaves' pods, the Redis StatefulSet and the crawl's Redis stats."""
+
+from __future__ import annotations
+
+import logging
+from typing import Any
+
+import redis
+
+from kubecrawl_operator.kube import Kube
+from kubecrawl_operator.naming import REDIS_PORT, CrawlRef
+from kubecrawl_operator.phase import CrawlStats, Problem, SeedJobState
+
+logger = logging.getLogger(__name__)
+
+#: Container waiting reasons that no amount of waiting fixes.
+IMAGE_REASONS = frozenset({"ErrImagePull", "ImagePullBackOff", "InvalidImageName", "ErrImageNeverPull"})
+CONFIG_REASONS = frozenset({"CreateContainerConfigError", "CreateContainerError"})
+
+
+def seed_job_state(job: dict[str, Any] | None) -> SeedJobState:
+    if job is None:
+        return SeedJobState()
+    status = job.get("status") or {}
+    failed = next(
+        (c for c in status.get("conditions") or [] if c.get("type") == "Failed" and c.get("status") == "True"),
+        None,
+    )
+    return SeedJobState(
+        exists=True,
+        active=bool(status.get("active")),
+        succeeded=bool(status.get("succeeded")),
+        failed=failed is not None,
+        message=(failed or {}).get("message", ""),
+    )
+
+
+def pod_problem(pods: list[dict[str, Any]]) -> Problem | None:
+    """The first pod that cannot start for a reason a user must fix (image, config)."""
+    for pod in pods:
+        statuses = (pod.get("status") or {}).get("containerStatuses") or []
+        for cs in statuses:
+            waiting = (cs.get("state") or {}).get("waiting") or {}
+            reason = waiting.get("reason", "")
+            name = pod.get("metadata", {}).get("name", "?")
+            if reason in IMAGE_REASONS:
+                image = cs.get("image", "?")
+                return Problem(
+                    "ImagePullFailed",
+                    f"pod {name} cannot pull image {image!r} ({reason}): check spec.image "
+                    f"and the registry credentials. {waiting.get('message', '')}".strip(),
+                )
+            if reason in CONFIG_REASONS:
+                return Problem("PodConfigError", f"pod {name}: {reason}: {waiting.get('message', '')}".strip())
+    return None
+
+
+def redis_url_for_operator(crawl: CrawlRef, url: str | None, cluster_domain: str) -> str:
+    """The URL the operator reads stats from: the external one, or the Service's cluster DNS name."""
+    if url is not None:
+        return url
+    return f"redis://{crawl.redis}.{crawl.namespace}.{cluster_domain}:{REDIS_PORT}/0"
+
+
+def read_stats(url: str, password: str | None, crawl_key: str, timeout: float) -> tuple[CrawlStats | None, Problem | None]:
+    """The crawl's counters via the worker's one reader of the Redis keys (`kubecrawl.status`)."""
+    try:
+        from kubecrawl.status import read_status  # type: ignore[import-not-found,unused-ignore]
+    except ImportError:
+        return None, Problem("StatsUnavailable", "the operator image lacks kubecrawl.status; reinstall it")
+    client = redis.Redis.from_url(
+        url, password=password, socket_timeout=timeout, socket_connect_timeout=timeout, decode_responses=False
+    )
+    try:
+        return read_status(client, crawl_key), None
+    except redis.AuthenticationError as exc:
+        return None, Problem("RedisAuthFailed", f"Redis at {_safe(url)} refused the password: {exc}")
+    except (redis.ConnectionError, redis.TimeoutError, OSError) as exc:
+        return None, Problem(
+            "RedisUnreachable", f"cannot reach Redis at {_safe(url)}: {exc}; check spec.redis.url and network"
+        )
+    finally:
+        client.close()
+
+
+def _safe(url: str) -> str:
+    """The URL without any password in it (it goes into status and events)."""
+    if "@" in url:
+        scheme, rest = url.split("://", 1)
+        return f"{scheme}://***@{rest.split('@', 1)[1]}"
+    return url

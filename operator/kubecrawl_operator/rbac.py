@@ -1,0 +1,40 @@
+"""Every (API group, resource, verb) the operator uses: the Helm chart's ClusterRole must match this.
+
+`kube.Kube` refuses calls outside this list, so the list cannot drift from the code.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from kubecrawl_operator.models import GROUP, PLURAL
+
+#: Rules in the shape of rbac.authorization.k8s.io/v1 PolicyRule.
+RULES: list[dict[str, Any]] = [
+    # The Crawl itself: kopf watches it, patches finalizers/annotations and writes status.
+    {"apiGroups": [GROUP], "resources": [PLURAL], "verbs": ["get", "list", "watch", "patch"]},
+    {"apiGroups": [GROUP], "resources": [f"{PLURAL}/status"], "verbs": ["get", "patch"]},
+    # kopf posts Kubernetes Events about handled objects.
+    {"apiGroups": [""], "resources": ["events"], "verbs": ["create"]},
+    {"apiGroups": ["events.k8s.io"], "resources": ["events"], "verbs": ["create"]},
+    # Children. Secrets: the generated Redis password (never patched) and an external Redis password.
+    {"apiGroups": [""], "resources": ["secrets"], "verbs": ["get", "create"]},
+    {"apiGroups": [""], "resources": ["services", "configmaps"], "verbs": ["get", "create", "patch", "delete"]},
+    {"apiGroups": [""], "resources": ["pods"], "verbs": ["list"]},
+    {"apiGroups": ["apps"], "resources": ["statefulsets", "deployments"], "verbs": ["get", "create", "patch", "delete"]},
+    {"apiGroups": ["batch"], "resources": ["jobs"], "verbs": ["get", "list", "create", "delete"]},
+    {"apiGroups": ["batch"], "resources": ["cronjobs"], "verbs": ["get", "create", "patch", "delete"]},
+    {"apiGroups": ["networking.k8s.io"], "resources": ["networkpolicies"], "verbs": ["get", "create", "patch", "delete"]},
+]
+
+#: Only with peering (`--peering NAME`, two operator replicas): kopf's peering resources.
+PEERING_RULES: list[dict[str, Any]] = [
+    {"apiGroups": ["kopf.dev"], "resources": ["kopfpeerings", "clusterkopfpeerings"], "verbs": ["get", "list", "watch", "patch"]},
+]
+
+
+def allowed(group: str, resource: str, verb: str) -> bool:
+    return any(
+        group in rule["apiGroups"] and resource in rule["resources"] and verb in rule["verbs"]
+        for rule in RULES
+    )

@@ -1,0 +1,228 @@
+"""One level-based, idempotent pass over one Crawl: observe, decide, converge children, report status.
+
+Called by every kopf handler (create, update, resume, timer); running it twice changes nothing.
+"""
+
+from __future__ import annotations
+
+import base64
+import datetime
+import logging
+import secrets
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from typing import Any
+
+from kubecrawl_operator.builders import BuildContext, desired_children, redis_secret
+from kubecrawl_operator.builders.redis import PASSWORD_KEY
+from kubecrawl_operator.config import OperatorConfig
+from kubecrawl_operator.kube import Kube
+from kubecrawl_operator.models import CrawlSpec
+from kubecrawl_operator.naming import (
+    SPIDER_HASH_ANNOTATION,
+    CrawlRef,
+    selector_labels,
+    selector_string,
+    short_hash,
+    spider_hash,
+)
+from kubecrawl_operator.observe import pod_problem, read_stats, redis_url_for_operator, seed_job_state
+from kubecrawl_operator.phase import (
+    Decision,
+    Observed,
+    Problem,
+    decide,
+    invalid_decision,
+    merge_conditions,
+    stats_status,
+)
+from kubecrawl_operator.validation import check_spec
+
+logger = logging.getLogger(__name__)
+
+#: Immutable after creation; never part of a patch or a drift comparison.
+IMMUTABLE_SPEC_FIELDS = {"StatefulSet": ("volumeClaimTemplates", "selector", "serviceName"), "Deployment": ("selector",)}
+#: Ready reasons that are a normal part of a crawl's life, not something a user must fix.
+BENIGN_REASONS = frozenset({"Seeding", "Running", "RoundComplete", "Completed", "Suspended", "RedisNotReady"})
+
+
+@dataclass
+class Outcome:
+    status: dict[str, Any]
+    events: list[tuple[str, str, str]] = field(default_factory=list)  # (type, reason, message)
+
+
+def is_subset(desired: Any, actual: Any) -> bool:
+    """True when everything in `desired` is in `actual` (the API server may add defaults)."""
+    if isinstance(desired, dict):
+        return isinstance(actual, dict) and all(is_subset(v, actual.get(k)) for k, v in desired.items())
+    if isinstance(desired, list):
+        return (
+            isinstance(actual, list)
+            and len(desired) == len(actual)
+            and all(is_subset(d, a) for d, a in zip(desired, actual, strict=True))
+        )
+    return bool(desired == actual)
+
+
+def _patchable(manifest: dict[str, Any]) -> dict[str, Any]:
+    body = {"metadata": {k: manifest["metadata"][k] for k in ("labels", "ownerReferences", "annotations") if k in manifest["metadata"]}}
+    for key, value in manifest.items():
+        if key in ("apiVersion", "kind", "metadata"):
+            continue
+        if key == "spec":
+            value = {k: v for k, v in value.items() if k not in IMMUTABLE_SPEC_FIELDS.get(manifest["kind"], ())}
+        body[key] = value
+    return body
+
+
+def ensure(kube: Kube, manifest: dict[str, Any]) -> dict[str, Any]:
+    """Create the child, or patch it back to the desired state if it drifted (edited by hand)."""
+    meta = manifest["metadata"]
+    kind, ns, name = manifest["kind"], meta["namespace"], meta["name"]
+    actual = kube.get(kind, ns, name)
+    if actual is None:
+        created = kube.create(manifest)
+        if created is not None:
+            return created
+        actual = kube.get(kind, ns, name) or {}
+    body = _patchable(manifest)
+    if is_subset(body, actual):
+        return actual
+    return kube.patch(kind, ns, name, body)
+
+
+def ensure_absent(kube: Kube, kind: str, namespace: str, name: str) -> None:
+    if kube.get(kind, namespace, name) is not None:
+        kube.delete(kind, namespace, name)
+
+
+def _decode(secret: Mapping[str, Any] | None, key: str) -> str | None:
+    data = (secret or {}).get("data") or {}
+    return base64.b64decode(data[key]).decode() if key in data else None
+
+
+def ensure_redis_password(kube: Kube, crawl: CrawlRef, spec: CrawlSpec) -> tuple[str | None, Problem | None]:
+    """The generated password (Secret created once, never rewritten), or the external one."""
+    if spec.redis.url is not None:
+        ref = spec.redis.password_secret_ref
+        if ref is None:
+            return None, None
+        password = _decode(kube.get("Secret", crawl.namespace, ref.name), ref.key)
+        if password is None:
+            return None, Problem(
+                "RedisPasswordMissing", f"secret {ref.name!r} with key {ref.key!r} (spec.redis.passwordSecretRef) not found"
+            )
+        return password, None
+    existing = kube.get("Secret", crawl.namespace, crawl.secret)
+    if existing is None:
+        kube.create(redis_secret(crawl, secrets.token_urlsafe(32)))
+        existing = kube.get("Secret", crawl.namespace, crawl.secret)
+    return _decode(existing, PASSWORD_KEY), None
+
+
+def _observe(
+    kube: Kube, crawl: CrawlRef, spec: CrawlSpec, config: OperatorConfig, password: str | None,
+    secret_problem: Problem | None, previous: Mapping[str, Any],
+) -> Observed:
+    seed = seed_job_state(kube.get("Job", crawl.namespace, crawl.seed_job(spider_hash(spec))))
+    deployment = kube.get("Deployment", crawl.namespace, crawl.slave) or {}
+    pods = kube.list("Pod", crawl.namespace, {"app.kubernetes.io/instance": crawl.name, "app.kubernetes.io/name": "kubecrawl"})
+    stats, redis_problem = None, secret_problem
+    if redis_problem is None:
+        redis_ready = True
+        if spec.redis.url is None:
+            sts = kube.get("StatefulSet", crawl.namespace, crawl.redis) or {}
+            redis_ready = bool((sts.get("status") or {}).get("readyReplicas"))
+        if redis_ready:
+            url = redis_url_for_operator(crawl, spec.redis.url, config.cluster_domain)
+            stats, redis_problem = read_stats(url, password, crawl.name, config.redis_timeout)
+    dep_status = deployment.get("status") or {}
+    return Observed(
+        spec=spec,
+        stats=stats,
+        redis_problem=redis_problem,
+        seed=seed,
+        seeded_before=previous.get("seededSpiderHash") == spider_hash(spec),
+        pod_problem=pod_problem(pods),
+        replicas=int(dep_status.get("replicas") or 0),
+        ready_replicas=int(dep_status.get("readyReplicas") or 0),
+    )
+
+
+def _converge(kube: Kube, crawl: CrawlRef, spec: CrawlSpec, ctx: BuildContext, decision: Decision, seeded_before: bool) -> None:
+    children = desired_children(crawl, spec, ctx, decision.slave_replicas)
+    for manifest in children.mutable:
+        ensure(kube, manifest)
+    current_seed = children.seed_job["metadata"]["name"]
+    if not seeded_before and kube.get("Job", crawl.namespace, current_seed) is None:
+        kube.create(children.seed_job)
+    for job in kube.list("Job", crawl.namespace, selector_labels(crawl, "seed")):
+        meta = job.get("metadata", {})
+        if meta.get("name") != current_seed and SPIDER_HASH_ANNOTATION in (meta.get("annotations") or {}):
+            kube.delete("Job", crawl.namespace, meta["name"])  # the spider changed: its old seed is obsolete
+    if children.cronjob is not None:
+        ensure(kube, children.cronjob)
+    else:
+        ensure_absent(kube, "CronJob", crawl.namespace, crawl.cronjob)
+    if spec.redis.url is not None:  # switched to an external Redis; the PVC is kept
+        for kind, name in (("StatefulSet", crawl.redis), ("Service", crawl.redis), ("NetworkPolicy", crawl.network_policy)):
+            ensure_absent(kube, kind, crawl.namespace, name)
+    if spec.spider.rules is None:
+        ensure_absent(kube, "ConfigMap", crawl.namespace, crawl.spider_configmap)
+
+
+def _events(previous: Mapping[str, Any], decision: Decision) -> list[tuple[str, str, str]]:
+    before = next((c for c in previous.get("conditions") or [] if c.get("type") == "Ready"), {})
+    ready, reason, message = decision.conditions["Ready"]
+    if before.get("reason") == reason and before.get("status") == ("True" if ready else "False"):
+        return []
+    kind = "Normal" if ready or reason in BENIGN_REASONS else "Warning"
+    return [(kind, reason, message or reason)]
+
+
+def reconcile(
+    kube: Kube, body: Mapping[str, Any], config: OperatorConfig, now: datetime.datetime | None = None
+) -> Outcome:
+    now = now or datetime.datetime.now(datetime.UTC)
+    meta = body["metadata"]
+    crawl = CrawlRef(name=meta["name"], namespace=meta["namespace"], uid=meta.get("uid", ""))
+    previous: Mapping[str, Any] = body.get("status") or {}
+    generation = meta.get("generation")
+    spec, problem = check_spec(dict(body.get("spec") or {}))
+    if spec is None:
+        assert problem is not None
+        decision = invalid_decision(problem)
+        status = {
+            "phase": decision.phase,
+            "conditions": merge_conditions(previous.get("conditions"), decision.conditions, generation, now),
+        }
+        if generation is not None:
+            status["observedGeneration"] = generation
+        return Outcome(status=status, events=_events(previous, decision))
+
+    password, secret_problem = ensure_redis_password(kube, crawl, spec)
+    obs = _observe(kube, crawl, spec, config, password, secret_problem, previous)
+    decision = decide(obs)
+    ctx = BuildContext(default_image=config.worker_image, auth_hash=short_hash(password or ""))
+    _converge(kube, crawl, spec, ctx, decision, obs.seeded_before)
+
+    status: dict[str, Any] = {
+        "phase": decision.phase,
+        "conditions": merge_conditions(previous.get("conditions"), decision.conditions, generation, now),
+        "replicas": obs.replicas,
+        "readyReplicas": obs.ready_replicas,
+        "selector": selector_string(crawl, "slave"),
+    }
+    if generation is not None:
+        status["observedGeneration"] = generation
+    if obs.stats is not None:
+        status["stats"] = stats_status(obs.stats, now)
+    if obs.seeded_before or obs.seed.succeeded:
+        status["seededSpiderHash"] = spider_hash(spec)
+    if spec.schedule:
+        cron = kube.get("CronJob", crawl.namespace, crawl.cronjob) or {}
+        last = (cron.get("status") or {}).get("lastScheduleTime")
+        if last:
+            status["lastScheduleTime"] = last
+    return Outcome(status=status, events=_events(previous, decision))
