@@ -56,6 +56,7 @@ class CrawlProcess:
 
     def __init__(self, spider: Spider, settings: Settings, backend: Backend | None = None) -> None:
         self.spider = spider
+        spider.settings = settings  # type: ignore[attr-defined]  # as in Scrapy: spiders may read settings
         self.s = settings
         self.backend = backend or make_backend(settings, spider)
         guard = SSRFGuard(settings.ssrf_allow) if guard_enabled(settings.ssrf_guard) else None

@@ -68,6 +68,7 @@ class Settings(BaseModel):
     ssrf_guard: Literal["auto", "on", "off"] = "auto"
     ssrf_allow: list[str] = []
     max_pages: int | None = Field(None, ge=1)
+    base_url: str | None = Field(None, pattern=r"^https?://")  # overrides a declarative spider's base_url
 
     # items
     item_pipelines: list[str] = []
