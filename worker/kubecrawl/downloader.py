@@ -173,27 +173,31 @@ class Downloader:
                 await asyncio.sleep(wait)
 
     async def _fetch_following_redirects(self, request: Request) -> Response:
+        """One hop. A redirect becomes a new request (raised as :class:`Redirected`) that goes
+        through the scheduler, so its target is deduplicated, robots-checked and SSRF-checked
+        like any other URL (Scrapy's RedirectMiddleware does the same)."""
         url, method, body = request.url, request.method, request.body
-        chain: list[str] = []
-        while True:
-            if url in chain:
-                raise DownloadError("redirect_loop", f"redirect loop: {' -> '.join(chain + [url])}")
-            if len(chain) > self.s.max_redirects:
-                raise DownloadError("too_many_redirects", f"more than {self.s.max_redirects} redirects from {request.url}")
-            if chain and not await self.allowed_by_robots(url):
-                raise DownloadError("robots_denied", f"redirect target {url} is disallowed by robots.txt")
-            status, headers, content = await self._fetch_once(request, url, method, body)
-            if status in _REDIRECTS and "location" in headers:
-                chain.append(url)
-                url = urljoin(url, headers["location"])
-                if not url.startswith(("http://", "https://")):
-                    raise DownloadError("bad_redirect", f"redirect to non-http URL {url[:200]!r}")
-                if status == 303 or (status in (301, 302) and method == "POST"):
-                    method, body = "GET", b""
-                continue
-            if status in self.s.retry_http_codes:
-                raise _Retryable(f"http_{status}", f"HTTP {status}", _retry_after(headers))
-            return Response(url, status, headers, content, request)
+        status, headers, content = await self._fetch_once(request, url, method, body)
+        if status in _REDIRECTS and "location" in headers:
+            raise Redirected(self._redirect_request(request, status, headers["location"]))
+        if status in self.s.retry_http_codes:
+            raise _Retryable(f"http_{status}", f"HTTP {status}", _retry_after(headers))
+        return Response(url, status, headers, content, request)
+
+    def _redirect_request(self, request: Request, status: int, location: str) -> Request:
+        chain = list(request.meta.get("redirect_urls") or []) + [request.url]
+        target = urljoin(request.url, location.strip())
+        if not target.startswith(("http://", "https://")):
+            raise DownloadError("bad_redirect", f"redirect to non-http URL {target[:200]!r}")
+        if target in chain:
+            raise DownloadError("redirect_loop", f"redirect loop: {' -> '.join([*chain, target])}")
+        if len(chain) > self.s.max_redirects:
+            raise DownloadError("too_many_redirects", f"more than {self.s.max_redirects} redirects from {chain[0]}")
+        method, body = request.method, request.body
+        if status == 303 or (status in (301, 302) and method == "POST"):
+            method, body = "GET", b""
+        meta = {**request.meta, "redirect_urls": chain}
+        return request.replace(url=target, method=method, body=body, meta=meta, priority=request.priority + 2, retries=0)
 
     async def _fetch_once(
         self, request: Request, url: str, method: str, body: bytes
@@ -247,6 +251,14 @@ class Downloader:
                 raise DownloadError("too_large", f"{url}: body exceeds max_body_size {limit}")
             chunks.append(chunk)
         return b"".join(chunks)
+
+
+class Redirected(Exception):
+    """The response was a redirect; ``request`` is the follow-up to schedule."""
+
+    def __init__(self, request: Request) -> None:
+        super().__init__(request.url)
+        self.request = request
 
 
 class _Retryable(Exception):

@@ -18,7 +18,7 @@ from collections.abc import Callable
 from typing import Any
 
 from .backends.base import Backend, ItemRecord, Lease, Outcome
-from .downloader import Downloader, DownloadError
+from .downloader import Downloader, DownloadError, Redirected
 from .errors import SpiderError
 from .pipelines import PipelineChain
 from .request import Request
@@ -75,6 +75,7 @@ class Engine:
             self.stop_reason = reason
             self._wake.set()
             self._buffer_ready.set()
+            self._done.set()  # crawl() then waits for the workers' current requests
 
     async def seed(self) -> int:
         """Run ``start_requests`` into the store as round N; returns the round number."""
@@ -100,6 +101,8 @@ class Engine:
         if not batch:
             return 0
         res = await self.backend.commit([Outcome(None, requests=batch)])
+        self.stats.inc("filtered", res.filtered)
+        self.stats.inc("enqueued", res.enqueued)
         return res.enqueued
 
     async def crawl(self) -> Stats:
@@ -295,6 +298,10 @@ class Engine:
             return oc
         try:
             resp = await self.downloader.fetch(req)
+        except Redirected as redirect:
+            stats.inc("redirects")
+            oc.requests.append(redirect.request)
+            return oc
         except DownloadError as exc:
             stats.error(exc.kind)
             stats.inc("retries", exc.retries)
