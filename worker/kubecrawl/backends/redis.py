@@ -1,0 +1,369 @@
+"""The shared store of roles ``master`` and ``slave``: one Redis holds the queue, fingerprints, leases and items.
+
+Keys follow docs/contracts.md §3 and share the hash tag ``kc:{crawl}:`` so the Lua scripts (``lua/*.lua``,
+run by EVALSHA) also work on Redis Cluster. The hot path is two scripts, each one round trip for a whole
+batch: ``pop`` (reap expired leases, lease N requests with a deadline from the server clock) and
+``commit`` (dedup + enqueue, content-dedup + XADD items, ack, counters). A Redis outage is waited out
+with backoff; a commit retried after a lost reply is applied once (per-worker commit sequence).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import os
+import socket
+import time
+import uuid
+from collections.abc import Awaitable, Callable
+from importlib import resources
+from typing import Any, TypeVar
+
+import redis.asyncio as aioredis
+from redis.exceptions import ConnectionError as RedisConnectionError
+from redis.exceptions import ResponseError
+from redis.exceptions import TimeoutError as RedisTimeoutError
+
+from ..errors import StorageError, WireFormatError
+from ..request import _MAX_WIRE_BYTES, Request
+from ..settings import Settings
+from .base import Backend, CommitResult, Lease, Outcome, RoundInfo
+from .bloom import INTSET_ENTRIES, BloomParams, bloom_offsets, bucket_count, set_member
+
+log = logging.getLogger(__name__)
+
+T = TypeVar("T")
+
+#: how long a Redis outage is waited out before the process gives up (exit 1)
+OUTAGE_LIMIT_S = 900.0
+#: expired leases put back per pop
+REAP_MAX = 256
+_RETRYABLE = (RedisConnectionError, RedisTimeoutError, OSError)
+
+
+def crawl_prefix(crawl: str) -> str:
+    """``kc:{crawl}:`` — the hash tag keeps every key of one crawl in one Redis Cluster slot."""
+    return f"kc:{{{crawl}}}:"
+
+
+class Keys:
+    """Every key of one crawl (docs/contracts.md §3)."""
+
+    def __init__(self, crawl: str) -> None:
+        p = self.prefix = crawl_prefix(crawl)
+        self.queue = p + "queue"
+        self.requests = p + "requests"
+        self.leases = p + "leases"
+        self.owners = p + "owners"
+        self.items = p + "items"
+        self.item_seen = p + "item_seen"
+        self.stats = p + "stats"
+        self.workers = p + "workers"
+        self.meta = p + "meta"
+        self.seen_ttl = p + "seen:ttl"
+
+    def seen_bucket(self, i: int) -> str:
+        return f"{self.prefix}seen:{i}"
+
+    def bloom_shard(self, i: int) -> str:
+        return f"{self.prefix}seen:b{i}"
+
+
+def default_worker_id() -> str:
+    """Stable across restarts where the platform gives one (pod name), unique per process otherwise.
+
+    ``KUBECRAWL_WORKER_ID`` wins; inside Kubernetes the hostname is the pod name, which a restarted
+    container keeps, so it reclaims its own leases at once. Elsewhere host + pid + random.
+    """
+    explicit = os.environ.get("KUBECRAWL_WORKER_ID")
+    if explicit:
+        return explicit
+    host = socket.gethostname()
+    if os.environ.get("KUBERNETES_SERVICE_HOST"):
+        return host
+    return f"{host}-{os.getpid()}-{uuid.uuid4().hex[:6]}"
+
+
+def _load_lua(name: str) -> str:
+    return (resources.files(__package__) / "lua" / f"{name}.lua").read_text(encoding="utf-8")
+
+
+def _now_ms() -> int:
+    return int(time.time() * 1000)
+
+
+class RedisBackend(Backend):
+    """:class:`Backend` over one Redis (see module docstring)."""
+
+    writes_output = False
+
+    def __init__(
+        self,
+        client: aioredis.Redis,
+        crawl: str,
+        *,
+        dedup: str = "set",
+        capacity: int = 10_000_000,
+        error_rate: float = 0.001,
+        item_dedup: str = "skip",
+        fingerprint_ttl: float | None = None,
+        lease_seconds: float = 300,
+        worker_id: str | None = None,
+        spider_ref: str | None = None,
+    ) -> None:
+        self.r = client
+        self.crawl = crawl
+        self.k = Keys(crawl)
+        self.dedup = dedup
+        self.buckets = bucket_count(capacity)
+        self.bloom = BloomParams.for_capacity(capacity, error_rate) if dedup == "bloom" else None
+        self.item_dedup = item_dedup
+        self.fingerprint_ttl = fingerprint_ttl
+        self.lease_ms = int(lease_seconds * 1000)
+        self.worker_id = worker_id or default_worker_id()
+        self.spider_ref = spider_ref
+        self.round_trips = 0  # client-side count of commands / scripts / pipelines sent
+        self._rt_reported = 0
+        self._commit_seq = 0
+        self.rejected = 0
+        self.reaped = 0
+        self._scripts = {n: client.register_script(_load_lua(n)) for n in ("pop", "commit", "release", "reject", "heartbeat")}
+        self._closed = False
+
+    @classmethod
+    def from_settings(cls, settings: Settings, crawl: str) -> RedisBackend:
+        client = aioredis.Redis.from_url(
+            settings.redis_url,
+            password=settings.redis_password_value,
+            socket_connect_timeout=5,
+            socket_timeout=max(30.0, settings.download_timeout),
+            health_check_interval=15,
+        )
+        return cls(
+            client,
+            crawl,
+            dedup=settings.dedup,
+            capacity=settings.bloom_capacity,
+            error_rate=settings.bloom_error_rate,
+            item_dedup=settings.item_dedup,
+            fingerprint_ttl=settings.fingerprint_ttl,
+            lease_seconds=settings.lease_seconds,
+            spider_ref=settings.spider,
+        )
+
+    # -- plumbing ------------------------------------------------------------------------------
+    async def _call(self, what: str, fn: Callable[[], Awaitable[T]]) -> T:
+        """Run one round trip, waiting out a Redis outage with backoff (never crash on a restart)."""
+        delay = 0.1
+        down_since: float | None = None
+        while True:
+            self.round_trips += 1
+            try:
+                result = await fn()
+            except _RETRYABLE as exc:
+                now = time.monotonic()
+                if down_since is None:
+                    down_since = now
+                    log.warning("redis unreachable during %s (%s); retrying with backoff", what, exc)
+                if self._closed or now - down_since > OUTAGE_LIMIT_S:
+                    raise StorageError(f"redis unreachable for {now - down_since:.0f}s during {what}: {exc}") from None
+                await asyncio.sleep(delay)
+                delay = min(delay * 2, 3.0)
+                continue
+            except ResponseError as exc:
+                if "LOADING" in str(exc) or "MASTERDOWN" in str(exc):
+                    await asyncio.sleep(delay)
+                    delay = min(delay * 2, 3.0)
+                    continue
+                raise StorageError(f"redis refused {what}: {exc}") from None
+            if down_since is not None:
+                log.info("redis reachable again after %.1fs", time.monotonic() - down_since)
+            return result
+
+    def _script(self, name: str, keys: list[str], args: list[Any]) -> Callable[[], Awaitable[Any]]:
+        script = self._scripts[name]
+        return lambda: script(keys=keys, args=args)
+
+    # -- lifecycle -----------------------------------------------------------------------------
+    async def open(self) -> None:
+        await self._call("ping", self.r.ping)
+        if self.dedup == "set":
+            await self._ensure_intset_entries()
+        n = await self._call(
+            "reclaim own leases",
+            self._script("release", [self.k.queue, self.k.requests, self.k.leases, self.k.owners], [self.worker_id, "all"]),
+        )
+        if n:
+            log.info("reclaimed %d request(s) this worker (%s) held before a restart", n, self.worker_id)
+
+    async def _ensure_intset_entries(self) -> None:
+        """Ask Redis to keep fingerprint buckets as packed intsets (best effort: CONFIG may be disabled)."""
+        try:
+            cur = await self.r.config_get("set-max-intset-entries")
+            if int(cur.get(b"set-max-intset-entries", cur.get("set-max-intset-entries", 0))) < INTSET_ENTRIES:
+                await self.r.config_set("set-max-intset-entries", INTSET_ENTRIES)
+        except Exception as exc:  # noqa: BLE001 - managed Redis often forbids CONFIG
+            log.warning(
+                "cannot raise set-max-intset-entries to %d (%s): fingerprints will take more memory; "
+                "set it in redis.conf",
+                INTSET_ENTRIES,
+                exc,
+            )
+
+    async def close(self) -> None:
+        self._closed = True
+        try:
+            await self.r.aclose()
+        except Exception as exc:  # noqa: BLE001
+            log.debug("closing redis client: %s", exc)
+
+    # -- queue ---------------------------------------------------------------------------------
+    async def pop(self, n: int) -> list[Lease]:
+        k = self.k
+        res = await self._call(
+            "pop",
+            self._script(
+                "pop",
+                [k.queue, k.requests, k.leases, k.owners, k.stats],
+                [n, self.worker_id, self.lease_ms, _MAX_WIRE_BYTES, REAP_MAX],
+            ),
+        )
+        reaped, huge = int(res[0]), int(res[1])
+        if reaped:
+            self.reaped += reaped
+            log.info("%d expired lease(s) went back to the queue", reaped)
+        if huge:
+            self.rejected += huge
+            log.error("rejected %d oversized request payload(s) in %s", huge, k.requests)
+        leases: list[Lease] = []
+        bad: list[str] = []
+        for i in range(2, len(res), 2):
+            rid = res[i].decode() if isinstance(res[i], bytes) else str(res[i])
+            try:
+                leases.append(Lease(rid, Request.from_wire(res[i + 1])))
+            except WireFormatError as exc:
+                log.error("rejected request %s from %s: %s", rid, k.requests, exc)
+                bad.append(rid)
+        if bad:
+            self.rejected += len(bad)
+            await self._call("reject", self._script("reject", [k.queue, k.requests, k.leases, k.owners, k.stats], bad))
+        return leases
+
+    def _request_args(self, req: Request, keys: list[str], index: dict[str, int]) -> list[Any]:
+        fp = req.fingerprint
+        if self.bloom is not None:
+            shard, offs = bloom_offsets(fp, self.bloom)
+            key = self.k.bloom_shard(shard)
+            member: str = ",".join(map(str, offs))
+        else:
+            bucket, m = set_member(fp, self.buckets)
+            key = self.k.seen_bucket(bucket)
+            member = str(m)
+        kidx = index.get(key)
+        if kidx is None:
+            keys.append(key)
+            kidx = index[key] = len(keys)  # Lua KEYS are 1-based
+        ttl = req.fingerprint_ttl if req.fingerprint_ttl is not None else self.fingerprint_ttl
+        return [
+            "d" if req.dont_filter else "n",
+            kidx,
+            member,
+            "" if ttl is None else int(ttl * 1000),
+            fp,
+            -req.priority,
+            req.to_wire(),
+        ]
+
+    async def commit(self, outcomes: list[Outcome]) -> CommitResult:
+        k = self.k
+        keys = [k.queue, k.requests, k.leases, k.owners, k.items, k.item_seen, k.stats, k.meta, k.seen_ttl]
+        index: dict[str, int] = {}
+        req_args: list[Any] = []
+        item_args: list[Any] = []
+        acks: list[str] = []
+        stats: dict[str, int] = {}
+        nreq = nitem = 0
+        for oc in outcomes:
+            for req in oc.requests:
+                req_args.extend(self._request_args(req, keys, index))
+                nreq += 1
+            for rec in oc.items:
+                item_args.extend((rec.key, rec.content_hash, rec.data))
+                nitem += 1
+            if oc.lease_id is not None:
+                acks.append(oc.lease_id)
+            for name, v in oc.stats.items():
+                stats[name] = stats.get(name, 0) + v
+        # this commit included: round trips since the last report
+        rt = self.round_trips + 1 - self._rt_reported
+        stats["round_trips"] = stats.get("round_trips", 0) + rt
+        stat_args: list[Any] = []
+        for name, v in stats.items():
+            if v:
+                stat_args.extend((name, int(v)))
+        self._commit_seq += 1
+        args: list[Any] = [self.dedup, self.item_dedup, self.worker_id, self._commit_seq, nreq, nitem, len(acks), len(stat_args) // 2]
+        args += req_args + item_args + acks + stat_args
+        res = await self._call("commit", self._script("commit", keys, args))
+        self._rt_reported = self.round_trips
+        return CommitResult(int(res[0]), int(res[1]), int(res[2]), int(res[3]))
+
+    async def release(self, lease_ids: list[str]) -> None:
+        if not lease_ids:
+            return
+        k = self.k
+        await self._call(
+            "release",
+            self._script("release", [k.queue, k.requests, k.leases, k.owners], [self.worker_id, "ids", *lease_ids]),
+        )
+
+    async def queued(self) -> int:
+        return int(await self._call("zcard", lambda: self.r.zcard(self.k.queue)))
+
+    async def in_flight(self) -> int:
+        return int(await self._call("zcard", lambda: self.r.zcard(self.k.leases)))
+
+    # -- rounds ----------------------------------------------------------------------------------
+    async def begin_round(self) -> int:
+        k = self.k
+
+        async def run() -> int:
+            async with self.r.pipeline(transaction=True) as p:
+                p.hincrby(k.meta, "round", 1)
+                p.hset(k.meta, mapping={"seeding": 1, "round_started_at": f"{time.time():.3f}"})
+                if self.spider_ref:
+                    p.hset(k.meta, "spider", self.spider_ref)
+                res = await p.execute()
+            return int(res[0])
+
+        return await self._call("begin_round", run)
+
+    async def end_seeding(self, round_no: int) -> None:
+        await self._call(
+            "end_seeding", lambda: self.r.hset(self.k.meta, mapping={"seeded_round": round_no, "seeding": 0})
+        )
+
+    async def round_info(self) -> RoundInfo:
+        seeded, seeding = await self._call("round_info", lambda: self.r.hmget(self.k.meta, ["seeded_round", "seeding"]))
+        return RoundInfo(int(seeded or 0), seeding == b"1")
+
+    async def is_complete(self) -> bool:
+        k = self.k
+
+        async def run() -> list[Any]:
+            async with self.r.pipeline(transaction=True) as p:
+                p.hmget(k.meta, ["seeded_round", "seeding"])
+                p.zcard(k.queue)
+                p.zcard(k.leases)
+                return list(await p.execute())
+
+        (seeded, seeding), queued, leased = await self._call("is_complete", run)
+        return int(seeded or 0) >= 1 and seeding != b"1" and queued == 0 and leased == 0
+
+    async def heartbeat(self, worker_id: str) -> None:
+        """Record this store's worker id (the lease owner), not the engine's per-run id, as alive.
+
+        One attempt, no outage wait: the engine logs a failed heartbeat and carries on.
+        """
+        self.round_trips += 1
+        await self._scripts["heartbeat"](keys=[self.k.workers], args=[self.worker_id])

@@ -1,0 +1,159 @@
+"""Liveness, readiness and Prometheus metrics of one crawl process, on ``health_port``.
+
+``/healthz`` answers 200 while the event loop runs and the store answers (Redis PING for slaves);
+``/readyz`` 200 once the engine runs and is not stopping; ``/metrics`` is Prometheus text from a
+per-process registry: pages, items, errors by kind, in-flight, queue depth, fetch latency histogram.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import functools
+import logging
+import time
+from collections.abc import Iterator
+from typing import Any
+
+from aiohttp import web
+from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, Histogram, generate_latest
+from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily
+from prometheus_client.registry import Collector
+
+log = logging.getLogger(__name__)
+
+_PROBE_TIMEOUT = 2.0
+LATENCY_BUCKETS = (0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0)
+
+
+class _StatsCollector(Collector):
+    """Exposes the process's :class:`~kubecrawl.stats.Stats` and the last sampled store gauges."""
+
+    def __init__(self, proc: Any) -> None:
+        self.proc = proc
+        self.queue_depth: int | None = None
+        self.crawl_in_flight: int | None = None
+
+    def collect(self) -> Iterator[Any]:
+        counts = self.proc.stats.counts
+        for name, key, doc in (
+            ("kubecrawl_pages", "pages", "Pages downloaded by this process"),
+            ("kubecrawl_items", "items", "Items stored by this process"),
+            ("kubecrawl_retries", "retries", "Download retries"),
+            ("kubecrawl_bytes", "bytes", "Response body bytes downloaded"),
+            ("kubecrawl_requests_filtered", "filtered", "Requests dropped as already seen"),
+            ("kubecrawl_items_duplicate", "items_duplicate", "Items not stored again (content seen)"),
+        ):
+            yield CounterMetricFamily(name, doc, value=counts.get(key, 0))
+        errors = CounterMetricFamily("kubecrawl_errors", "Failed requests and callbacks, by kind", labels=["kind"])
+        for key, v in sorted(counts.items()):
+            if key.startswith("error:"):
+                errors.add_metric([key[6:]], v)
+        yield errors
+        backend = self.proc.backend
+        rt = getattr(backend, "round_trips", None)
+        if rt is not None:
+            yield CounterMetricFamily("kubecrawl_redis_round_trips", "Redis round trips sent by this process", value=rt)
+        rejected = getattr(backend, "rejected", 0)
+        yield CounterMetricFamily("kubecrawl_rejected", "Hostile or corrupt queue entries rejected", value=rejected)
+        engine = self.proc.engine
+        held = len(engine._held) if engine is not None else 0  # noqa: SLF001 - read-only peek
+        yield GaugeMetricFamily("kubecrawl_in_flight", "Requests leased by this process and not yet committed", value=held)
+        if self.queue_depth is not None:
+            yield GaugeMetricFamily("kubecrawl_queue_depth", "Requests waiting in the crawl's queue", value=self.queue_depth)
+        if self.crawl_in_flight is not None:
+            yield GaugeMetricFamily(
+                "kubecrawl_crawl_in_flight", "Requests leased by any worker of the crawl", value=self.crawl_in_flight
+            )
+
+
+def _timed_fetch(fetch: Any, hist: Histogram) -> Any:
+    @functools.wraps(fetch)
+    async def wrapper(*args: Any, **kwargs: Any) -> Any:
+        t0 = time.perf_counter()
+        try:
+            return await fetch(*args, **kwargs)
+        finally:
+            hist.observe(time.perf_counter() - t0)
+
+    return wrapper
+
+
+class HealthServer:
+    """aiohttp server for ``/healthz``, ``/readyz`` and ``/metrics`` of ``proc`` (a runner.CrawlProcess)."""
+
+    def __init__(self, proc: Any, port: int, host: str = "0.0.0.0") -> None:  # noqa: S104 - probes come from the kubelet
+        self.proc = proc
+        self.port = port
+        self.host = host
+        self.registry = CollectorRegistry(auto_describe=True)
+        self.collector = _StatsCollector(proc)
+        self.registry.register(self.collector)
+        self.latency = Histogram(
+            "kubecrawl_fetch_latency_seconds",
+            "Time to download one request (retries and redirects included)",
+            buckets=LATENCY_BUCKETS,
+            registry=self.registry,
+        )
+        self._runner: web.AppRunner | None = None
+
+    async def start(self) -> None:
+        downloader = getattr(self.proc, "downloader", None)
+        if downloader is not None:
+            # latency hook: time every fetch of this process's downloader (instance attribute, no core change)
+            downloader.fetch = _timed_fetch(downloader.fetch, self.latency)
+        app = web.Application()
+        app.router.add_get("/healthz", self._healthz)
+        app.router.add_get("/readyz", self._readyz)
+        app.router.add_get("/metrics", self._metrics)
+        self._runner = web.AppRunner(app, access_log=None, handle_signals=False)
+        await self._runner.setup()
+        site = web.TCPSite(self._runner, self.host, self.port, reuse_address=True)
+        await site.start()
+        if self.port == 0:
+            server = site._server  # noqa: SLF001 - the only way to learn an ephemeral port
+            if server is not None and server.sockets:
+                self.port = int(server.sockets[0].getsockname()[1])
+        log.info("health and metrics on http://%s:%d/ (healthz, readyz, metrics)", self.host, self.port)
+
+    async def stop(self) -> None:
+        if self._runner is not None:
+            await self._runner.cleanup()
+            self._runner = None
+
+    async def _store_ok(self) -> tuple[bool, str]:
+        client = getattr(self.proc.backend, "r", None)
+        if client is None:
+            return True, "ok"
+        try:
+            await asyncio.wait_for(client.ping(), _PROBE_TIMEOUT)
+        except Exception as exc:  # noqa: BLE001 - any failure means unhealthy
+            return False, f"redis unreachable: {exc!r}"
+        return True, "ok"
+
+    async def _healthz(self, _request: web.Request) -> web.Response:
+        ok, why = await self._store_ok()
+        return web.Response(status=200 if ok else 503, text=why + "\n")
+
+    async def _readyz(self, _request: web.Request) -> web.Response:
+        engine = self.proc.engine
+        if engine is None:
+            return web.Response(status=503, text="starting\n")
+        if engine._stopping:  # noqa: SLF001 - read-only peek
+            return web.Response(status=503, text="stopping\n")
+        ok, why = await self._store_ok()
+        return web.Response(status=200 if ok else 503, text=why + "\n")
+
+    async def _metrics(self, _request: web.Request) -> web.Response:
+        backend = self.proc.backend
+        try:
+            self.collector.queue_depth = await asyncio.wait_for(_one_shot(backend.queued()), _PROBE_TIMEOUT)
+            self.collector.crawl_in_flight = await asyncio.wait_for(_one_shot(backend.in_flight()), _PROBE_TIMEOUT)
+        except Exception as exc:  # noqa: BLE001 - metrics still answer without the store gauges
+            log.debug("metrics: store gauges unavailable: %s", exc)
+            self.collector.queue_depth = self.collector.crawl_in_flight = None
+        body = generate_latest(self.registry)
+        return web.Response(body=body, headers={"Content-Type": CONTENT_TYPE_LATEST})
+
+
+async def _one_shot(coro: Any) -> int:
+    return int(await coro)

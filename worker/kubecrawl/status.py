@@ -1,0 +1,164 @@
+"""Reading a distributed crawl's state out of Redis: ``kubecrawl status``, ``kubecrawl export``, the operator.
+
+:func:`read_status` is the one reader of the keys of docs/contracts.md §3 (sync, redis-py); it issues a
+single pipelined round trip, so polling it from the operator is cheap.
+"""
+
+from __future__ import annotations
+
+import logging
+from pathlib import Path
+from typing import Any
+
+import redis
+from pydantic import BaseModel
+
+from .backends.redis import Keys
+
+log = logging.getLogger(__name__)
+
+#: a worker whose last heartbeat is older than this is not counted as live
+LIVE_WORKER_MS = 30_000
+
+
+class CrawlStatus(BaseModel):
+    """A snapshot of one crawl, as ``kubecrawl status`` prints it and the operator stores it."""
+
+    crawl: str
+    queued: int = 0
+    in_flight: int = 0
+    seen: int = 0
+    items: int = 0
+    live_workers: int = 0
+    workers: list[str] = []
+    seeded_round: int = 0
+    round: int = 0
+    seeding: bool = False
+    complete: bool = False
+    pages: int = 0
+    errors: int = 0
+    retries: int = 0
+    bytes: int = 0
+    rejected: int = 0
+    pages_per_min: float = 0.0
+    round_trips: int = 0
+    round_trips_per_page: float | None = None
+    stats: dict[str, int] = {}
+    exists: bool = False
+
+    def as_dict(self) -> dict[str, Any]:
+        return self.model_dump()
+
+
+def redis_client(url: str, password: str | None = None) -> redis.Redis:
+    """A sync client for status/export (the operator passes the password from the Secret)."""
+    return redis.Redis.from_url(url, password=password, socket_connect_timeout=5, socket_timeout=30)
+
+
+def _int(v: Any) -> int:
+    try:
+        return int(v)
+    except (TypeError, ValueError):
+        return 0
+
+
+def pages_per_minute(stats: dict[str, int], now_ms: int) -> float:
+    """Pages in the last minute: the previous whole minute's count blended with the current one."""
+    minute = stats.get("pm:minute", 0)
+    now_minute, frac = divmod(now_ms, 60_000)
+    frac_f = frac / 60_000
+    if minute == now_minute:
+        return stats.get("pm:prev", 0) * (1 - frac_f) + stats.get("pm:cur", 0)
+    if minute == now_minute - 1:
+        return stats.get("pm:cur", 0) * (1 - frac_f)
+    return 0.0
+
+
+def read_status(client: redis.Redis, crawl: str) -> CrawlStatus:
+    """Queue depth, in flight, seen, items, live workers, counters and completion of ``crawl``."""
+    k = Keys(crawl)
+    p = client.pipeline(transaction=False)
+    p.time()
+    p.zcard(k.queue)
+    p.zcard(k.leases)
+    p.xlen(k.items)
+    p.hgetall(k.stats)
+    p.hgetall(k.meta)
+    p.zrange(k.workers, 0, -1, withscores=True)
+    now_t, queued, leased, items, raw_stats, raw_meta, workers = p.execute()
+    now_ms = int(now_t[0]) * 1000 + int(now_t[1]) // 1000
+    stats = {_s(kk): _int(v) for kk, v in raw_stats.items()}
+    meta = {_s(kk): _s(v) for kk, v in raw_meta.items()}
+    live = [_s(w) for w, score in workers if now_ms - score <= LIVE_WORKER_MS]
+    seeded = _int(meta.get("seeded_round"))
+    seeding = meta.get("seeding") == "1"
+    pages = stats.get("pages", 0)
+    rt = stats.get("round_trips", 0)
+    return CrawlStatus(
+        crawl=crawl,
+        queued=queued,
+        in_flight=leased,
+        seen=stats.get("seen", 0),
+        items=items,
+        live_workers=len(live),
+        workers=sorted(live),
+        seeded_round=seeded,
+        round=_int(meta.get("round")),
+        seeding=seeding,
+        complete=seeded >= 1 and not seeding and queued == 0 and leased == 0,
+        pages=pages,
+        errors=stats.get("errors", 0),
+        retries=stats.get("retries", 0),
+        bytes=stats.get("bytes", 0),
+        rejected=stats.get("rejected", 0),
+        pages_per_min=round(pages_per_minute(stats, now_ms), 1),
+        round_trips=rt,
+        round_trips_per_page=round(rt / pages, 4) if pages else None,
+        stats={kk: v for kk, v in sorted(stats.items()) if not kk.startswith("pm:")},
+        exists=bool(raw_meta or raw_stats or queued),
+    )
+
+
+def _s(v: Any) -> str:
+    return v.decode("utf-8", "replace") if isinstance(v, bytes) else str(v)
+
+
+def format_status(st: CrawlStatus) -> str:
+    """Human-readable status, a few aligned lines."""
+    if not st.exists:
+        return f"crawl {st.crawl!r}: nothing in Redis under kc:{{{st.crawl}}}: (not started, or wrong --crawl/--redis-url)"
+    state = "seeding" if st.seeding else ("complete" if st.complete else ("running" if st.seeded_round else "waiting for seeds"))
+    rtp = f"{st.round_trips_per_page:.3f}" if st.round_trips_per_page is not None else "-"
+    errors = ", ".join(f"{k[6:]}={v}" for k, v in st.stats.items() if k.startswith("error:"))
+    lines = [
+        f"crawl          {st.crawl}  (round {st.seeded_round}, {state})",
+        f"queue          {st.queued:,} queued, {st.in_flight:,} in flight",
+        f"seen           {st.seen:,} request fingerprints",
+        f"pages          {st.pages:,}  ({st.pages_per_min:,.0f} pages/min, {st.bytes / 1e6:,.1f} MB)",
+        f"items          {st.items:,}",
+        f"errors         {st.errors:,}" + (f"  ({errors})" if errors else "") + f", {st.retries:,} retries, {st.rejected:,} rejected",
+        f"workers        {st.live_workers} live" + (f": {', '.join(st.workers)}" if st.workers else ""),
+        f"redis          {st.round_trips:,} round trips ({rtp} per page)",
+    ]
+    return "\n".join(lines)
+
+
+def export_items(client: redis.Redis, crawl: str, path: Path, since: str = "0", batch: int = 1000) -> int:
+    """Write the crawl's items to ``path`` as JSON lines; returns the count.
+
+    ``since="0"`` (all items) rewrites the file; a stream id appends the entries after it (incremental export).
+    """
+    k = Keys(crawl)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    n = 0
+    last = since or "0"
+    with open(path, "wb" if last == "0" else "ab") as out:
+        while True:
+            entries = client.xrange(k.items, min=f"({last}" if last != "0" else "-", max="+", count=batch)
+            if not entries:
+                break
+            out.write(b"".join(fields[b"j"] + b"\n" for _id, fields in entries if b"j" in fields))
+            n += sum(1 for _id, fields in entries if b"j" in fields)
+            last = _s(entries[-1][0])
+    log.info("exported %d item(s) of %s to %s (last id %s)", n, crawl, path, last)
+    return n
