@@ -42,7 +42,9 @@ class TestHTTPServer:
     def route(self, path: str, handler: Handler) -> None:
         self.routes[path] = handler
 
-    def html(self, path: str, body: str | bytes, status: int = 200, content_type: str = "text/html; charset=utf-8") -> None:
+    def html(
+        self, path: str, body: str | bytes, status: int = 200, content_type: str = "text/html; charset=utf-8"
+    ) -> None:
         data = body.encode("utf-8") if isinstance(body, str) else body
         self.routes[path] = lambda _req: (status, {"Content-Type": content_type}, data)
 
@@ -128,7 +130,9 @@ def slow(seconds: float, reply: Reply) -> Handler:
     return handler
 
 
-def generated_site(server: TestHTTPServer, pages: int, links: int = 10, delay: float = 0.0, prefix: str = "/gen") -> set[str]:
+def generated_site(
+    server: TestHTTPServer, pages: int, links: int = 10, delay: float = 0.0, prefix: str = "/gen"
+) -> set[str]:
     """Register ``pages`` connected pages ``/gen/<i>.html`` (each links to ``links`` others); returns their paths."""
 
     def page(req: RequestInfo) -> Reply:

@@ -6,8 +6,8 @@ from collections import Counter
 from pathlib import Path
 
 import orjson
-
 from kubecrawl import Request, Response, Spider
+
 from tests.helpers.crawl import crawl
 from tests.helpers.httpserver import RequestInfo, TestHTTPServer, generated_site, slow
 
@@ -64,7 +64,15 @@ async def test_chinese_pages_decode_without_mojibake(http_server: TestHTTPServer
     s.route("/utf8-bom", lambda _r: (200, {"Content-Type": "text/html"}, bom))
     links = "".join(
         f'<a href="{p}">x</a>'
-        for p in ("/utf8-header", "/gbk-header", "/gb2312-header", "/gbk-meta", "/gbk-meta5", "/gbk-nowhere", "/utf8-bom")
+        for p in (
+            "/utf8-header",
+            "/gbk-header",
+            "/gb2312-header",
+            "/gbk-meta",
+            "/gbk-meta5",
+            "/gbk-nowhere",
+            "/utf8-bom",
+        )
     )
     s.html("/", f"<html><body>{links}</body></html>")
     out = tmp_path / "items.jsonl"
@@ -108,12 +116,28 @@ async def test_errors_are_counted_never_crash(http_server: TestHTTPServer, tmp_p
     s.route("/huge-chunked", lambda _r: (200, {"Content-Type": "text/html"}, (b"y" * 16384 for _ in range(30))))
     s.route(
         "/malformed",
-        lambda _r: (200, {"Content-Type": "text/html; charset=utf-8"}, b"<html><title>bad \xff\xfe bytes</title><body><div><p>unclosed<a href='/final'>x"),
+        lambda _r: (
+            200,
+            {"Content-Type": "text/html; charset=utf-8"},
+            b"<html><title>bad \xff\xfe bytes</title><body><div><p>unclosed<a href='/final'>x",
+        ),
     )
     s.route("/robots.txt", lambda _r: (200, {"Content-Type": "text/plain"}, b"User-agent: *\nDisallow: /private/\n"))
     s.html("/private/secret", "<title>secret</title>")
     s.html("/missing-target", "unused")
-    paths = ["/flaky", "/429", "/always500", "/r1", "/loop-a", "/slow", "/huge", "/huge-chunked", "/malformed", "/private/secret", "/404"]
+    paths = [
+        "/flaky",
+        "/429",
+        "/always500",
+        "/r1",
+        "/loop-a",
+        "/slow",
+        "/huge",
+        "/huge-chunked",
+        "/malformed",
+        "/private/secret",
+        "/404",
+    ]
     s.html("/", "<html><body>" + "".join(f'<a href="{p}">x</a>' for p in paths) + "</body></html>")
     out = tmp_path / "items.jsonl"
     stats, _ = await crawl(
@@ -166,7 +190,14 @@ async def test_priorities_and_dont_filter(http_server: TestHTTPServer, tmp_path:
 
 async def test_callbacks_by_name_and_json_and_pipelines(http_server: TestHTTPServer, tmp_path: Path) -> None:
     s = http_server
-    s.route("/api", lambda _r: (200, {"Content-Type": "application/json"}, orjson.dumps({"rows": [{"u": "/d1"}, {"u": "/d2"}, {"u": "/d3"}]})))
+    s.route(
+        "/api",
+        lambda _r: (
+            200,
+            {"Content-Type": "application/json"},
+            orjson.dumps({"rows": [{"u": "/d1"}, {"u": "/d2"}, {"u": "/d3"}]}),
+        ),
+    )
     for p in ("/d1", "/d2", "/d3"):
         s.html(p, f"<title>doc {p}</title>")
 

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import os
 import signal
 import subprocess
 import sys
@@ -17,7 +16,7 @@ from tests.helpers.httpserver import TestHTTPServer, generated_site
 
 KUBECRAWL = str(Path(sys.executable).with_name("kubecrawl"))
 
-SPIDER = '''
+SPIDER = """
 from kubecrawl import Spider
 
 class Site(Spider):
@@ -28,7 +27,7 @@ class Site(Spider):
         yield {{"url": response.url, "title": response.css("title::text").get()}}
         for req in response.follow_all(css="a"):
             yield req
-'''
+"""
 
 CONCURRENCY = 4
 
@@ -41,8 +40,17 @@ def _write_spider(tmp_path: Path, start: str) -> Path:
 
 def _cmd(spider: Path, out: Path, state: Path) -> list[str]:
     return [
-        KUBECRAWL, "crawl", str(spider), "-o", str(out), "--state-dir", str(state),
-        "-s", f"concurrency={CONCURRENCY}", "-s", "log_format=json",
+        KUBECRAWL,
+        "crawl",
+        str(spider),
+        "-o",
+        str(out),
+        "--state-dir",
+        str(state),
+        "-s",
+        f"concurrency={CONCURRENCY}",
+        "-s",
+        "log_format=json",
     ]
 
 

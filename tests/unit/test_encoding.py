@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import httpx
-
 from kubecrawl import Request, Response
 from kubecrawl.encoding import decode_body
 
@@ -39,7 +38,13 @@ def test_invalid_bytes_never_raise() -> None:
 
 def test_response_helpers() -> None:
     body = b'<html><head><title>T</title></head><body><a href="/x?b=1">x</a><a href="y">y</a></body></html>'
-    r = Response("http://h/dir/page", 200, httpx.Headers({"content-type": "text/html"}), body, Request("http://h/dir/page", meta={"m": 1}))
+    r = Response(
+        "http://h/dir/page",
+        200,
+        httpx.Headers({"content-type": "text/html"}),
+        body,
+        Request("http://h/dir/page", meta={"m": 1}),
+    )
     assert r.css("title::text").get() == "T"
     assert r.xpath("//a/@href").getall() == ["/x?b=1", "y"]
     assert [q.url for q in r.follow_all(css="a")] == ["http://h/x?b=1", "http://h/dir/y"]

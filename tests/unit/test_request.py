@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import pytest
-
 from kubecrawl import Request, Spider
 from kubecrawl.errors import SpiderError, WireFormatError
 

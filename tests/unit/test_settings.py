@@ -5,7 +5,6 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
-
 from kubecrawl.errors import ConfigurationError
 from kubecrawl.settings import Settings, build_settings, parse_kv
 
@@ -32,7 +31,9 @@ def test_precedence(tmp_path: Path) -> None:
 
 
 def test_lists_from_env_and_cli() -> None:
-    s = build_settings(cli=parse_kv(["item_key=[title, source]"]), environ={"KUBECRAWL_SSRF_ALLOW": "10.0.0.0/8, internal.svc"})
+    s = build_settings(
+        cli=parse_kv(["item_key=[title, source]"]), environ={"KUBECRAWL_SSRF_ALLOW": "10.0.0.0/8, internal.svc"}
+    )
     assert s.item_key == ["title", "source"]
     assert s.ssrf_allow == ["10.0.0.0/8", "internal.svc"]
 

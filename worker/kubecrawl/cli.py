@@ -34,7 +34,9 @@ def _parser() -> argparse.ArgumentParser:
     c.add_argument("--every", type=float, help="re-run the start requests every N seconds (incremental)")
     c.add_argument("--cron", help='re-run the start requests on a cron schedule, e.g. "*/5 * * * *"')
     c.add_argument("--max-rounds", type=int)
-    c.add_argument("--exit-when-idle", action="store_true", default=None, help="slave: exit 0 when the round is complete")
+    c.add_argument(
+        "--exit-when-idle", action="store_true", default=None, help="slave: exit 0 when the round is complete"
+    )
     c.add_argument("--health-port", type=int)
     c.add_argument("--settings", dest="settings_file", type=Path, help="YAML settings file")
     c.add_argument("-s", "--set", dest="sets", action="append", default=[], metavar="KEY=VALUE")
@@ -43,7 +45,9 @@ def _parser() -> argparse.ArgumentParser:
     for name, helptext in (("status", "show a distributed crawl's progress"), ("export", "write a crawl's items")):
         sp = sub.add_parser(name, help=helptext)
         sp.add_argument("--redis-url", default=os.environ.get("KUBECRAWL_REDIS_URL", "redis://127.0.0.1:6379/0"))
-        sp.add_argument("--crawl", default=os.environ.get("KUBECRAWL_CRAWL"), required="KUBECRAWL_CRAWL" not in os.environ)
+        sp.add_argument(
+            "--crawl", default=os.environ.get("KUBECRAWL_CRAWL"), required="KUBECRAWL_CRAWL" not in os.environ
+        )
         if name == "status":
             sp.add_argument("--json", action="store_true")
         else:

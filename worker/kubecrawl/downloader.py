@@ -92,7 +92,7 @@ class Downloader:
                 limit=limits.max_connections or 0,
                 limit_per_host=0,
                 keepalive_timeout=limits.keepalive_expiry or 30,
-                ssl=None if self.s.verify_tls else False,
+                ssl=self.s.verify_tls,
                 resolver=resolver,
                 ttl_dns_cache=60,
             )
@@ -185,7 +185,7 @@ class Downloader:
         return Response(url, status, headers, content, request)
 
     def _redirect_request(self, request: Request, status: int, location: str) -> Request:
-        chain = list(request.meta.get("redirect_urls") or []) + [request.url]
+        chain = [*list(request.meta.get("redirect_urls") or []), request.url]
         target = urljoin(request.url, location.strip())
         if not target.startswith(("http://", "https://")):
             raise DownloadError("bad_redirect", f"redirect to non-http URL {target[:200]!r}")
@@ -197,7 +197,9 @@ class Downloader:
         if status == 303 or (status in (301, 302) and method == "POST"):
             method, body = "GET", b""
         meta = {**request.meta, "redirect_urls": chain}
-        return request.replace(url=target, method=method, body=body, meta=meta, priority=request.priority + 2, retries=0)
+        return request.replace(
+            url=target, method=method, body=body, meta=meta, priority=request.priority + 2, retries=0
+        )
 
     async def _fetch_once(
         self, request: Request, url: str, method: str, body: bytes

@@ -363,7 +363,9 @@ class Engine:
         item = to_item_dict(obj)
         if item is None:
             self.stats.error("bad_output")
-            log.error("callback yielded %s; expected a Request, a dict, a dataclass or a pydantic model", type(obj).__name__)
+            log.error(
+                "callback yielded %s; expected a Request, a dict, a dataclass or a pydantic model", type(obj).__name__
+            )
             return
         processed = await self.pipelines.process(item, self.spider)
         if processed is None:

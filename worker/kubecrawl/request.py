@@ -54,19 +54,19 @@ class Request:
     """
 
     __slots__ = (
-        "url",
-        "method",
-        "headers",
-        "body",
-        "meta",
-        "priority",
-        "dont_filter",
-        "callback",
-        "errback",
-        "cb_kwargs",
-        "retries",
-        "fingerprint_ttl",
         "_fp",
+        "body",
+        "callback",
+        "cb_kwargs",
+        "dont_filter",
+        "errback",
+        "fingerprint_ttl",
+        "headers",
+        "meta",
+        "method",
+        "priority",
+        "retries",
+        "url",
     )
 
     def __init__(

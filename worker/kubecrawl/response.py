@@ -23,7 +23,7 @@ class Response:
     :class:`~parsel.Selector` built once per response.
     """
 
-    __slots__ = ("url", "status", "headers", "body", "request", "_encoding", "_text", "_selector")
+    __slots__ = ("_encoding", "_selector", "_text", "body", "headers", "request", "status", "url")
 
     def __init__(
         self,

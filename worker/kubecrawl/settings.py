@@ -121,9 +121,7 @@ def _normalise(source: str, mapping: Mapping[str, Any]) -> dict[str, Any]:
     for key, value in mapping.items():
         k = key.lower().replace("-", "_")
         if k not in _FIELDS:
-            raise ConfigurationError(
-                f"unknown setting {key!r} (from {source}); see docs/settings.md for the list"
-            )
+            raise ConfigurationError(f"unknown setting {key!r} (from {source}); see docs/settings.md for the list")
         out[k] = value
     return out
 
@@ -187,7 +185,6 @@ def build_settings(
         return Settings.model_validate(merged)
     except ValidationError as exc:
         problems = "; ".join(
-            f"{'.'.join(str(p) for p in err['loc'])}: {err['msg']} (got {err.get('input')!r})"
-            for err in exc.errors()
+            f"{'.'.join(str(p) for p in err['loc'])}: {err['msg']} (got {err.get('input')!r})" for err in exc.errors()
         )
         raise ConfigurationError(f"invalid settings: {problems}") from None

@@ -82,10 +82,10 @@ class Backend(ABC):
 
     item_dedup: str = "skip"  # skip / update / off
 
-    async def open(self) -> None:  # noqa: B027 - optional hook
+    async def open(self) -> None:
         """Connect / create schema; reclaim leases that a previous run of this worker left."""
 
-    async def close(self) -> None:  # noqa: B027 - optional hook
+    async def close(self) -> None:
         """Release resources; leases still held are released first by the engine."""
 
     @abstractmethod
@@ -125,5 +125,5 @@ class Backend(ABC):
         info = await self.round_info()
         return info.round >= 1 and not info.seeding and await self.queued() == 0 and await self.in_flight() == 0
 
-    async def heartbeat(self, worker_id: str) -> None:  # noqa: B027 - optional hook
+    async def heartbeat(self, worker_id: str) -> None:
         """Record that this worker is alive (shared stores only)."""

@@ -15,7 +15,7 @@ from .base import Backend, CommitResult, ItemRecord, Lease, Outcome, RoundInfo
 class SeenSet:
     """Request fingerprints, with optional per-fingerprint expiry (re-visit age)."""
 
-    __slots__ = ("_plain", "_expiring")
+    __slots__ = ("_expiring", "_plain")
 
     def __init__(self) -> None:
         self._plain: set[bytes] = set()
@@ -47,7 +47,7 @@ class SeenSet:
 class ItemKeys:
     """Content fingerprints of stored items (``skip``) or key → content hash (``update``)."""
 
-    __slots__ = ("mode", "_keys")
+    __slots__ = ("_keys", "mode")
 
     def __init__(self, mode: str) -> None:
         self.mode = mode
@@ -95,7 +95,7 @@ class MemoryBackend(Backend):
             self._out = None
 
     async def pop(self, n: int) -> list[Lease]:
-        out = []
+        out: list[Lease] = []
         heap = self._heap
         while heap and len(out) < n:
             _, _, req = heapq.heappop(heap)

@@ -116,9 +116,7 @@ class SQLiteBackend(Backend):
     # -- queue -------------------------------------------------------------------------------
     async def pop(self, n: int) -> list[Lease]:
         db = self.db
-        rows = db.execute(
-            "SELECT id, data FROM queue WHERE leased=0 ORDER BY prio DESC, id LIMIT ?", (n,)
-        ).fetchall()
+        rows = db.execute("SELECT id, data FROM queue WHERE leased=0 ORDER BY prio DESC, id LIMIT ?", (n,)).fetchall()
         if not rows:
             return []
         db.execute("BEGIN")

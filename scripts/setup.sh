@@ -1,0 +1,40 @@
+#!/usr/bin/env bash
+# Set up a development environment on a fresh Debian/Ubuntu machine: system packages the tests
+# use (redis-server, nginx, etcd) and a virtualenv (.venv) with the worker and the operator.
+# Idempotent: re-running only installs what is missing.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+need=()
+command -v redis-server >/dev/null || need+=(redis-server)
+command -v nginx >/dev/null || need+=(nginx-light)
+command -v etcd >/dev/null || need+=(etcd-server)
+if [ "${KUBECRAWL_SETUP_IMAGES:-0}" = 1 ]; then
+  command -v buildah >/dev/null || need+=(buildah)
+  command -v podman >/dev/null || need+=(podman)
+  command -v debootstrap >/dev/null || need+=(debootstrap)
+fi
+if [ ${#need[@]} -gt 0 ]; then
+  if [ "$(id -u)" = 0 ] && command -v apt-get >/dev/null; then
+    echo "setup: installing ${need[*]}"
+    apt-get update -qq
+    DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends "${need[@]}" >/dev/null
+    # the packages start services we do not want running: tests start their own servers
+    for svc in redis-server nginx etcd; do
+      (command -v systemctl >/dev/null && systemctl stop "$svc" 2>/dev/null) || service "$svc" stop 2>/dev/null || true
+    done
+  else
+    echo "setup: please install: ${need[*]} (needs root/apt)" >&2
+  fi
+fi
+
+PY=${PYTHON:-python3}
+if [ ! -x .venv/bin/python ]; then
+  "$PY" -m venv .venv
+fi
+.venv/bin/pip install -q --upgrade pip
+.venv/bin/pip install -q -e "worker[dev]"
+if [ -f operator/pyproject.toml ]; then
+  .venv/bin/pip install -q -e "operator[dev]"
+fi
+echo "setup: ready (.venv)"
