@@ -91,8 +91,12 @@ def _title(n: int) -> str:
 class SinaRollSite:
     """The emulator. ``start()`` serves it on a free port; ``stop()`` shuts it down."""
 
-    def __init__(self, initial: int = 20, republish_every: int = 4) -> None:
+    def __init__(self, initial: int = 20, republish_every: int = 4, auto_advance: int = 0) -> None:
+        """``auto_advance``: publish that many new articles whenever page 1 of the roll is fetched
+        again (as the real roll does between two visits), so timed rounds see news without a driver."""
         self._lock = threading.Lock()
+        self.auto_advance = auto_advance
+        self._roll_visits = 0
         self._next_id = 1
         self._republished: set[int] = set()
         self.republish_every = republish_every
@@ -208,6 +212,12 @@ class SinaRollSite:
                 page = max(1, int(q.get("page", ["1"])[0]))
             except ValueError:
                 return 400, {"Content-Type": "application/json"}, b'{"result":{"status":{"code":1}}}'
+            if page == 1 and self.auto_advance:
+                with self._lock:
+                    self._roll_visits += 1
+                    visits = self._roll_visits
+                if visits > 1:
+                    self.advance(self.auto_advance)
             return 200, {"Content-Type": "application/json; charset=utf-8"}, self.roll_json(num, page)
         a = self.article_by_path(path)
         if a is None or a.kind == "missing":
