@@ -24,67 +24,112 @@ ENV_PREFIX = "KUBECRAWL_"
 class Settings(BaseModel):
     """Every setting kubecrawl reads. See docs/contracts.md §2 and docs/settings.md."""
 
-    model_config = ConfigDict(extra="forbid", validate_assignment=True)
+    model_config = ConfigDict(extra="forbid", validate_assignment=True, use_attribute_docstrings=True)
 
     # what to run
     role: Literal["none", "master", "slave"] = "none"
+    """none: one process, local store; master: seed the start requests into Redis and exit; slave: crawl from Redis."""
     spider: str | None = None
+    """pkg.module:Class, path/to/file.py[:Class], or a declarative spider .yaml/.json."""
     crawl: str | None = Field(None, pattern=r"^[a-zA-Z0-9][a-zA-Z0-9_.-]{0,62}$")
+    """Crawl name: the Redis key prefix kc:{crawl}: (default: the spider's name)."""
     output: Path | None = None
+    """Append stored items to this JSON-lines file (role none)."""
     state_dir: Path | None = None
+    """Persist queue, fingerprints and items here (SQLite, WAL) so an interrupted crawl resumes."""
     settings_file: Path | None = None
+    """A YAML file of settings (lower precedence than the environment)."""
 
     # shared store
     redis_url: str = "redis://127.0.0.1:6379/0"
+    """Redis URL for master/slave (redis://host:port/db or rediss://)."""
     redis_password: SecretStr | None = None
+    """Redis password; kept out of URLs, logs and command lines."""
     dedup: Literal["set", "bloom"] = "set"
+    """Request fingerprint store in Redis: set (exact, 64-bit fingerprints in intset buckets) or bloom."""
     bloom_capacity: int = Field(10_000_000, ge=1000)
+    """Bloom filter: expected number of distinct requests."""
     bloom_error_rate: float = Field(0.001, gt=0, lt=0.5)
+    """Bloom filter: false-positive rate at capacity (a false positive drops a new URL)."""
     lease_seconds: float = Field(300, gt=0)
+    """How long a popped request stays leased before another worker may take it."""
     pop_batch: int = Field(32, ge=1, le=1000)
+    """Requests popped (and outcomes committed) per store round trip."""
     exit_when_idle: bool = False
+    """Slave: exit 0 once the round is complete (seeded, queue empty, nothing in flight)."""
     health_port: int | None = Field(None, ge=0, le=65535)
+    """Serve /healthz, /readyz and /metrics on this port (slaves default to 8080)."""
 
     # politeness and downloading
     concurrency: int = Field(32, ge=1, le=10_000)
+    """Concurrent requests in this process."""
     concurrency_per_host: int = Field(8, ge=1, le=10_000)
+    """Concurrent requests to one host."""
     download_delay: float = Field(0.0, ge=0)
+    """Seconds between requests to one host (randomised 0.5x-1.5x)."""
     download_timeout: float = Field(30.0, gt=0)
+    """Seconds before a request times out (connect, read, each)."""
     max_retries: int = Field(3, ge=0, le=100)
+    """Retries of network errors, timeouts and retry_http_codes, with exponential backoff."""
     retry_backoff: float = Field(0.5, ge=0)
+    """Base of the exponential retry backoff, in seconds."""
     retry_max_wait: float = Field(60.0, ge=0)
+    """Upper bound of one retry wait, including a server's Retry-After."""
     retry_http_codes: list[int] = [500, 502, 503, 504, 522, 524, 408, 429]
+    """HTTP statuses that are retried (429 honours Retry-After)."""
     max_redirects: int = Field(10, ge=0, le=100)
+    """Redirect hops allowed from one request."""
     max_body_size: int = Field(10 * 1024 * 1024, ge=1024)
+    """Bodies larger than this many bytes are refused (counted as too_large)."""
     obey_robots: bool = True
+    """Fetch and obey robots.txt of each origin."""
     user_agent: str = f"kubecrawl/{__version__}"
+    """User-Agent header (and the robots.txt user agent)."""
     default_headers: dict[str, str] = {
         "Accept": "text/html,application/xhtml+xml,application/xml;q=0.9,*/*;q=0.8",
         "Accept-Language": "en,zh;q=0.8",
     }
+    """Headers sent with every request."""
     proxy: str | None = None
+    """HTTP(S) proxy URL for every request."""
     http_transport: Literal["aiohttp", "httpx"] = "aiohttp"
+    """aiohttp (fast, default) or httpx's own transport; both behind the httpx API."""
     verify_tls: bool = True
+    """Verify TLS certificates."""
     ssrf_guard: Literal["auto", "on", "off"] = "auto"
+    """Refuse loopback/private/link-local/metadata addresses: auto = on inside Kubernetes."""
     ssrf_allow: list[str] = []
+    """Hosts or CIDRs exempt from the SSRF guard (comma list)."""
     max_pages: int | None = Field(None, ge=1)
+    """Stop gracefully after this many pages (this process)."""
     base_url: str | None = Field(None, pattern=r"^https?://")  # overrides a declarative spider's base_url
+    """Overrides a declarative spider's base_url (point a spider at a mirror or test server)."""
 
     # items
     item_pipelines: list[str] = []
+    """Item pipeline classes (pkg.module.Class), run in order before items are stored."""
     item_key: list[str] = ["url", "title", "author"]
+    """Item fields whose values form the content fingerprint (comma list)."""
     item_dedup: Literal["skip", "update", "off"] = "skip"
+    """skip: never store an item whose key was stored; update: store again when its content changed; off."""
     fingerprint_ttl: float | None = Field(None, gt=0)
+    """Seconds after which a seen request may be fetched again (re-visit age)."""
 
     # incremental rounds
     every: float | None = Field(None, gt=0)
+    """Run a new round (the start requests again) every N seconds."""
     cron: str | None = None
+    """Run a new round on this cron schedule."""
     max_rounds: int | None = Field(None, ge=1)
+    """Stop after this many rounds."""
 
     # logging / UI
     log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = "INFO"
+    """DEBUG, INFO, WARNING or ERROR."""
     log_format: Literal["auto", "text", "json"] = "auto"
+    """auto (text on a terminal, JSON lines otherwise), text or json."""
     progress: Literal["auto", "on", "off"] = "auto"
+    """Live progress display: auto (on a terminal), on or off."""
 
     @field_validator("retry_http_codes", "item_key", "ssrf_allow", "item_pipelines", mode="before")
     @classmethod

@@ -1,0 +1,48 @@
+"""Write docs/settings.md from kubecrawl.settings.Settings (the one place defaults live).
+
+Run: .venv/bin/python scripts/gen_settings_doc.py   (tests/unit/test_docs_current.py fails when stale)
+"""
+
+from __future__ import annotations
+
+import json
+import sys
+from pathlib import Path
+
+from kubecrawl.settings import ENV_PREFIX, Settings
+
+HEADER = """# Settings reference
+
+Generated from `kubecrawl.settings.Settings` by `scripts/gen_settings_doc.py`; do not edit by hand.
+
+Precedence, highest first: CLI flags and `-s KEY=VALUE` > environment `KUBECRAWL_<KEY>` > settings file
+(`--settings FILE`, YAML) > the spider's `custom_settings` > the defaults below. Keys are case-insensitive;
+lists may be given as comma lists (`-s item_key=title,source`). An unknown key or an invalid value stops
+the crawl at start-up with exit code 2 and a message naming the key.
+
+| setting | environment | default | meaning |
+|---|---|---|---|
+"""
+
+
+def render() -> str:
+    rows = []
+    for name, field in Settings.model_fields.items():
+        default = field.default
+        if hasattr(default, "get_secret_value"):
+            default = "***"
+        shown = "—" if default is None else f"`{json.dumps(default, default=str, ensure_ascii=False)}`"
+        desc = (field.description or "").replace("|", "\\|")
+        rows.append(f"| `{name}` | `{ENV_PREFIX}{name.upper()}` | {shown} | {desc} |")
+    return HEADER + "\n".join(rows) + "\n"
+
+
+def main() -> int:
+    target = Path(__file__).resolve().parent.parent / "docs" / "settings.md"
+    target.write_text(render(), encoding="utf-8")
+    sys.stdout.write(f"wrote {target}\n")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
