@@ -17,9 +17,9 @@ from urllib.parse import urlsplit
 
 import orjson
 import pytest
-
 from kubecrawl.declarative import load_declarative_spider
 from kubecrawl.demo.sina import DISALLOWED_PREFIX, ROLL_PATH, SinaRollSite
+
 from tests.helpers.crawl import crawl
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -138,3 +138,27 @@ def test_cli_every_keeps_the_news_file_up_to_date_across_restarts(sina_auto: Sin
     items = read_items(out)
     assert_round_is_right(sina_auto, items, 3)
     assert_the_hard_cases_happened(sina_auto, items)
+
+
+@pytest.mark.slow
+def test_distributed_rounds_master_per_round_and_slaves(sina: SinaRollSite, redis_server: Any, tmp_path: Path) -> None:
+    """The same YAML drives a distributed crawl: a master seeds each round, two slaves drain it."""
+    from tests.integration.distributed_cluster import Cluster
+
+    cluster = Cluster(tmp_path, EXAMPLE, redis_server.url, "sina-roll", {"base_url": sina.base_url})
+    try:
+        for rnd in range(1, 4):
+            cluster.start(f"master-{rnd}", "master")
+            assert cluster.wait_all(120) == {**{f"master-{r}": 0 for r in range(1, rnd + 1)},
+                                             **{f"slave-{i}": 0 for i in range(2) if rnd > 1}}  # fmt: skip
+            st = cluster.status()
+            assert st.seeded_round == rnd and not st.seeding
+            cluster.start_slaves(2)
+            codes = cluster.wait_all(300)
+            assert set(codes.values()) == {0}, cluster.logs_tail()
+            items = cluster.items()
+            assert_round_is_right(sina, items, rnd)
+            sina.advance(8)
+        assert_the_hard_cases_happened(sina, items)
+    finally:
+        cluster.stop_all()

@@ -195,8 +195,9 @@ class CallbackRules(_Rules):
     """A named callback: how to read the response, which items it yields and which links it follows."""
 
     format: Literal["auto", "html", "json"] = Field(
-        "auto", description="Response format: json uses jsonpath queries, html uses xpath/css; auto decides "
-        "by Content-Type (or a body starting with { or [)."
+        "auto",
+        description="Response format: json uses jsonpath queries, html uses xpath/css; auto decides "
+        "by Content-Type (or a body starting with { or [).",
     )
     items: list[ItemRule] = Field(default_factory=list, description="Item rules applied to every response.")
     follow: list[FollowRule] = Field(default_factory=list, description="Link rules applied to every response.")
@@ -222,9 +223,7 @@ class StartRules(_Rules):
     """The start requests of every round."""
 
     urls: list[str] = Field(default_factory=list, description="Start URLs; relative ones resolve against base_url.")
-    template: str | None = Field(
-        None, description="A URL template with {page}, expanded for every number in `pages`."
-    )
+    template: str | None = Field(None, description="A URL template with {page}, expanded for every number in `pages`.")
     pages: PageRange | None = Field(None, description="Page numbers for `template` (default: page 1 only).")
     callback: str = Field("parse", description="Callback that parses the start pages.")
 
