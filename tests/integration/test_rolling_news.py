@@ -19,6 +19,7 @@ import orjson
 import pytest
 from kubecrawl.declarative import load_declarative_spider
 from kubecrawl.demo.sina import DISALLOWED_PREFIX, ROLL_PATH, SinaRollSite
+from kubecrawl.loader import load_spider_class
 
 from tests.helpers.crawl import crawl
 
@@ -92,8 +93,11 @@ def assert_the_hard_cases_happened(site: SinaRollSite, items: list[dict[str, Any
         assert len(both) == 1
 
 
-async def test_rounds_with_state_dir_store_each_new_article_once(sina: SinaRollSite, tmp_path: Path) -> None:
-    spider_cls = load_declarative_spider(EXAMPLE)
+@pytest.mark.parametrize("example", ["sina_roll.yaml", "sina_roll.py"])
+async def test_rounds_with_state_dir_store_each_new_article_once(
+    sina: SinaRollSite, tmp_path: Path, example: str
+) -> None:
+    spider_cls = load_spider_class(str(ROOT / "examples" / example))
     out, state = tmp_path / "news.jsonl", tmp_path / "state"
     previous = 0
     for rnd in range(1, 5):

@@ -1,0 +1,1 @@
+../worker/kubecrawl/demo/books_spider.py
