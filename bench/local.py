@@ -92,7 +92,8 @@ def parser(p: argparse.ArgumentParser | None = None) -> argparse.ArgumentParser:
     p.add_argument("--server", choices=["auto", "nginx", "aiohttp"], default="auto")
     p.add_argument("--json", type=Path, default=None, help="write results here (default bench/results/...)")
     p.add_argument("--profile", choices=["none", "py-spy", "pyinstrument"], default="none",
-                   help="after the runs, profile one kubecrawl run and print where its CPU goes")
+                   help="after the runs, profile one run of each --profile-target and print where its CPU goes")
+    p.add_argument("--profile-target", default="kubecrawl", help="comma list of contenders to profile")
     return p
 
 
@@ -123,10 +124,11 @@ def main(argv: list[str] | None = None) -> int:
             out.write_text(summary.model_dump_json(indent=2))
             log.info("results written to %s", out)
             if args.profile != "none":
-                from .profile import profile_kubecrawl
+                from .profile import profile_contender
 
-                kc = kubecrawl_cmd(start, args.concurrency)
-                profile_kubecrawl(args.profile, kc.cmd, kc.env, workdir, scrapy_python)
+                targets = [n.strip() for n in args.profile_target.split(",") if n.strip()]
+                for c in build_contenders(targets, start, args.concurrency, workdir / "result.json", scrapy_python):
+                    profile_contender(c.name, args.profile, c.cmd, c.env, workdir)
     finally:
         shutil.rmtree(workdir, ignore_errors=True)
     return 0 if summary.complete else 1

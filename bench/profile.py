@@ -1,4 +1,4 @@
-"""Where kubecrawl's CPU goes: one profiled crawl (py-spy or pyinstrument, both from the bench venv).
+"""Where a contender's CPU goes (kubecrawl's above all): one profiled crawl (py-spy or pyinstrument, both from the bench venv).
 
 py-spy samples the crawl process from outside (no instrumentation overhead in the target); its raw
 collapsed stacks are folded here into self and inclusive time per function and per library.
@@ -17,22 +17,26 @@ from .venv import VENV_DIR, site_packages, tool
 
 log = logging.getLogger(__name__)
 
-#: library a frame belongs to, by a fragment of its file path (first match wins)
+#: libraries reported separately; a frame belongs to the first of these among its file's path components
 LAYERS = (
-    ("kubecrawl", "/kubecrawl/"), ("bench spider", "kc_spider.py"), ("httpx_aiohttp", "/httpx_aiohttp/"),
-    ("httpx", "/httpx/"), ("httpcore", "/httpcore/"), ("aiohttp", "/aiohttp/"), ("yarl", "/yarl/"),
-    ("multidict", "/multidict/"), ("parsel", "/parsel/"), ("cssselect", "/cssselect/"), ("lxml", "/lxml/"),
-    ("w3lib", "/w3lib/"), ("pydantic", "/pydantic"), ("orjson", "orjson"), ("asyncio", "/asyncio/"),
-    ("logging", "/logging/"), ("urllib", "/urllib/"),
+    "kubecrawl", "httpx_aiohttp", "httpx", "httpcore", "aiohttp", "yarl", "multidict", "parsel", "cssselect",
+    "lxml", "w3lib", "pydantic", "orjson", "asyncio", "logging", "urllib", "scrapy", "twisted",
 )
+_SPIDERS = ("kc_spider.py", "raw_loop.py", "scrapy_run.py", "benchreport.py")
 
 
 def layer_of(frame: str) -> str:
-    for name, frag in LAYERS:
-        if frag in frame:
-            return name
-    if "(" not in frame:
+    """``func (path/to/file.py:12)`` -> the library it belongs to."""
+    _, _, loc = frame.rpartition(" (")
+    path = loc.rsplit(":", 1)[0]
+    if not path:
         return "native/other"
+    parts = path.replace("\\", "/").split("/")
+    if parts[-1] in _SPIDERS:
+        return "bench contender code"
+    for part in parts[:-1]:
+        if part in LAYERS:
+            return part
     return "stdlib/other"
 
 
@@ -76,9 +80,8 @@ def format_profile(raw: str, top: int = 30) -> str:
     return "\n".join(out) + "\n"
 
 
-def profile_kubecrawl(kind: str, cmd: list[str], env: dict[str, str], workdir: Path,
-                      bench_python: Path | None = None) -> Path:
-    """Run the kubecrawl contender once under ``kind``; print the folded profile; return the report path."""
+def profile_contender(name: str, kind: str, cmd: list[str], env: dict[str, str], workdir: Path) -> Path:
+    """Run one contender once under ``kind``; print the folded profile; return the report path."""
     full_env = {**os.environ, **env, "KC_BENCH_RESULT": str(workdir / "profile-result.json")}
     results = Path(__file__).resolve().parent / "results"
     results.mkdir(exist_ok=True)
@@ -88,15 +91,15 @@ def profile_kubecrawl(kind: str, cmd: list[str], env: dict[str, str], workdir: P
                         "--rate", "250", "-o", str(raw_path), "--", *cmd], env=full_env, check=True,
                        stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
         text = format_profile(raw_path.read_text())
-        out = results / "profile-kubecrawl-pyspy.txt"
-        (results / "profile-kubecrawl-pyspy.raw").write_text(raw_path.read_text())
+        out = results / f"profile-{name}-pyspy.txt"
+        (results / f"profile-{name}-pyspy.raw").write_text(raw_path.read_text())
     else:
         # pyinstrument is borrowed from the bench venv onto the end of the project interpreter's path
         full_env["PYTHONPATH"] = os.pathsep.join(filter(None, [full_env.get("PYTHONPATH"), str(site_packages(VENV_DIR))]))
-        out = results / "profile-kubecrawl-pyinstrument.txt"
+        out = results / f"profile-{name}-pyinstrument.txt"
         subprocess.run([sys.executable, "-m", "pyinstrument", "-r", "text", "-o", str(out), *cmd], env=full_env,
                        check=True, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
         text = out.read_text()
     out.write_text(text)
-    sys.stdout.write(f"\nprofile of one kubecrawl run ({kind}), also in {out}:\n{text}")
+    sys.stdout.write(f"\nprofile of one {name} run ({kind}), also in {out}:\n{text}")
     return out

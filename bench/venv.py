@@ -17,7 +17,7 @@ log = logging.getLogger(__name__)
 BENCH_DIR = Path(__file__).resolve().parent
 VENV_DIR = BENCH_DIR / ".venv-scrapy"
 #: what the bench environment holds: Scrapy (a contender) and the two profilers
-PACKAGES = ("scrapy>=2.11", "py-spy>=0.3", "pyinstrument>=4.6")
+PACKAGES = ("scrapy>=2.13", "py-spy>=0.3", "pyinstrument>=4.6")
 _STAMP = ".kubecrawl-bench-packages"
 
 

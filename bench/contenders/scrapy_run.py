@@ -35,10 +35,11 @@ class BenchSpider(scrapy.Spider):
     def on_opened(self, spider: Any) -> None:
         self.clock = PhaseClock()
 
-    def start_requests(self) -> Any:
+    async def start(self) -> Any:
         # Scrapy marks start_urls requests dont_filter=True; the other contenders dedup the start URL too
         for url in self.start_urls:
             yield scrapy.Request(url, dont_filter=False)
+
 
     def parse(self, response: Any) -> Any:
         self.pages += 1
