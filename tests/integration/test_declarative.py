@@ -219,3 +219,14 @@ async def test_follow_rules_allowed_domains_meta_and_required_fields(
     assert [(i["id"], i["title"]) for i in items] == [(1, "第一条"), (2, "第二条")]
     assert "/n/4" in s.paths()  # fetched, but its item lacked the required title
     assert stats["errors"] == 0
+
+
+def test_demo_crawls_the_bundled_bookshop_with_the_example_spider(tmp_path: Path) -> None:
+    out = tmp_path / "books.jsonl"
+    res = run_cli("demo", "-o", str(out))
+    assert res.returncode == 0, res.stderr
+    items = {i["title"]: i for i in items_of(out)}
+    assert len(items) == 50
+    b = book(42)
+    assert items[b["title"]]["price"] == b["price"] and items[b["title"]]["in_stock"] == b["in_stock"]
+    assert f"50 book(s) written to {out}" in res.stderr

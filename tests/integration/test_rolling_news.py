@@ -166,3 +166,15 @@ def test_distributed_rounds_master_per_round_and_slaves(sina: SinaRollSite, redi
         assert_the_hard_cases_happened(sina, items)
     finally:
         cluster.stop_all()
+
+
+def test_demo_news_second_round_stores_only_new_articles(tmp_path: Path) -> None:
+    out = tmp_path / "news.jsonl"
+    res = run_cli("demo", "--site", "news", "-o", str(out))
+    assert res.returncode == 0, res.stderr
+    items = read_items(out)
+    keys = [(i["title"], i["source"]) for i in items]
+    assert len(keys) == len(set(keys))
+    reported = [int(line.split(": ", 1)[1].split()[0]) for line in res.stderr.splitlines() if line.startswith("round ")]
+    assert len(reported) == 2 and sum(reported) == len(items)
+    assert 0 < reported[1] < reported[0]
