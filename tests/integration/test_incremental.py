@@ -183,3 +183,77 @@ async def test_item_key_without_url_drops_republications(site: NewsSite, tmp_pat
     assert site.fetches()["/a/1"] == 1 and site.fetches()["/b/1"] == 1
     assert len(items_of(out)) == 1
     assert stats["items_duplicate"] == 1
+
+
+async def test_cron_schedule_runs_rounds(site: NewsSite, tmp_path: Path) -> None:
+    """A six-field cron expression (seconds last) fires every second: two rounds, two list fetches."""
+    spider = ListSpider(start_urls=[site.server.url("/list")])
+    _, proc = await crawl(spider, cron="* * * * * *", max_rounds=2)
+    assert proc.rounds_run == 2
+    assert site.fetches()["/list"] == 2
+    assert max(c for p, c in site.fetches().items() if p.startswith("/a/")) == 1
+
+
+DISTRIBUTED_SPIDER = """
+from kubecrawl import Response, Spider
+
+
+class NewsSpider(Spider):
+    name = "news"
+    incremental = True
+    item_key = ["url"]
+    start_urls = [{start!r}]
+
+    async def parse(self, response: Response):
+        for req in response.follow_all(css="a", callback=self.parse_article):
+            if req.url.endswith("/a/1"):
+                req.fingerprint_ttl = 1e-6  # the front-page story is re-visited every round
+            yield req
+
+    async def parse_article(self, response: Response):
+        yield {{"url": response.url, "text": response.css("p::text").get()}}
+"""
+
+
+@pytest.mark.slow
+def test_distributed_rounds_with_long_running_slaves(site: NewsSite, redis_server: Any, tmp_path: Path) -> None:
+    """As on Kubernetes: slaves keep running, a master (the CronJob) seeds each round. Fingerprints,
+    re-visit ages and item versions (``update`` mode) live in Redis across rounds."""
+    import subprocess
+
+    from tests.integration.distributed_cluster import KUBECRAWL, Cluster
+
+    spider = tmp_path / "news_spider.py"
+    spider.write_text(DISTRIBUTED_SPIDER.format(start=site.server.url("/list")), encoding="utf-8")
+    cluster = Cluster(tmp_path, spider, redis_server.url, "news", {"item_dedup": "update"})
+    try:
+        for i in range(2):
+            log = open(tmp_path / f"slave-{i}.log", "wb")  # noqa: SIM115 - owned by the child
+            args = [KUBECRAWL, "crawl", str(spider), "--role", "slave", "--redis-url", redis_server.url,
+                    "--crawl", "news", "--health-port", "0"]  # fmt: skip
+            for k, v in cluster.settings.items():
+                args += ["-s", f"{k}={v}"]
+            cluster.procs[f"slave-{i}"] = subprocess.Popen(
+                args, stdout=log, stderr=subprocess.STDOUT, env=cluster._env(None)
+            )
+            log.close()
+        for rnd in range(1, 4):
+            if rnd == 3:
+                site.edition[1] = 2  # the front-page story is corrected before round 3
+            cluster.start(f"master-{rnd}", "master")
+            proc = cluster.procs[f"master-{rnd}"]
+            assert proc.wait(timeout=120) == 0, cluster.logs_tail()
+            cluster.wait_for(lambda st, r=rnd: st.seeded_round == r and st.complete, 300, f"round {rnd} complete")
+            fetched = site.fetches()
+            assert fetched["/list"] == rnd
+            assert fetched["/a/1"] == rnd
+            assert all(c == 1 for p, c in fetched.items() if p.startswith("/a/") and p != "/a/1")
+            assert len([p for p in fetched if p.startswith("/a/")]) == 2 + 2 * rnd
+        items = cluster.items()
+        assert sorted(i["url"].rsplit("/", 1)[1] for i in items) == sorted(["1", *map(str, range(1, 9))])
+        assert [i["text"] for i in items if i["url"].endswith("/a/1")] == ["v1", "v2"]
+        for i in range(2):
+            cluster.procs[f"slave-{i}"].terminate()
+        assert [cluster.procs[f"slave-{i}"].wait(timeout=60) for i in range(2)] == [0, 0]
+    finally:
+        cluster.stop_all()
