@@ -149,3 +149,57 @@ def test_schema_and_model_agree_on_the_example() -> None:
     rules = SpiderRules.model_validate(doc)
     again = SpiderRules.model_validate(rules.model_dump(exclude_none=True))
     assert again == rules
+
+
+def _examples() -> list[dict[str, Any]]:
+    sina = yaml.safe_load((ROOT / "examples" / "sina_roll.yaml").read_text(encoding="utf-8"))
+    return [minimal(), sina]
+
+
+def test_examples_validate_against_the_generated_json_schema() -> None:
+    import jsonschema
+
+    validator = jsonschema.Draft202012Validator(spider_rules_json_schema())
+    for doc in _examples():
+        assert list(validator.iter_errors(doc)) == []
+    typo = minimal(callbacks={"parse": {"items": [{"fields": {"title": {"csss": "h1"}}}]}})
+    assert list(validator.iter_errors(typo)) != []
+
+
+def _apply_defaults(schema: dict[str, Any], value: Any) -> Any:
+    """What the Kubernetes API server does with `default`s of a structural schema."""
+    if isinstance(value, dict):
+        props = schema.get("properties", {})
+        out = dict(value)
+        for name, sub in props.items():
+            if name not in out and "default" in sub:
+                out[name] = sub["default"]
+            if name in out:
+                out[name] = _apply_defaults(sub, out[name])
+        extra = schema.get("additionalProperties")
+        if isinstance(extra, dict):
+            for k in out:
+                if k not in props:
+                    out[k] = _apply_defaults(extra, out[k])
+        return out
+    if isinstance(value, list) and isinstance(schema.get("items"), dict):
+        return [_apply_defaults(schema["items"], v) for v in value]
+    return value
+
+
+def test_documents_defaulted_by_the_api_server_mean_the_same() -> None:
+    """The CRD's structural schema gives optional objects `default: {}`; the result must still validate
+    and describe the same crawl."""
+    from kubecrawl.declarative import rules_settings, start_urls
+    from kubecrawl_operator.structural import to_structural
+
+    structural = to_structural(spider_rules_json_schema())
+    for doc in _examples():
+        plain = validate_rules(doc)
+        defaulted = validate_rules(_apply_defaults(structural, doc))
+        assert start_urls(defaulted) == start_urls(plain)
+        assert rules_settings(defaulted) == rules_settings(plain)
+        assert bool(defaulted.incremental and defaulted.incremental.enabled) == bool(
+            plain.incremental and plain.incremental.enabled
+        )
+        assert defaulted.callbacks == plain.callbacks
