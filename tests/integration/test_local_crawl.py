@@ -255,3 +255,17 @@ async def test_item_content_dedup_skips_same_features(http_server: TestHTTPServe
     stats, _ = await crawl(Same(), output=out, obey_robots=False)
     assert len(read_items(out)) == 1
     assert stats["items_duplicate"] == 1
+
+
+async def test_cookies_are_kept_across_requests(http_server: TestHTTPServer) -> None:
+    s = http_server
+    s.route("/login", lambda _r: (200, {"Set-Cookie": "sid=abc123; Path=/", "Content-Type": "text/html"}, b'<a href="/me">me</a>'))
+
+    def me(req: RequestInfo):
+        ok = "sid=abc123" in req.headers.get("Cookie", "")
+        return 200, {"Content-Type": "text/html"}, f"<title>{'in' if ok else 'out'}</title>".encode()
+
+    s.route("/me", me)
+    stats, proc = await crawl(FollowAll(start_urls=[s.url("/login")]), obey_robots=False, concurrency=1)
+    assert stats["pages"] == 2
+    assert proc.downloader.cookies.get("sid") == "abc123"

@@ -63,7 +63,7 @@ class Downloader:
             max_keepalive_connections=s.concurrency,
             keepalive_expiry=30,
         )
-        headers = {"User-Agent": s.user_agent, **s.default_headers}
+        headers = {"User-Agent": s.user_agent, "Accept-Encoding": "gzip, deflate", **s.default_headers}
         timeout = httpx.Timeout(s.download_timeout)
         proxy = httpx.Proxy(s.proxy) if s.proxy else None
         if s.http_transport == "aiohttp":
@@ -77,6 +77,12 @@ class Downloader:
             )
         else:
             transport = httpx.AsyncHTTPTransport(verify=s.verify_tls, limits=limits, proxy=proxy)
+        # The hot path sends httpx.Requests straight to the transport (see _fetch_once); the client,
+        # on the same transport and connection pool, serves everything else (robots.txt).
+        self.transport = transport
+        self.base_headers = httpx.Headers(headers)
+        self.timeout_ext = timeout.as_dict()
+        self.cookies = httpx.Cookies()
         return httpx.AsyncClient(
             transport=transport, headers=headers, timeout=timeout, follow_redirects=False, trust_env=False
         )
@@ -217,8 +223,7 @@ class Downloader:
         async with slot.sem:
             await self._wait_delay(slot)
             try:
-                req = self.client.build_request(method, url, headers=request.headers or None, content=body or None)
-                resp = await self.client.send(req, stream=True)
+                resp = await self._send(request, url, method, body)
             except httpx.TimeoutException as exc:
                 raise _Retryable("timeout", f"timeout: {exc or type(exc).__name__}") from None
             except SSRFRefused as exc:
@@ -239,6 +244,23 @@ class Downloader:
                 await resp.aclose()
         self.bytes += len(content)
         return resp.status_code, resp.headers, content
+
+    async def _send(self, request: Request, url: str, method: str, body: bytes) -> httpx.Response:
+        """httpx.Request to the transport, without AsyncClient.send's per-request machinery
+        (auth flow, event hooks, redirect handling: none of which we use). Cookies are kept."""
+        if request.headers:
+            headers = self.base_headers.copy()
+            headers.update(request.headers)
+        else:
+            headers = self.base_headers
+        req = httpx.Request(method, url, headers=headers, content=body or None, extensions={"timeout": self.timeout_ext})
+        cookies = self.cookies
+        if cookies:
+            cookies.set_cookie_header(req)
+        resp = await self.transport.handle_async_request(req)
+        if "set-cookie" in resp.headers:
+            cookies.extract_cookies(resp)
+        return resp
 
     async def _read_limited(self, resp: httpx.Response, url: str) -> bytes:
         limit = self.s.max_body_size
