@@ -76,9 +76,9 @@ class Response:
             enc = self.encoding
             if enc in _UTF8 and not self.body.startswith(b"\xef\xbb\xbf"):
                 # lxml parses the raw UTF-8 bytes directly: no decode/encode round trip
-                sel = Selector(body=self.body, encoding="utf-8", base_url=self.url)
+                sel = Selector(body=self.body, encoding="utf-8", base_url=self.url, type=_selector_type(self))
             else:
-                sel = Selector(text=self.text, base_url=self.url)
+                sel = Selector(text=self.text, base_url=self.url, type=_selector_type(self))
             self._selector = sel
         return sel
 
@@ -157,3 +157,9 @@ def _selector_href(sel: Selector) -> str:
     if href is None:
         raise ValueError(f"cannot follow {sel!r}: it has no href/src attribute")
     return href
+
+
+def _selector_type(resp: Response) -> str:
+    """html or xml from the Content-Type; never "let parsel guess" (it tries json.loads on every page)."""
+    ctype = resp.headers.get("content-type", "").lower()
+    return "xml" if ("xml" in ctype and "html" not in ctype) else "html"
