@@ -1,0 +1,161 @@
+"""Master + slaves as separate ``kubecrawl crawl`` processes over one real redis-server.
+
+The HTTP server's request log is the witness for "fetched exactly once"; the Redis item stream for
+"stored exactly once". Slaves run with ``--exit-when-idle`` and must exit 0 when the round completes.
+"""
+
+from __future__ import annotations
+
+import urllib.request
+from collections import Counter
+from collections.abc import Iterator
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+import pytest
+
+from kubecrawl.backends.redis import Keys
+from tests.helpers.httpserver import TestHTTPServer, generated_site
+from tests.integration.conftest import free_port
+from tests.integration.distributed_cluster import Cluster, write_spider
+
+if TYPE_CHECKING:
+    from tests.integration.conftest import RedisServer
+
+pytestmark = pytest.mark.slow
+
+PAGES = 2000
+HOSTILE = [
+    b"\x80\x04\x95\x10\x00\x00\x00\x00\x00\x00\x00\x8c\x02os\x94\x8c\x06system\x94\x93\x94.",  # a pickle
+    b'{"v": 7, "url": "http://127.0.0.1/x"}',
+    b'{"v": 1, "url": 12}',
+    b'{"v": 1, "url": "http://127.0.0.1/x", "meta": "' + b"B" * (3 << 20) + b'"}',
+]
+
+
+@pytest.fixture
+def cluster_factory(tmp_path: Path) -> Iterator[object]:
+    made: list[Cluster] = []
+
+    def make(server: TestHTTPServer, redis_url: str, crawl: str, **settings: object) -> Cluster:
+        spider = write_spider(tmp_path / "site_spider.py", server.url("/gen/0.html"))
+        c = Cluster(tmp_path, spider, redis_url, crawl, settings)
+        made.append(c)
+        return c
+
+    yield make
+    for c in made:
+        c.stop_all()
+
+
+def page_fetches(server: TestHTTPServer) -> Counter[str]:
+    fetched = Counter(server.paths())
+    fetched.pop("/robots.txt", None)
+    return fetched
+
+
+def assert_items_once(cluster: Cluster, server: TestHTTPServer, paths: set[str]) -> None:
+    items = cluster.items()
+    urls = Counter(str(i["url"]) for i in items)
+    assert set(urls) == {server.url(p) for p in paths}
+    dupes = {u: n for u, n in urls.items() if n > 1}
+    assert not dupes, f"{len(dupes)} item(s) stored more than once"
+
+
+def test_master_and_three_slaves_fetch_every_page_exactly_once(
+    http_server: TestHTTPServer, redis_server: RedisServer, cluster_factory
+) -> None:
+    paths = generated_site(http_server, PAGES, links=10)
+    cluster: Cluster = cluster_factory(http_server, redis_server.url, "gen")
+    k = Keys("gen")
+    r = redis_server.client()
+    for i, payload in enumerate(HOSTILE):  # hostile entries waiting at the head of the queue
+        r.hset(k.requests, f"hostile-{i}", payload)
+        r.zadd(k.queue, {f"hostile-{i}": -1000})
+
+    cluster.start_slaves(3)  # slaves first: they wait for the seeds
+    cluster.start("master", "master")
+    codes = cluster.wait_all(deadline_s=300)
+    assert codes == {"slave-0": 0, "slave-1": 0, "slave-2": 0, "master": 0}, cluster.logs_tail()
+
+    fetched = page_fetches(http_server)
+    assert set(fetched) == paths
+    assert max(fetched.values()) == 1, f"refetched: {[p for p, n in fetched.items() if n > 1][:10]}"
+    assert_items_once(cluster, http_server, paths)
+    st = cluster.status()
+    assert st.complete and st.pages == PAGES and st.items == PAGES and st.errors == 0
+    assert st.rejected == len(HOSTILE)
+    assert st.seen == PAGES
+    assert st.round_trips_per_page is not None and st.round_trips_per_page < 1
+
+
+def test_killed_slave_loses_no_request(http_server: TestHTTPServer, redis_server: RedisServer, cluster_factory) -> None:
+    paths = generated_site(http_server, PAGES, links=10)
+    # politeness delay: at most 20 pages/s per slave, so the crawl lasts long enough to kill it 4 times
+    cluster: Cluster = cluster_factory(http_server, redis_server.url, "kill", lease_seconds=20, download_delay=0.05)
+    cluster.start_slaves(3)
+    cluster.start("master", "master")
+    # slave-0 is SIGKILLed repeatedly and comes back under its own id (reclaims its leases at once);
+    # slave-1 once, coming back under a new id (its leases must expire and be reaped)
+    started = 0
+    for threshold in (150, 450, 750):
+        cluster.wait_for(
+            lambda st, t=threshold, s0=started: st.pages >= t and cluster.working_since("slave-0", s0),
+            240,
+            f"{threshold} pages with slave-0 at work",
+        )
+        cluster.kill("slave-0")
+        started = cluster.server_ms()
+        cluster.start("slave-0", "slave", "slave-0")
+    cluster.wait_for(lambda st: st.pages >= 1000 and cluster.owned("slave-1") > 0, 240, "1000 pages")
+    cluster.kill("slave-1")
+    cluster.start("slave-1", "slave", "slave-1-reborn")
+
+    codes = cluster.wait_all(deadline_s=300)
+    assert set(codes.values()) == {0}, cluster.logs_tail()
+    assert cluster.exits["slave-0"] == [-9, -9, -9]
+    assert cluster.log_text("slave-0").count("reclaimed") == 3  # its own leases back at once, not after expiry
+    assert set(page_fetches(http_server)) == paths
+    assert_items_once(cluster, http_server, paths)
+    st = cluster.status()
+    assert st.complete and st.items == PAGES
+
+
+def test_crawl_survives_redis_restart_from_its_append_only_file(
+    http_server: TestHTTPServer, make_redis_server, cluster_factory
+) -> None:
+    server: RedisServer = make_redis_server(aof=True)
+    paths = generated_site(http_server, PAGES, links=10, delay=0.003)
+    cluster: Cluster = cluster_factory(http_server, server.url, "aof", lease_seconds=10)
+    cluster.start_slaves(3)
+    cluster.start("master", "master")
+    cluster.wait_for(lambda st: st.pages >= 600, 240, "600 pages")
+    server.restart(kill=True, down_s=1.0)  # SIGKILL: only the AOF carries the crawl
+    codes = cluster.wait_all(deadline_s=400)
+    assert set(codes.values()) == {0}, cluster.logs_tail()
+    assert set(page_fetches(http_server)) == paths
+    assert_items_once(cluster, http_server, paths)
+    assert cluster.status().items == PAGES
+
+
+def test_slave_serves_health_and_metrics(http_server: TestHTTPServer, redis_server: RedisServer, cluster_factory) -> None:
+    paths = generated_site(http_server, 60, links=5)
+    cluster: Cluster = cluster_factory(http_server, redis_server.url, "health")
+    port = free_port()
+    # no --exit-when-idle here: a Deployment's slave keeps running
+    cluster.start("slave", "slave", "slave-h", port, exit_when_idle=False)
+    cluster.start("master", "master")
+    cluster.wait_for(lambda st: st.complete and st.pages == len(paths), 120, "the crawl to complete")
+    with urllib.request.urlopen(f"http://127.0.0.1:{port}/healthz", timeout=10) as resp:
+        assert resp.status == 200
+    with urllib.request.urlopen(f"http://127.0.0.1:{port}/readyz", timeout=10) as resp:
+        assert resp.status == 200
+    with urllib.request.urlopen(f"http://127.0.0.1:{port}/metrics", timeout=10) as resp:
+        metrics = resp.read().decode()
+    lines = dict(line.rsplit(" ", 1) for line in metrics.splitlines() if line and not line.startswith("#"))
+    assert float(lines["kubecrawl_pages_total"]) == len(paths)
+    assert float(lines["kubecrawl_queue_depth"]) == 0
+    assert float(lines["kubecrawl_fetch_latency_seconds_count"]) >= len(paths)
+    assert float(lines["kubecrawl_redis_round_trips_total"]) > 0
+    cluster.procs["slave"].terminate()
+    assert cluster.procs["slave"].wait(timeout=60) == 0
