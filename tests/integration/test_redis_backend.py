@@ -173,3 +173,21 @@ async def test_export_writes_every_item_as_json_lines(redis_server: RedisServer,
     lines = [orjson.loads(x) for x in out.read_bytes().splitlines()]
     assert n == 2500 and [x["n"] for x in lines] == list(range(2500))
     await b.close()
+
+
+async def test_bloom_bitmap_in_redis_is_bit_for_bit_the_filter_measured_in_the_unit_tests(
+    redis_server: RedisServer,
+) -> None:
+    from kubecrawl.backends.bloom import BloomParams, LocalBloom
+
+    b = backend(redis_server, crawl="bits", dedup="bloom", capacity=20_000, error_rate=0.01)
+    await b.open()
+    requests = reqs(*[f"/b{i}" for i in range(5000)])
+    await b.commit([Outcome(None, requests=requests)])
+    local = LocalBloom(BloomParams.for_capacity(20_000, 0.01))
+    for req in requests:
+        local.add(req.fingerprint)
+    stored = redis_server.client().get(Keys("bits").bloom_shard(0))
+    expected = local.shard_bytes(0)
+    assert stored == expected[: len(stored)] and not any(expected[len(stored) :])
+    await b.close()
