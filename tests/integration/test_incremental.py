@@ -219,24 +219,14 @@ class NewsSpider(Spider):
 def test_distributed_rounds_with_long_running_slaves(site: NewsSite, redis_server: Any, tmp_path: Path) -> None:
     """As on Kubernetes: slaves keep running, a master (the CronJob) seeds each round. Fingerprints,
     re-visit ages and item versions (``update`` mode) live in Redis across rounds."""
-    import subprocess
-
-    from tests.integration.distributed_cluster import KUBECRAWL, Cluster
+    from tests.integration.distributed_cluster import Cluster
 
     spider = tmp_path / "news_spider.py"
     spider.write_text(DISTRIBUTED_SPIDER.format(start=site.server.url("/list")), encoding="utf-8")
     cluster = Cluster(tmp_path, spider, redis_server.url, "news", {"item_dedup": "update"})
     try:
         for i in range(2):
-            log = open(tmp_path / f"slave-{i}.log", "wb")  # noqa: SIM115 - owned by the child
-            args = [KUBECRAWL, "crawl", str(spider), "--role", "slave", "--redis-url", redis_server.url,
-                    "--crawl", "news", "--health-port", "0"]  # fmt: skip
-            for k, v in cluster.settings.items():
-                args += ["-s", f"{k}={v}"]
-            cluster.procs[f"slave-{i}"] = subprocess.Popen(
-                args, stdout=log, stderr=subprocess.STDOUT, env=cluster._env(None)
-            )
-            log.close()
+            cluster.start(f"slave-{i}", "slave", f"slave-{i}", exit_when_idle=False)
         for rnd in range(1, 4):
             if rnd == 3:
                 site.edition[1] = 2  # the front-page story is corrected before round 3

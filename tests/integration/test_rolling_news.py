@@ -178,3 +178,31 @@ def test_demo_news_second_round_stores_only_new_articles(tmp_path: Path) -> None
     reported = [int(line.split(": ", 1)[1].split()[0]) for line in res.stderr.splitlines() if line.startswith("round ")]
     assert len(reported) == 2 and sum(reported) == len(items)
     assert 0 < reported[1] < reported[0]
+
+
+@pytest.mark.slow
+def test_distributed_master_with_every_keeps_the_roll_up_to_date(
+    sina_auto: SinaRollSite, redis_server: Any, tmp_path: Path
+) -> None:
+    """`kubecrawl crawl sina_roll.yaml --role master --every ...` seeds round after round while long-running
+    slaves crawl; the roll publishes news between visits."""
+    from tests.integration.distributed_cluster import Cluster
+
+    settings = {"base_url": sina_auto.base_url}
+    cluster = Cluster(tmp_path, EXAMPLE, redis_server.url, "sina-roll", settings)
+    master = Cluster(tmp_path, EXAMPLE, redis_server.url, "sina-roll", {**settings, "every": 0.5, "max_rounds": 3})
+    try:
+        for i in range(2):
+            cluster.start(f"slave-{i}", "slave", f"slave-{i}", exit_when_idle=False)
+        master.start("master", "master")
+        assert master.procs["master"].wait(timeout=300) == 0, master.logs_tail()
+        cluster.wait_for(lambda st: st.seeded_round == 3 and st.complete, 300, "round 3 complete")
+        items = cluster.items()
+        assert_round_is_right(sina_auto, items, 3)
+        assert_the_hard_cases_happened(sina_auto, items)
+        for i in range(2):
+            cluster.procs[f"slave-{i}"].terminate()
+        assert [cluster.procs[f"slave-{i}"].wait(timeout=60) for i in range(2)] == [0, 0]
+    finally:
+        master.stop_all()
+        cluster.stop_all()
