@@ -230,3 +230,51 @@ def test_demo_crawls_the_bundled_bookshop_with_the_example_spider(tmp_path: Path
     b = book(42)
     assert items[b["title"]]["price"] == b["price"] and items[b["title"]]["in_stock"] == b["in_stock"]
     assert f"50 book(s) written to {out}" in res.stderr
+
+
+async def test_regex_links_revisit_age_and_incremental_from_the_document(http_server: TestHTTPServer) -> None:
+    """Links found by a regex in a script; the list is incremental; one follow rule re-visits its pages."""
+    s = http_server
+    s.html("/", '<script>var pages = ["/hot/1", "/hot/2"]; var archive = "/old/1";</script>')
+    for p in ("/hot/1", "/hot/2", "/old/1"):
+        s.html(p, f"<h1>{p}</h1>")
+    cls = spider_class_from_rules(
+        {
+            "name": "regex_links",
+            "start": {"urls": [s.url("/")]},
+            "incremental": {"enabled": True},
+            "item_dedup": "off",
+            "callbacks": {
+                "parse": {
+                    "follow": [
+                        {"regex": r'"(/hot/\d+)"', "callback": "page", "fingerprint_ttl": 1e-6},
+                        {"regex": r'archive = "([^"]+)"', "callback": "page"},
+                    ]
+                },
+                "page": {"items": [{"fields": {"h1": {"css": "h1"}}}]},
+            },
+        }
+    )
+    assert cls.incremental
+    await crawl(cls(), every=0.01, max_rounds=3)
+    fetched = s.paths()
+    assert fetched.count("/") == 3
+    assert fetched.count("/hot/1") == 3 and fetched.count("/hot/2") == 3
+    assert fetched.count("/old/1") == 1
+
+
+async def test_document_wide_revisit_age(http_server: TestHTTPServer) -> None:
+    s = http_server
+    s.html("/", '<a href="/a">a</a>')
+    s.html("/a", "<h1>a</h1>")
+    cls = spider_class_from_rules(
+        {
+            "name": "age",
+            "start": {"urls": [s.url("/")]},
+            "incremental": {"enabled": True, "fingerprint_ttl": 1e-6},
+            "callbacks": {"parse": {"follow": [{"css": "a", "callback": "parse"}]}},
+        }
+    )
+    assert cls.custom_settings["fingerprint_ttl"] == 1e-6
+    await crawl(cls(), every=0.01, max_rounds=2)
+    assert s.paths().count("/a") == 2

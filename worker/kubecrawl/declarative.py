@@ -12,7 +12,7 @@ import functools
 import logging
 import os
 import re
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable, Iterator, Mapping
 from pathlib import Path
 from typing import Any, ClassVar
 from urllib.parse import urlsplit
@@ -167,7 +167,14 @@ class DeclarativeSpider(Spider):
         for node in self._nodes(rule.each, root, response):
             text = _text_if_needed(rule, response) if node is root else None
             meta = {
-                k: field_value(f, node, meta=response.meta, response_props=props, base_url=response.url)
+                k: field_value(
+                    f,
+                    node,
+                    text=_text_if_needed(f, response) if node is root else None,
+                    meta=response.meta,
+                    response_props=props,
+                    base_url=response.url,
+                )
                 for k, f in rule.meta.items()
             }
             for link in query_links(rule, node, text):
@@ -216,13 +223,31 @@ def _text_if_needed(rule: NodeSelector, response: Response) -> str | None:
     return response.text if rule.regex is not None and not rule.queries() else None
 
 
-def _response_props(response: Response) -> dict[str, Any]:
-    return {
-        "url": response.url,
-        "status": response.status,
-        "encoding": response.encoding,
-        "request_url": response.request.url,
+class _ResponseProps(Mapping[str, Any]):
+    """Properties a ``response:`` field may read, computed on first use (``encoding`` decodes the body)."""
+
+    _GETTERS: ClassVar[dict[str, Callable[[Response], Any]]] = {
+        "url": lambda r: r.url,
+        "status": lambda r: r.status,
+        "encoding": lambda r: r.encoding,
+        "request_url": lambda r: r.request.url,
     }
+
+    def __init__(self, response: Response) -> None:
+        self._response = response
+
+    def __getitem__(self, key: str) -> Any:
+        return self._GETTERS[key](self._response)
+
+    def __iter__(self) -> Iterator[str]:
+        return iter(self._GETTERS)
+
+    def __len__(self) -> int:
+        return len(self._GETTERS)
+
+
+def _response_props(response: Response) -> Mapping[str, Any]:
+    return _ResponseProps(response)
 
 
 def spider_class_from_rules(doc: dict[str, Any] | SpiderRules, source: str = "spider rules") -> type[Spider]:

@@ -10,7 +10,7 @@ from __future__ import annotations
 import functools
 import logging
 import re
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from datetime import UTC, datetime
 from typing import Any
 from urllib.parse import urljoin
@@ -245,7 +245,7 @@ def field_value(
     *,
     text: str | None = None,
     meta: dict[str, Any] | None = None,
-    response_props: dict[str, Any] | None = None,
+    response_props: Mapping[str, Any] | None = None,
     base_url: str = "",
 ) -> Any:
     """The value of one field: a list when ``many``, else the first value (or ``None``)."""
