@@ -25,7 +25,7 @@ def parse_args(argv: list[str] | None = None) -> RunOptions:
     sub = parser.add_subparsers(dest="command", required=True)
     run = sub.add_parser("run", help="run the operator")
     scope = run.add_mutually_exclusive_group()
-    scope.add_argument("-n", "--namespace", action="append", default=[], help="namespace to watch (repeatable; globs allowed)")
+    scope.add_argument("-n", "--namespace", action="append", default=[], help="namespace to watch (repeatable; exact names)")
     scope.add_argument("-A", "--all-namespaces", action="store_true", help="watch every namespace (the default)")
     run.add_argument("--standalone", action="store_true", help="no peering: the only operator replica")
     run.add_argument("--peering", default=None, help="KopfPeering name, for several operator replicas")

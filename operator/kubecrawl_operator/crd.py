@@ -97,7 +97,6 @@ def status_schema() -> dict[str, Any]:
                     "pagesPerMin": {"type": "number", "description": "Recent download rate."},
                     "workers": counter("Workers with a live heartbeat."),
                     "seededRound": counter("Last round a master finished seeding."),
-                    "updatedAt": {"type": "string", "format": "date-time"},
                 },
             },
         },

@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
+import collections
+import importlib
 import logging
+import threading
 from typing import Any
 
 import kopf
@@ -23,18 +26,38 @@ def configure(settings: kopf.OperatorSettings, memo: kopf.Memo, **_: Any) -> Non
     settings.persistence.finalizer = FINALIZER
     settings.persistence.progress_storage = kopf.AnnotationsProgressStorage(prefix=GROUP)
     settings.persistence.diffbase_storage = kopf.AnnotationsDiffBaseStorage(prefix=GROUP)
+    # No CRD/namespace scanning: the CRD is installed before the operator and namespaces are exact
+    # names, so the operator needs no cluster-wide list/watch of CRDs or namespaces (see rbac.py).
+    settings.scanning.disabled = True
     settings.posting.level = logging.WARNING  # our explicit events only, not every info log line
     settings.watching.server_timeout = 300
     settings.watching.client_timeout = 330
     settings.execution.max_workers = 8
     memo.kube = Kube(load_api_client())
+    memo.locks = collections.defaultdict(threading.Lock)
+    # The worker package is heavy to import; pay for it here, not in the first reconcile.
+    importlib.import_module("kubecrawl_operator.validation").check_rules({})
     memo.config = CONFIG
     logger.info("kubecrawl operator started: worker image %s, interval %ss", CONFIG.worker_image, CONFIG.interval)
 
 
-def _run(body: kopf.Body, patch: kopf.Patch, memo: kopf.Memo) -> None:
+def _run(body: kopf.Body, patch: kopf.Patch, memo: kopf.Memo, wait: bool) -> None:
+    """One pass at a time per crawl; a timer tick that finds a pass running just skips."""
+    lock: threading.Lock = memo.locks[body.metadata.uid]
+    if not lock.acquire(blocking=wait):
+        return
+    try:
+        _reconcile(body, patch, memo)
+    finally:
+        lock.release()
+
+
+def _reconcile(body: kopf.Body, patch: kopf.Patch, memo: kopf.Memo) -> None:
     outcome = reconcile(memo.kube, body, memo.config)
-    patch.status.update(outcome.status)
+    current = body.get("status") or {}
+    changed = {k: v for k, v in outcome.status.items() if current.get(k) != v}
+    if changed:  # a quiet crawl costs no writes
+        patch.status.update(changed)
     for event_type, reason, message in outcome.events:
         kopf.event(body, type=event_type, reason=reason, message=message)
 
@@ -44,10 +67,10 @@ def _run(body: kopf.Body, patch: kopf.Patch, memo: kopf.Memo) -> None:
 @kopf.on.update(GROUP, VERSION, PLURAL, field="spec")
 def on_change(body: kopf.Body, patch: kopf.Patch, memo: kopf.Memo, **_: Any) -> None:
     """A spec change (or the operator's start) converges at once instead of at the next tick."""
-    _run(body, patch, memo)
+    _run(body, patch, memo, wait=True)
 
 
 @kopf.timer(GROUP, VERSION, PLURAL, interval=CONFIG.interval, initial_delay=CONFIG.interval)
 def periodic(body: kopf.Body, patch: kopf.Patch, memo: kopf.Memo, **_: Any) -> None:
     """Level-based: restores hand-edited children, refreshes stats, scales to zero between rounds."""
-    _run(body, patch, memo)
+    _run(body, patch, memo, wait=False)

@@ -56,6 +56,21 @@ def load_api_client() -> kubernetes.client.ApiClient:
     return kubernetes.client.ApiClient()
 
 
+def raw_call(
+    api: kubernetes.client.ApiClient, method: str, path: str, body: Any = None,
+    query: list[tuple[str, str]] | None = None, content_type: str = "application/json", timeout: float = 30,
+) -> Any:
+    """One authenticated HTTP call through the client's configuration; JSON in, JSON (dicts) out."""
+    params = api.param_serialize(
+        method, path, query_params=query or [], body=body,
+        header_params={"Content-Type": content_type, "Accept": "application/json"},
+        auth_settings=["BearerToken"],
+    )
+    response = api.call_api(*params, _request_timeout=timeout)
+    response.read()
+    return api.response_deserialize(response, {"2XX": "object"}).data
+
+
 class Kube:
     """The operator's calls on its children; every call is checked against `rbac.RULES`."""
 
@@ -71,12 +86,7 @@ class Kube:
         method = {"get": "GET", "list": "GET", "create": "POST", "patch": "PATCH", "delete": "DELETE"}[verb]
         path = f"{k.prefix}/namespaces/{namespace}/{k.plural}" + (f"/{name}" if name else "")
         try:
-            return self._api.call_api(
-                path, method, query_params=query or [], body=body,
-                header_params={"Content-Type": content_type, "Accept": "application/json"},
-                response_type="object", auth_settings=["BearerToken"],
-                _return_http_data_only=True, _preload_content=True, _request_timeout=30,
-            )
+            return raw_call(self._api, method, path, body, query, content_type)
         except kubernetes.client.ApiException as exc:
             raise KubeError(exc.status or 0, str(exc.body or exc.reason)) from exc
 
@@ -127,3 +137,34 @@ class Kube:
             raise
         logger.info("deleted %s %s/%s", kind, namespace, name)
         return True
+
+
+class PassCache(Kube):
+    """One reconcile pass's view: each child is read at most once, and writes update the view."""
+
+    def __init__(self, kube: Kube) -> None:
+        super().__init__(kube._api)
+        self._seen: dict[tuple[str, str, str], dict[str, Any] | None] = {}
+
+    def get(self, kind: str, namespace: str, name: str) -> dict[str, Any] | None:
+        key = (kind, namespace, name)
+        if key not in self._seen:
+            self._seen[key] = super().get(kind, namespace, name)
+        return self._seen[key]
+
+    def create(self, manifest: dict[str, Any]) -> dict[str, Any] | None:
+        created = super().create(manifest)
+        meta = manifest["metadata"]
+        self._seen.pop((manifest["kind"], meta["namespace"], meta["name"]), None)
+        if created is not None:
+            self._seen[(manifest["kind"], meta["namespace"], meta["name"])] = created
+        return created
+
+    def patch(self, kind: str, namespace: str, name: str, body: dict[str, Any]) -> dict[str, Any]:
+        patched = super().patch(kind, namespace, name, body)
+        self._seen[(kind, namespace, name)] = patched
+        return patched
+
+    def delete(self, kind: str, namespace: str, name: str) -> bool:
+        self._seen[(kind, namespace, name)] = None
+        return super().delete(kind, namespace, name)

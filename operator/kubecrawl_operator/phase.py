@@ -26,7 +26,7 @@ class CrawlStats(Protocol):
     seeded_round: int
     seeding: bool
     complete: bool
-    workers: int
+    live_workers: int
 
 
 @dataclass(frozen=True)
@@ -162,7 +162,7 @@ def merge_conditions(
     return out
 
 
-def stats_status(stats: CrawlStats, now: datetime.datetime) -> dict[str, Any]:
+def stats_status(stats: CrawlStats) -> dict[str, Any]:
     return {
         "queued": int(stats.queued),
         "inFlight": int(stats.in_flight),
@@ -171,7 +171,6 @@ def stats_status(stats: CrawlStats, now: datetime.datetime) -> dict[str, Any]:
         "items": int(stats.items),
         "errors": int(stats.errors),
         "pagesPerMin": round(float(stats.pages_per_min), 2),
-        "workers": int(stats.workers),
+        "workers": int(stats.live_workers),
         "seededRound": int(stats.seeded_round),
-        "updatedAt": now.astimezone(datetime.UTC).strftime("%Y-%m-%dT%H:%M:%SZ"),
     }

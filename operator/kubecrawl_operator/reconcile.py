@@ -16,7 +16,7 @@ from typing import Any
 from kubecrawl_operator.builders import BuildContext, desired_children, redis_secret
 from kubecrawl_operator.builders.redis import PASSWORD_KEY
 from kubecrawl_operator.config import OperatorConfig
-from kubecrawl_operator.kube import Kube
+from kubecrawl_operator.kube import Kube, PassCache
 from kubecrawl_operator.models import CrawlSpec
 from kubecrawl_operator.naming import (
     SPIDER_HASH_ANNOTATION,
@@ -185,6 +185,7 @@ def reconcile(
     kube: Kube, body: Mapping[str, Any], config: OperatorConfig, now: datetime.datetime | None = None
 ) -> Outcome:
     now = now or datetime.datetime.now(datetime.UTC)
+    kube = PassCache(kube)
     meta = body["metadata"]
     crawl = CrawlRef(name=meta["name"], namespace=meta["namespace"], uid=meta.get("uid", ""))
     previous: Mapping[str, Any] = body.get("status") or {}
@@ -217,7 +218,7 @@ def reconcile(
     if generation is not None:
         status["observedGeneration"] = generation
     if obs.stats is not None:
-        status["stats"] = stats_status(obs.stats, now)
+        status["stats"] = stats_status(obs.stats)
     if obs.seeded_before or obs.seed.succeeded:
         status["seededSpiderHash"] = spider_hash(spec)
     if spec.schedule:
