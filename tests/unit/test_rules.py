@@ -203,3 +203,15 @@ def test_documents_defaulted_by_the_api_server_mean_the_same() -> None:
             plain.incremental and plain.incremental.enabled
         )
         assert defaulted.callbacks == plain.callbacks
+
+
+def test_a_declarative_spider_resolves_only_its_documents_callbacks() -> None:
+    from kubecrawl.declarative import spider_class_from_rules
+    from kubecrawl.errors import SpiderError
+
+    spider = spider_class_from_rules(minimal())()
+    assert callable(spider.resolve_callback("parse"))
+    assert callable(spider.resolve_callback(None))
+    for hostile in ("start_requests", "closed", "apply_callback", "_items", "nope"):
+        with pytest.raises(SpiderError):
+            spider.resolve_callback(hostile)

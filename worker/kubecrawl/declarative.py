@@ -20,7 +20,7 @@ from urllib.parse import urlsplit
 import orjson
 import yaml
 
-from .errors import ConfigurationError
+from .errors import ConfigurationError, SpiderError
 from .extract import ExtractionError, Node, field_value, is_missing, query_links, select_nodes
 from .request import Request
 from .response import Response
@@ -114,7 +114,11 @@ class DeclarativeSpider(Spider):
         name = name or "parse"
         if name in self.rules.callbacks:
             return functools.partial(self.apply_callback, name)
-        return super().resolve_callback(name)
+        # only the document's callbacks: a request naming any other method (e.g. a hostile queue
+        # entry naming start_requests) is refused
+        raise SpiderError(
+            f"spider {self.name!r} has no callback {name!r} (callbacks: {', '.join(self.rules.callbacks)})"
+        )
 
     def apply_callback(self, name: str, response: Response) -> list[Any]:
         """Apply callback ``name``'s rules: the items and requests it yields for ``response``."""
