@@ -27,7 +27,6 @@ from pathlib import Path
 from typing import Any
 
 import redis
-
 from kubecrawl.backends.base import Outcome
 from kubecrawl.backends.redis import Keys, RedisBackend
 from kubecrawl.request import Request
@@ -294,7 +293,9 @@ def main(argv: list[str] | None = None) -> int:
 def _print(res: dict[str, Any]) -> None:
     w = sys.stdout.write
     w(f"\n{res['command']}  ({res['site']['pages']} pages, concurrency {res['concurrency']}, {res['cpus']} CPUs)\n\n")
-    w("| mode | pages | pages/s | pages/s per slave | crawl CPU ms/page (slaves) | Redis CPU ms/page | round trips/page |\n")
+    w(
+        "| mode | pages | pages/s | pages/s per slave | crawl CPU ms/page (slaves) | Redis CPU ms/page | round trips/page |\n"
+    )
     w("|---|---|---|---|---|---|---|\n")
     for r in res["rows"]:
         rt = r.get("round_trips_per_page")

@@ -16,11 +16,10 @@ from pathlib import Path
 
 import orjson
 import redis
-
 from kubecrawl.backends.redis import Keys
 from kubecrawl.status import CrawlStatus, read_status
 
-SPIDER = '''
+SPIDER = """
 from kubecrawl import Response, Spider
 
 
@@ -32,7 +31,7 @@ class SiteSpider(Spider):
         yield {{"url": response.url, "title": response.css("title::text").get()}}
         for req in response.follow_all(css="a"):
             yield req
-'''
+"""
 
 KUBECRAWL = str(Path(sys.executable).parent / "kubecrawl")
 
@@ -66,7 +65,17 @@ class Cluster:
     ) -> None:
         n = self._starts[name] = self._starts.get(name, 0) + 1
         log = open(self.workdir / f"{name}.{n}.log", "wb")  # noqa: SIM115 - owned by the child
-        args = [KUBECRAWL, "crawl", str(self.spider), "--role", role, "--redis-url", self.redis_url, "--crawl", self.crawl]
+        args = [
+            KUBECRAWL,
+            "crawl",
+            str(self.spider),
+            "--role",
+            role,
+            "--redis-url",
+            self.redis_url,
+            "--crawl",
+            self.crawl,
+        ]
         if role == "slave":
             args += ["--health-port", str(health_port)] + (["--exit-when-idle"] if exit_when_idle else [])
         for k, v in self.settings.items():

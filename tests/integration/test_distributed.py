@@ -13,8 +13,8 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 import pytest
-
 from kubecrawl.backends.redis import Keys
+
 from tests.helpers.httpserver import TestHTTPServer, generated_site
 from tests.integration.conftest import free_port
 from tests.integration.distributed_cluster import Cluster, write_spider
@@ -138,7 +138,9 @@ def test_crawl_survives_redis_restart_from_its_append_only_file(
     assert cluster.status().items == PAGES
 
 
-def test_slave_serves_health_and_metrics(http_server: TestHTTPServer, redis_server: RedisServer, cluster_factory) -> None:
+def test_slave_serves_health_and_metrics(
+    http_server: TestHTTPServer, redis_server: RedisServer, cluster_factory
+) -> None:
     paths = generated_site(http_server, 60, links=5)
     cluster: Cluster = cluster_factory(http_server, redis_server.url, "health")
     port = free_port()

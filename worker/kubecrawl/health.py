@@ -56,10 +56,14 @@ class _StatsCollector(Collector):
         rejected = getattr(backend, "rejected", 0)
         yield CounterMetricFamily("kubecrawl_rejected", "Hostile or corrupt queue entries rejected", value=rejected)
         engine = self.proc.engine
-        held = len(engine._held) if engine is not None else 0  # noqa: SLF001 - read-only peek
-        yield GaugeMetricFamily("kubecrawl_in_flight", "Requests leased by this process and not yet committed", value=held)
+        held = len(engine._held) if engine is not None else 0
+        yield GaugeMetricFamily(
+            "kubecrawl_in_flight", "Requests leased by this process and not yet committed", value=held
+        )
         if self.queue_depth is not None:
-            yield GaugeMetricFamily("kubecrawl_queue_depth", "Requests waiting in the crawl's queue", value=self.queue_depth)
+            yield GaugeMetricFamily(
+                "kubecrawl_queue_depth", "Requests waiting in the crawl's queue", value=self.queue_depth
+            )
         if self.crawl_in_flight is not None:
             yield GaugeMetricFamily(
                 "kubecrawl_crawl_in_flight", "Requests leased by any worker of the crawl", value=self.crawl_in_flight
@@ -81,7 +85,7 @@ def _timed_fetch(fetch: Any, hist: Histogram) -> Any:
 class HealthServer:
     """aiohttp server for ``/healthz``, ``/readyz`` and ``/metrics`` of ``proc`` (a runner.CrawlProcess)."""
 
-    def __init__(self, proc: Any, port: int, host: str = "0.0.0.0") -> None:  # noqa: S104 - probes come from the kubelet
+    def __init__(self, proc: Any, port: int, host: str = "0.0.0.0") -> None:
         self.proc = proc
         self.port = port
         self.host = host
@@ -110,7 +114,7 @@ class HealthServer:
         site = web.TCPSite(self._runner, self.host, self.port, reuse_address=True)
         await site.start()
         if self.port == 0:
-            server = site._server  # noqa: SLF001 - the only way to learn an ephemeral port
+            server: Any = site._server  # the only way to learn an ephemeral port
             if server is not None and server.sockets:
                 self.port = int(server.sockets[0].getsockname()[1])
         log.info("health and metrics on http://%s:%d/ (healthz, readyz, metrics)", self.host, self.port)
@@ -126,7 +130,7 @@ class HealthServer:
             return True, "ok"
         try:
             await asyncio.wait_for(client.ping(), _PROBE_TIMEOUT)
-        except Exception as exc:  # noqa: BLE001 - any failure means unhealthy
+        except Exception as exc:
             return False, f"redis unreachable: {exc!r}"
         return True, "ok"
 
@@ -138,7 +142,7 @@ class HealthServer:
         engine = self.proc.engine
         if engine is None:
             return web.Response(status=503, text="starting\n")
-        if engine._stopping:  # noqa: SLF001 - read-only peek
+        if engine._stopping:
             return web.Response(status=503, text="stopping\n")
         ok, why = await self._store_ok()
         return web.Response(status=200 if ok else 503, text=why + "\n")
@@ -148,7 +152,7 @@ class HealthServer:
         try:
             self.collector.queue_depth = await asyncio.wait_for(_one_shot(backend.queued()), _PROBE_TIMEOUT)
             self.collector.crawl_in_flight = await asyncio.wait_for(_one_shot(backend.in_flight()), _PROBE_TIMEOUT)
-        except Exception as exc:  # noqa: BLE001 - metrics still answer without the store gauges
+        except Exception as exc:
             log.debug("metrics: store gauges unavailable: %s", exc)
             self.collector.queue_depth = self.collector.crawl_in_flight = None
         body = generate_latest(self.registry)

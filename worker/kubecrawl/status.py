@@ -126,8 +126,14 @@ def _s(v: Any) -> str:
 def format_status(st: CrawlStatus) -> str:
     """Human-readable status, a few aligned lines."""
     if not st.exists:
-        return f"crawl {st.crawl!r}: nothing in Redis under kc:{{{st.crawl}}}: (not started, or wrong --crawl/--redis-url)"
-    state = "seeding" if st.seeding else ("complete" if st.complete else ("running" if st.seeded_round else "waiting for seeds"))
+        return (
+            f"crawl {st.crawl!r}: nothing in Redis under kc:{{{st.crawl}}}: (not started, or wrong --crawl/--redis-url)"
+        )
+    state = (
+        "seeding"
+        if st.seeding
+        else ("complete" if st.complete else ("running" if st.seeded_round else "waiting for seeds"))
+    )
     rtp = f"{st.round_trips_per_page:.3f}" if st.round_trips_per_page is not None else "-"
     errors = ", ".join(f"{k[6:]}={v}" for k, v in st.stats.items() if k.startswith("error:"))
     lines = [
@@ -136,7 +142,9 @@ def format_status(st: CrawlStatus) -> str:
         f"seen           {st.seen:,} request fingerprints",
         f"pages          {st.pages:,}  ({st.pages_per_min:,.0f} pages/min, {st.bytes / 1e6:,.1f} MB)",
         f"items          {st.items:,}",
-        f"errors         {st.errors:,}" + (f"  ({errors})" if errors else "") + f", {st.retries:,} retries, {st.rejected:,} rejected",
+        f"errors         {st.errors:,}"
+        + (f"  ({errors})" if errors else "")
+        + f", {st.retries:,} retries, {st.rejected:,} rejected",
         f"workers        {st.live_workers} live" + (f": {', '.join(st.workers)}" if st.workers else ""),
         f"redis          {st.round_trips:,} round trips ({rtp} per page)",
     ]
@@ -154,11 +162,12 @@ def export_items(client: redis.Redis, crawl: str, path: Path, since: str = "0", 
     last = since or "0"
     with open(path, "wb" if last == "0" else "ab") as out:
         while True:
-            entries = client.xrange(k.items, min=f"({last}" if last != "0" else "-", max="+", count=batch)
+            entries: Any = client.xrange(k.items, min=f"({last}" if last != "0" else "-", max="+", count=batch)
             if not entries:
                 break
-            out.write(b"".join(fields[b"j"] + b"\n" for _id, fields in entries if b"j" in fields))
-            n += sum(1 for _id, fields in entries if b"j" in fields)
+            lines = [bytes(fields[b"j"]) for _id, fields in entries if b"j" in fields]
+            out.write(b"".join(line + b"\n" for line in lines))
+            n += len(lines)
             last = _s(entries[-1][0])
     log.info("exported %d item(s) of %s to %s (last id %s)", n, crawl, path, last)
     return n

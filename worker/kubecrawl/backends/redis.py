@@ -127,7 +127,9 @@ class RedisBackend(Backend):
         self._commit_seq = 0
         self.rejected = 0
         self.reaped = 0
-        self._scripts = {n: client.register_script(_load_lua(n)) for n in ("pop", "commit", "release", "reject", "heartbeat")}
+        self._scripts = {
+            n: client.register_script(_load_lua(n)) for n in ("pop", "commit", "release", "reject", "heartbeat")
+        }
         self._closed = False
 
     @classmethod
@@ -191,7 +193,9 @@ class RedisBackend(Backend):
             await self._ensure_intset_entries()
         n = await self._call(
             "reclaim own leases",
-            self._script("release", [self.k.queue, self.k.requests, self.k.leases, self.k.owners], [self.worker_id, "all"]),
+            self._script(
+                "release", [self.k.queue, self.k.requests, self.k.leases, self.k.owners], [self.worker_id, "all"]
+            ),
         )
         if n:
             log.info("reclaimed %d request(s) this worker (%s) held before a restart", n, self.worker_id)
@@ -199,10 +203,11 @@ class RedisBackend(Backend):
     async def _ensure_intset_entries(self) -> None:
         """Ask Redis to keep fingerprint buckets as packed intsets (best effort: CONFIG may be disabled)."""
         try:
-            cur = await self.r.config_get("set-max-intset-entries")
-            if int(cur.get(b"set-max-intset-entries", cur.get("set-max-intset-entries", 0))) < INTSET_ENTRIES:
+            cur: dict[Any, Any] = dict(await self.r.config_get("set-max-intset-entries"))
+            value = cur.get(b"set-max-intset-entries", cur.get("set-max-intset-entries", 0))
+            if int(value) < INTSET_ENTRIES:
                 await self.r.config_set("set-max-intset-entries", INTSET_ENTRIES)
-        except Exception as exc:  # noqa: BLE001 - managed Redis often forbids CONFIG
+        except Exception as exc:
             log.warning(
                 "cannot raise set-max-intset-entries to %d (%s): fingerprints will take more memory; "
                 "set it in redis.conf",
@@ -214,7 +219,7 @@ class RedisBackend(Backend):
         self._closed = True
         try:
             await self.r.aclose()
-        except Exception as exc:  # noqa: BLE001
+        except Exception as exc:
             log.debug("closing redis client: %s", exc)
 
     # -- queue ---------------------------------------------------------------------------------
@@ -302,7 +307,16 @@ class RedisBackend(Backend):
             if v:
                 stat_args.extend((name, int(v)))
         self._commit_seq += 1
-        args: list[Any] = [self.dedup, self.item_dedup, self.worker_id, self._commit_seq, nreq, nitem, len(acks), len(stat_args) // 2]
+        args: list[Any] = [
+            self.dedup,
+            self.item_dedup,
+            self.worker_id,
+            self._commit_seq,
+            nreq,
+            nitem,
+            len(acks),
+            len(stat_args) // 2,
+        ]
         args += req_args + item_args + acks + stat_args
         res = await self._call("commit", self._script("commit", keys, args))
         self._rt_reported = self.round_trips
