@@ -10,7 +10,7 @@ import pytest
 import yaml
 
 from .conftest import FIGURES
-from .containers import Build, container, inspect, size_bytes
+from .containers import Build, container, history, inspect, size_bytes
 from .probes import LEFTOVERS
 
 pytestmark = pytest.mark.images
@@ -92,6 +92,14 @@ def test_worker_image_has_no_build_tools_or_caches(worker_image: Build) -> None:
     assert result.returncode == 0, result.stderr
     found = json.loads(result.stdout)
     assert found == {"tools": {}, "caches": [], "debs": [], "setuptools": False, "venv_headers": []}
+
+
+def test_build_time_ca_settings_stay_out_of_the_final_image(worker_image: Build) -> None:
+    """The host CA bundle and PIP_CERT are builder-stage only: not in the config, env or history."""
+    config = inspect(worker_image.image)["Config"]
+    recorded = json.dumps([config, history(worker_image.image)])
+    assert "PIP_CERT" not in recorded
+    assert not any(e.startswith(("PIP_", "REQUESTS_CA_BUNDLE", "SSL_CERT")) for e in config["Env"])
 
 
 def test_worker_image_stays_within_120_mb_of_its_base(worker_image: Build) -> None:
