@@ -6,18 +6,20 @@ The HTTP server's request log is the witness for "fetched exactly once"; the Red
 
 from __future__ import annotations
 
+import subprocess
 import urllib.request
 from collections import Counter
 from collections.abc import Iterator
 from pathlib import Path
 from typing import TYPE_CHECKING
 
+import orjson
 import pytest
 from kubecrawl.backends.redis import Keys
 
 from tests.helpers.httpserver import TestHTTPServer, generated_site
 from tests.integration.conftest import free_port
-from tests.integration.distributed_cluster import Cluster, write_spider
+from tests.integration.distributed_cluster import KUBECRAWL, Cluster, write_spider
 
 if TYPE_CHECKING:
     from tests.integration.conftest import RedisServer
@@ -87,6 +89,20 @@ def test_master_and_three_slaves_fetch_every_page_exactly_once(
     assert st.rejected == len(HOSTILE)
     assert st.seen == PAGES
     assert st.round_trips_per_page is not None and st.round_trips_per_page < 1
+
+    # what a user runs next: status, then export
+    shown = subprocess.run(
+        [KUBECRAWL, "status", "--redis-url", redis_server.url, "--crawl", "gen"], capture_output=True, check=True
+    ).stdout.decode()
+    assert "round 1, complete" in shown and f"items          {PAGES:,}" in shown
+    out = cluster.workdir / "export.jsonl"
+    subprocess.run(
+        [KUBECRAWL, "export", "--redis-url", redis_server.url, "--crawl", "gen", "-o", str(out)],
+        capture_output=True,
+        check=True,
+    )
+    exported = [orjson.loads(line) for line in out.read_bytes().splitlines()]
+    assert sorted(str(i["url"]) for i in exported) == sorted(http_server.url(p) for p in paths)
 
 
 def test_killed_slave_loses_no_request(http_server: TestHTTPServer, redis_server: RedisServer, cluster_factory) -> None:
