@@ -227,7 +227,7 @@ class SinaRollSite:
         headers, body = self.article_page(a)
         return 200, headers, body
 
-    def start(self) -> SinaRollSite:
+    def start(self, port: int = 0) -> SinaRollSite:
         site = self
 
         class _Handler(BaseHTTPRequestHandler):
@@ -247,7 +247,7 @@ class SinaRollSite:
                 self.end_headers()
                 self.wfile.write(body)
 
-        httpd = ThreadingHTTPServer(("127.0.0.1", 0), _Handler)
+        httpd = ThreadingHTTPServer(("127.0.0.1", port), _Handler)
         httpd.daemon_threads = True
         self._httpd = httpd
         self.port = httpd.server_address[1]
@@ -275,3 +275,40 @@ class SinaRollSite:
         """(path with query, status) of every GET whose path starts with ``prefix``."""
         with self._lock:
             return [(p, s) for _m, p, s in self.log if p.startswith(prefix)]
+
+
+def main(argv: list[str] | None = None) -> int:
+    """``python -m kubecrawl.demo.sina [--port N] [--auto-advance N]``: serve the emulator until Ctrl-C."""
+    import argparse
+    import signal
+
+    p = argparse.ArgumentParser(prog="python -m kubecrawl.demo.sina", description=main.__doc__)
+    p.add_argument("--port", type=int, default=0, help="port on 127.0.0.1 (default: a free one)")
+    p.add_argument("--initial", type=int, default=20, help="articles in the roll at start")
+    p.add_argument("--auto-advance", type=int, default=8, help="new articles each time page 1 is fetched again")
+    args = p.parse_args(argv)
+    site = SinaRollSite(initial=args.initial, auto_advance=args.auto_advance)
+    site.start(port=args.port)
+    import sys
+
+    sys.stderr.write(
+        f"Sina roll emulator on {site.base_url}\n"
+        f"  kubecrawl crawl examples/sina_roll.yaml --every 10 -o news.jsonl -s base_url={site.base_url}\n"
+    )
+
+    def _interrupt(*_: object) -> None:
+        raise KeyboardInterrupt
+
+    signal.signal(signal.SIGTERM, _interrupt)
+    try:
+        while True:
+            signal.pause()
+    except KeyboardInterrupt:
+        pass
+    finally:
+        site.stop()
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
