@@ -7,6 +7,7 @@ single pipelined round trip, so polling it from the operator is cheap.
 from __future__ import annotations
 
 import logging
+import os
 from pathlib import Path
 from typing import Any
 
@@ -51,7 +52,8 @@ class CrawlStatus(BaseModel):
 
 
 def redis_client(url: str, password: str | None = None) -> redis.Redis:
-    """A sync client for status/export (the operator passes the password from the Secret)."""
+    """A sync client for status/export; the password defaults to ``KUBECRAWL_REDIS_PASSWORD`` (never argv)."""
+    password = password or os.environ.get("KUBECRAWL_REDIS_PASSWORD") or None
     return redis.Redis.from_url(url, password=password, socket_connect_timeout=5, socket_timeout=30)
 
 
