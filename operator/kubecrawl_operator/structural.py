@@ -73,6 +73,10 @@ def _convert_keywords(node: dict[str, Any], defs: dict[str, Any], stack: tuple[s
             out[key] = [_convert(v, defs, stack) for v in value]
         elif key == "default" and value is None:
             continue
+        elif key in ("exclusiveMinimum", "exclusiveMaximum") and not isinstance(value, bool):
+            # JSON Schema 2020 (pydantic gt/lt) puts the bound here; OpenAPI v3.0 wants a flag.
+            out["minimum" if key == "exclusiveMinimum" else "maximum"] = value
+            out[key] = True
         else:
             out[key] = value
     if out.get("type") == "object" and "properties" not in out and "additionalProperties" not in out:
@@ -83,11 +87,11 @@ def _convert_keywords(node: dict[str, Any], defs: dict[str, Any], stack: tuple[s
 
 
 def _default_empty_objects(node: dict[str, Any]) -> None:
-    """Give optional nested objects whose fields all have defaults `default: {}`, so they apply."""
+    """Give optional nested objects with defaulted fields `default: {}`, so the API server applies them."""
     required = set(node.get("required", []))
     for name, sub in node["properties"].items():
         if name in required or "default" in sub or sub.get("type") != "object":
             continue
-        props = sub.get("properties")
-        if props and not sub.get("required") and all("default" in p for p in props.values() if p.get("type") != "object" or "properties" not in p):
+        props = sub.get("properties") or {}
+        if not sub.get("required") and any("default" in p for p in props.values()):
             sub["default"] = {}
