@@ -10,7 +10,9 @@ from __future__ import annotations
 import argparse
 import datetime as dt
 import logging
+import os
 import shutil
+import signal
 import sys
 import tempfile
 from collections.abc import Callable
@@ -42,37 +44,80 @@ def kubecrawl_cmd(start: str, concurrency: int) -> Contender:
     launcher = [str(exe)] if exe.exists() else [sys.executable, "-c", "from kubecrawl.cli import main; main()"]
     return Contender(
         name="kubecrawl",
-        cmd=[*launcher, "crawl", f"{CONTENDERS_DIR / 'kc_spider.py'}:BenchSpider",
-             "-s", f"concurrency={concurrency}", "-s", f"concurrency_per_host={concurrency}",
-             "-s", "obey_robots=false"],
+        cmd=[
+            *launcher,
+            "crawl",
+            f"{CONTENDERS_DIR / 'kc_spider.py'}:BenchSpider",
+            "-s",
+            f"concurrency={concurrency}",
+            "-s",
+            f"concurrency_per_host={concurrency}",
+            "-s",
+            "obey_robots=false",
+        ],
         env={"KC_BENCH_START": start},
     )
 
 
-def build_contenders(names: list[str], start: str, concurrency: int, result: Path,
-                     scrapy_python: Path | None) -> list[Contender]:
+def build_contenders(
+    names: list[str], start: str, concurrency: int, result: Path, scrapy_python: Path | None
+) -> list[Contender]:
     out = []
     for name in names:
         if name == "kubecrawl":
             out.append(kubecrawl_cmd(start, concurrency))
         elif name in RAW:
             client = name.removeprefix("raw-")
-            out.append(Contender(name=name, cmd=[sys.executable, str(CONTENDERS_DIR / "raw_loop.py"), client,
-                                                 start, str(concurrency), str(result)]))
+            out.append(
+                Contender(
+                    name=name,
+                    cmd=[
+                        sys.executable,
+                        str(CONTENDERS_DIR / "raw_loop.py"),
+                        client,
+                        start,
+                        str(concurrency),
+                        str(result),
+                    ],
+                )
+            )
         elif name == "scrapy":
             assert scrapy_python is not None
-            out.append(Contender(name=name, cmd=[str(scrapy_python), str(CONTENDERS_DIR / "scrapy_run.py"),
-                                                 start, str(concurrency), str(result)]))
+            out.append(
+                Contender(
+                    name=name,
+                    cmd=[
+                        str(scrapy_python),
+                        str(CONTENDERS_DIR / "scrapy_run.py"),
+                        start,
+                        str(concurrency),
+                        str(result),
+                    ],
+                )
+            )
         else:
             raise SystemExit(f"unknown contender {name!r}; choose from {', '.join(ALL)}")
     return out
 
 
-def run_rounds(contenders: list[Contender], repeat: int, workdir: Path,
-               on_run: Callable[[Measured], None] | None = None) -> list[Measured]:
+SLOW = ("raw-httpx", "scrapy")
+
+
+def run_rounds(
+    contenders: list[Contender],
+    repeat: int,
+    workdir: Path,
+    on_run: Callable[[Measured], None] | None = None,
+    repeat_slow: int | None = None,
+) -> list[Measured]:
+    """Round-robin: every contender once per round; the slow ones (``SLOW``) only in the first
+    ``repeat_slow`` rounds when that is given."""
     runs: list[Measured] = []
-    for r in range(repeat):
+    for r in range(max(repeat, repeat_slow or 0)):
         for c in contenders:
+            n = repeat_slow if (repeat_slow is not None and c.name in SLOW) else repeat
+            if r >= n:
+                continue
             m = run_measured(c.name, c.cmd, workdir / "result.json", workdir / f"{c.name}-{r}.log", env=c.env)
             runs.append(m)
             if on_run:
@@ -86,19 +131,32 @@ def parser(p: argparse.ArgumentParser | None = None) -> argparse.ArgumentParser:
     p.add_argument("--page-kb", type=int, default=20)
     p.add_argument("--links", type=int, default=20)
     p.add_argument("--repeat", type=int, default=3, help="runs per contender; medians are reported")
+    p.add_argument(
+        "--repeat-slow",
+        type=int,
+        default=None,
+        help="runs of the slow baselines (raw-httpx, scrapy); default: --repeat",
+    )
     p.add_argument("--concurrency", type=int, default=64)
     p.add_argument("--only", default=",".join(ALL), help=f"comma list of contenders (default: {','.join(ALL)})")
     p.add_argument("--site-dir", type=Path, default=None, help="where the site is generated (cached)")
     p.add_argument("--server", choices=["auto", "nginx", "aiohttp"], default="auto")
     p.add_argument("--json", type=Path, default=None, help="write results here (default bench/results/...)")
-    p.add_argument("--profile", choices=["none", "py-spy", "pyinstrument"], default="none",
-                   help="after the runs, profile one run of each --profile-target and print where its CPU goes")
+    p.add_argument(
+        "--profile",
+        choices=["none", "py-spy", "pyinstrument"],
+        default="none",
+        help="after the runs, profile one run of each --profile-target and print where its CPU goes",
+    )
     p.add_argument("--profile-target", default="kubecrawl", help="comma list of contenders to profile")
     return p
 
 
 def main(argv: list[str] | None = None) -> int:
     args = parser().parse_args(argv)
+    # a bench started in the background has SIGINT ignored; make INT and TERM stop it cleanly
+    signal.signal(signal.SIGINT, signal.default_int_handler)
+    signal.signal(signal.SIGTERM, signal.default_int_handler)
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     names = [n.strip() for n in args.only.split(",") if n.strip()]
     site_dir = args.site_dir or BENCH_DIR / ".cache" / f"site-{args.pages}-{args.page_kb}k-{args.links}l"
@@ -111,12 +169,25 @@ def main(argv: list[str] | None = None) -> int:
             contenders = build_contenders(names, start, args.concurrency, workdir / "result.json", scrapy_python)
 
             def progress(m: Measured) -> None:
-                log.info("%-18s pages %6d  wall %7.2fs  cpu %7.2fs  rss %6.1f MB  exit %d", m.name, m.pages,
-                         m.crawl_wall_s or 0.0, m.process_cpu_s, m.peak_rss_mb, m.exit_code)
+                log.info(
+                    "%-18s pages %6d  wall %7.2fs  cpu %7.2fs (crawl %7.2fs)  rss %6.1f MB  exit %d",
+                    m.name,
+                    m.pages,
+                    m.crawl_wall_s or 0.0,
+                    m.process_cpu_s,
+                    m.crawl_cpu_s or 0.0,
+                    m.peak_rss_mb,
+                    m.exit_code,
+                )
 
-            runs = run_rounds(contenders, args.repeat, workdir, progress)
+            load_before = os.getloadavg()
+            runs = run_rounds(contenders, args.repeat, workdir, progress, args.repeat_slow)
             summary: Summary = summarise(runs, site, args.concurrency, args.repeat)
-            summary.machine = machine_info(server.server_name)
+            if args.repeat_slow is not None:
+                summary.machine["repeat_slow"] = args.repeat_slow
+            summary.machine = {**machine_info(server.server_name), **summary.machine}
+            summary.machine["loadavg_before"] = [round(x, 2) for x in load_before]
+            summary.machine["loadavg_after"] = [round(x, 2) for x in os.getloadavg()]
             summary.command = "python -m bench local " + " ".join(argv if argv is not None else sys.argv[2:])
             print_report(summary)
             out = args.json or BENCH_DIR / "results" / f"local-{dt.datetime.now():%Y%m%dT%H%M%S}.json"
@@ -129,6 +200,9 @@ def main(argv: list[str] | None = None) -> int:
                 targets = [n.strip() for n in args.profile_target.split(",") if n.strip()]
                 for c in build_contenders(targets, start, args.concurrency, workdir / "result.json", scrapy_python):
                     profile_contender(c.name, args.profile, c.cmd, c.env, workdir)
+    except KeyboardInterrupt:
+        log.warning("interrupted: the contender that was running was stopped")
+        return 130
     finally:
         shutil.rmtree(workdir, ignore_errors=True)
     return 0 if summary.complete else 1

@@ -41,8 +41,13 @@ class Measured(BaseModel):
 
 
 def run_measured(
-    name: str, cmd: list[str], result_path: Path, log_path: Path, env: dict[str, str] | None = None,
-    cwd: Path | None = None, timeout_s: float = 3600.0,
+    name: str,
+    cmd: list[str],
+    result_path: Path,
+    log_path: Path,
+    env: dict[str, str] | None = None,
+    cwd: Path | None = None,
+    timeout_s: float = 3600.0,
 ) -> Measured:
     """Run ``cmd`` to completion; ``result_path`` is where the contender writes its JSON report."""
     result_path.unlink(missing_ok=True)
@@ -50,18 +55,24 @@ def run_measured(
     log.debug("running %s: %s", name, " ".join(cmd))
     with open(log_path, "wb") as logf:
         t0 = time.perf_counter()
-        proc = subprocess.Popen(cmd, stdin=subprocess.DEVNULL, stdout=logf, stderr=subprocess.STDOUT,
-                                env=full_env, cwd=cwd)
+        proc = subprocess.Popen(
+            cmd, stdin=subprocess.DEVNULL, stdout=logf, stderr=subprocess.STDOUT, env=full_env, cwd=cwd
+        )
         deadline = time.monotonic() + timeout_s
-        while True:
-            pid, status, ru = os.wait4(proc.pid, os.WNOHANG)
-            if pid:
-                break
-            if time.monotonic() > deadline:
-                proc.kill()
-                pid, status, ru = os.wait4(proc.pid, 0)
-                break
-            time.sleep(0.05)
+        try:
+            while True:
+                pid, status, ru = os.wait4(proc.pid, os.WNOHANG)
+                if pid:
+                    break
+                if time.monotonic() > deadline:
+                    proc.kill()
+                    pid, status, ru = os.wait4(proc.pid, 0)
+                    break
+                time.sleep(0.05)
+        except BaseException:  # interrupted bench: never leave a contender running
+            proc.kill()
+            os.wait4(proc.pid, 0)
+            raise
         wall = time.perf_counter() - t0
         proc.returncode = os.waitstatus_to_exitcode(status)
     report: dict[str, Any] = {}

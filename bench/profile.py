@@ -19,8 +19,24 @@ log = logging.getLogger(__name__)
 
 #: libraries reported separately; a frame belongs to the first of these among its file's path components
 LAYERS = (
-    "kubecrawl", "httpx_aiohttp", "httpx", "httpcore", "aiohttp", "yarl", "multidict", "parsel", "cssselect",
-    "lxml", "w3lib", "pydantic", "orjson", "asyncio", "logging", "urllib", "scrapy", "twisted",
+    "kubecrawl",
+    "httpx_aiohttp",
+    "httpx",
+    "httpcore",
+    "aiohttp",
+    "yarl",
+    "multidict",
+    "parsel",
+    "cssselect",
+    "lxml",
+    "w3lib",
+    "pydantic",
+    "orjson",
+    "asyncio",
+    "logging",
+    "urllib",
+    "scrapy",
+    "twisted",
 )
 _SPIDERS = ("kc_spider.py", "raw_loop.py", "scrapy_run.py", "benchreport.py")
 
@@ -87,18 +103,42 @@ def profile_contender(name: str, kind: str, cmd: list[str], env: dict[str, str],
     results.mkdir(exist_ok=True)
     if kind == "py-spy":
         raw_path = workdir / "pyspy.txt"
-        subprocess.run([str(tool("py-spy")), "record", "--format", "raw", "--function", "--nonblocking",
-                        "--rate", "250", "-o", str(raw_path), "--", *cmd], env=full_env, check=True,
-                       stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        subprocess.run(
+            [
+                str(tool("py-spy")),
+                "record",
+                "--format",
+                "raw",
+                "--function",
+                "--nonblocking",
+                "--rate",
+                "250",
+                "-o",
+                str(raw_path),
+                "--",
+                *cmd,
+            ],
+            env=full_env,
+            check=True,
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.DEVNULL,
+        )
         text = format_profile(raw_path.read_text())
         out = results / f"profile-{name}-pyspy.txt"
         (results / f"profile-{name}-pyspy.raw").write_text(raw_path.read_text())
     else:
         # pyinstrument is borrowed from the bench venv onto the end of the project interpreter's path
-        full_env["PYTHONPATH"] = os.pathsep.join(filter(None, [full_env.get("PYTHONPATH"), str(site_packages(VENV_DIR))]))
+        full_env["PYTHONPATH"] = os.pathsep.join(
+            filter(None, [full_env.get("PYTHONPATH"), str(site_packages(VENV_DIR))])
+        )
         out = results / f"profile-{name}-pyinstrument.txt"
-        subprocess.run([sys.executable, "-m", "pyinstrument", "-r", "text", "-o", str(out), *cmd], env=full_env,
-                       check=True, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        subprocess.run(
+            [sys.executable, "-m", "pyinstrument", "-r", "text", "-o", str(out), *cmd],
+            env=full_env,
+            check=True,
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.DEVNULL,
+        )
         text = out.read_text()
     out.write_text(text)
     sys.stdout.write(f"\nprofile of one {name} run ({kind}), also in {out}:\n{text}")

@@ -59,7 +59,8 @@ def _median(xs: list[float]) -> float:
 def row_for(name: str, runs: list[Measured], expected_pages: int) -> Row:
     ok = [m for m in runs if m.ok]
     complete = len(ok) == len(runs) and all(
-        m.pages == expected_pages and m.unique == expected_pages and m.errors == 0 for m in ok)
+        m.pages == expected_pages and m.unique == expected_pages and m.errors == 0 for m in ok
+    )
     crawl_cpu = [m.crawl_cpu_s * 1000 / m.pages for m in ok if m.crawl_cpu_s is not None and m.pages]
     return Row(
         name=name,
@@ -96,16 +97,29 @@ def summarise(runs: list[Measured], site: SiteInfo, concurrency: int, repeat: in
         if raws:
             best = max(raws, key=lambda r: r.pages_per_cpu_s)
             ratio = kc.pages_per_cpu_s / best.pages_per_cpu_s
-            targets["vs_best_raw"] = {"baseline": best.name, "ratio": ratio, "target": TARGET_VS_RAW,
-                                      "met": ratio >= TARGET_VS_RAW}
+            targets["vs_best_raw"] = {
+                "baseline": best.name,
+                "ratio": ratio,
+                "target": TARGET_VS_RAW,
+                "met": ratio >= TARGET_VS_RAW,
+            }
         if "scrapy" in by:
             ratio = kc.pages_per_cpu_s / by["scrapy"].pages_per_cpu_s
-            targets["vs_scrapy"] = {"baseline": "scrapy", "ratio": ratio, "target": TARGET_VS_SCRAPY,
-                                    "met": ratio >= TARGET_VS_SCRAPY}
+            targets["vs_scrapy"] = {
+                "baseline": "scrapy",
+                "ratio": ratio,
+                "target": TARGET_VS_SCRAPY,
+                "met": ratio >= TARGET_VS_SCRAPY,
+            }
     return Summary(
-        date=dt.datetime.now(dt.timezone.utc).strftime("%Y-%m-%d %H:%M UTC"),
+        date=dt.datetime.now(dt.UTC).strftime("%Y-%m-%d %H:%M UTC"),
         site={"pages": site.pages, "page_kb": site.page_kb, "links": site.links, "bytes": site.total_bytes},
-        concurrency=concurrency, repeat=repeat, rows=rows, ratios=ratios, targets=targets, runs=runs,
+        concurrency=concurrency,
+        repeat=repeat,
+        rows=rows,
+        ratios=ratios,
+        targets=targets,
+        runs=runs,
     )
 
 
@@ -121,13 +135,35 @@ def _versions() -> dict[str, str]:
     try:
         from .venv import venv_python
 
-        res = subprocess.run([str(venv_python()), "-c", "import scrapy; print(scrapy.__version__)"],
-                             capture_output=True, text=True, timeout=60)
+        res = subprocess.run(
+            [str(venv_python()), "-c", "import scrapy; print(scrapy.__version__)"],
+            capture_output=True,
+            text=True,
+            timeout=60,
+        )
         if res.returncode == 0:
             out["scrapy"] = res.stdout.strip()
     except (OSError, subprocess.TimeoutExpired):
         pass
     return out
+
+
+def _git_describe() -> str:
+    """The commit the worker code came from, with ``+dirty`` when its files differ from it."""
+    root = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+    try:
+        head = subprocess.run(
+            ["git", "-C", root, "rev-parse", "--short", "HEAD"], capture_output=True, text=True, timeout=30
+        ).stdout.strip()
+        dirty = subprocess.run(
+            ["git", "-C", root, "status", "--porcelain", "--", "worker/kubecrawl"],
+            capture_output=True,
+            text=True,
+            timeout=30,
+        ).stdout.strip()
+    except (OSError, subprocess.TimeoutExpired):
+        return "?"
+    return head + ("+dirty" if dirty else "")
 
 
 def machine_info(server: str) -> dict[str, Any]:
@@ -140,19 +176,31 @@ def machine_info(server: str) -> dict[str, Any]:
                     break
     except OSError:
         pass
-    return {"cpu": cpu, "cores": os.cpu_count(), "python": sys.version.split()[0],
-            "os": f"{platform.system()} {platform.release()}", "server": server, "versions": _versions()}
+    git = _git_describe()
+    return {
+        "cpu": cpu,
+        "cores": os.cpu_count(),
+        "git": git,
+        "python": sys.version.split()[0],
+        "os": f"{platform.system()} {platform.release()}",
+        "server": server,
+        "versions": _versions(),
+    }
 
 
 def markdown_table(s: Summary) -> str:
-    head = ("| contender | pages crawled | pages/s | CPU s | CPU ms/page | pages per CPU-s | "
-            "CPU ms/page (crawl phase) | peak RSS MB |\n|---|---|---|---|---|---|---|---|\n")
+    head = (
+        "| contender | pages crawled | pages/s | CPU s | CPU ms/page | pages per CPU-s | "
+        "CPU ms/page (crawl phase) | peak RSS MB |\n|---|---|---|---|---|---|---|---|\n"
+    )
     lines = []
     for r in s.rows:
         phase = f"{r.crawl_cpu_ms_per_page:.3f}" if r.crawl_cpu_ms_per_page is not None else "–"
         mark = "" if r.complete else " (INCOMPLETE)"
-        lines.append(f"| {r.name} | {r.pages}{mark} | {r.pages_per_s:,.0f} | {r.process_cpu_s:.2f} | "
-                     f"{r.cpu_ms_per_page:.3f} | {r.pages_per_cpu_s:,.0f} | {phase} | {r.peak_rss_mb:.1f} |")
+        lines.append(
+            f"| {r.name} | {r.pages}{mark} | {r.pages_per_s:,.0f} | {r.process_cpu_s:.2f} | "
+            f"{r.cpu_ms_per_page:.3f} | {r.pages_per_cpu_s:,.0f} | {phase} | {r.peak_rss_mb:.1f} |"
+        )
     return head + "\n".join(lines) + "\n"
 
 
@@ -163,8 +211,10 @@ def markdown_ratios(s: Summary) -> str:
     for name, r in s.ratios.items():
         out.append(f"| {name} | {r['pages_per_cpu_s']:.2f}× | {r['pages_per_s']:.2f}× |")
     for key, t in s.targets.items():
-        out.append(f"\nTarget {key}: {t['ratio']:.2f}× against {t['baseline']} (target ≥ {t['target']}×): "
-                   f"**{'met' if t['met'] else 'MISSED'}**")
+        out.append(
+            f"\nTarget {key}: {t['ratio']:.2f}× against {t['baseline']} (target ≥ {t['target']}×): "
+            f"**{'met' if t['met'] else 'MISSED'}**"
+        )
     return "\n".join(out) + "\n"
 
 

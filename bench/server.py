@@ -165,8 +165,14 @@ class StaticServer:
             self.server_name = "aiohttp static (nginx unavailable)"
         log.info("starting %s on %s serving %s", self.server_name, self.base_url, self.root)
         env = {**os.environ, "PYTHONPATH": str(Path(__file__).resolve().parent.parent)}
-        self._proc = subprocess.Popen(cmd, stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL,
-                                      stderr=subprocess.PIPE, env=env, start_new_session=True)
+        self._proc = subprocess.Popen(
+            cmd,
+            stdin=subprocess.DEVNULL,
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.PIPE,
+            env=env,
+            start_new_session=True,
+        )
         try:
             wait_http(self.base_url + "/", proc=self._proc)
         except Exception:

@@ -22,7 +22,7 @@ log = logging.getLogger(__name__)
 MANIFEST = "site.json"
 SITE_FORMAT = 1
 
-_WORDS = (
+_WORDS = (  # noqa: SIM905 - a word list reads better as text
     "crawler queue request response spider lease redis worker operator kubernetes fingerprint item "
     "page link anchor scheduler engine download parse select extract yield commit batch stream shard "
     "latency throughput memory budget backoff retry redirect robots politeness concurrency host slot "
@@ -83,7 +83,7 @@ def _paragraph_pool(rng: random.Random, count: int = 256) -> list[str]:
 def render_page(i: int, targets: list[int], pool: list[str], rng: random.Random, page_bytes: int) -> bytes:
     """One page: title, heading, a nav list of the links spread through filler paragraphs."""
     head = (
-        "<!DOCTYPE html>\n<html lang=\"en\"><head><meta charset=\"utf-8\">"
+        '<!DOCTYPE html>\n<html lang="en"><head><meta charset="utf-8">'
         f"<title>Bench page {i}</title></head>\n<body>\n<h1>Bench page {i}</h1>\n"
     )
     anchors = [f'<li><a href="{page_path(t)}">page {t}</a></li>\n' for t in targets]

@@ -52,7 +52,9 @@ def site_packages(venv: Path = VENV_DIR) -> Path:
     """The venv's site-packages (to borrow pure tools such as pyinstrument from another interpreter)."""
     out = subprocess.run(
         [str(venv_python(venv)), "-c", "import sysconfig; print(sysconfig.get_paths()['purelib'])"],
-        check=True, capture_output=True, text=True,
+        check=True,
+        capture_output=True,
+        text=True,
     )
     return Path(out.stdout.strip())
 

@@ -40,7 +40,6 @@ class BenchSpider(scrapy.Spider):
         for url in self.start_urls:
             yield scrapy.Request(url, dont_filter=False)
 
-
     def parse(self, response: Any) -> Any:
         self.pages += 1
         self.urls.add(response.url)
