@@ -163,6 +163,8 @@ async def test_errors_are_counted_never_crash(http_server: TestHTTPServer, tmp_p
     assert s.hits["/always500"] == 3  # first try + 2 retries
     assert s.hits["/final"] == 1  # reached by the redirect chain once; the malformed page's link is deduplicated
     assert s.hits["/429"] == 2
+    # retries of requests that later succeeded count too: flaky 1, 429 1, always500 2, slow 2
+    assert stats["retries"] == 6
 
 
 async def test_priorities_and_dont_filter(http_server: TestHTTPServer, tmp_path: Path) -> None:

@@ -23,6 +23,7 @@ from .netguard import SSRFGuard, SSRFRefused, is_ssrf_error
 from .request import Request
 from .response import Response
 from .settings import Settings
+from .stats import Stats
 
 log = logging.getLogger(__name__)
 
@@ -46,15 +47,14 @@ class _Slot:
 
 
 class Downloader:
-    def __init__(self, settings: Settings, guard: SSRFGuard | None = None) -> None:
+    def __init__(self, settings: Settings, guard: SSRFGuard | None = None, stats: Stats | None = None) -> None:
         self.s = settings
+        self.stats = stats if stats is not None else Stats()
         self.guard = guard
         self._slots: dict[str, _Slot] = {}
         self._robots: dict[str, Protego | None] = {}
         self._robots_locks: dict[str, asyncio.Lock] = {}
         self.client = self._make_client()
-        self.retries = 0
-        self.bytes = 0
 
     def _make_client(self) -> httpx.AsyncClient:
         s = self.s
@@ -170,7 +170,8 @@ class Downloader:
                 if attempt >= self.s.max_retries:
                     raise DownloadError(exc.kind, f"{request.url}: {exc} (after {attempt} retries)", attempt) from None
                 attempt += 1
-                self.retries += 1
+                self.stats.inc("retries")
+                self.stats.inc(f"retry:{exc.kind}")
                 wait = exc.retry_after
                 if wait is None:
                     wait = self.s.retry_backoff * (2 ** (attempt - 1)) * random.uniform(0.8, 1.2)
@@ -242,7 +243,6 @@ class Downloader:
                 raise _Retryable("network", f"{type(exc).__name__} reading body: {exc}") from None
             finally:
                 await resp.aclose()
-        self.bytes += len(content)
         return resp.status_code, resp.headers, content
 
     async def _send(self, request: Request, url: str, method: str, body: bytes) -> httpx.Response:

@@ -304,7 +304,6 @@ class Engine:
             return oc
         except DownloadError as exc:
             stats.error(exc.kind)
-            stats.inc("retries", exc.retries)
             log.info("failed %s: %s", req.url, exc)
             await self._errback(req, exc, oc)
             return oc

@@ -56,14 +56,14 @@ class CrawlProcess:
 
     def __init__(self, spider: Spider, settings: Settings, backend: Backend | None = None) -> None:
         self.spider = spider
-        spider.settings = settings  # type: ignore[attr-defined]  # as in Scrapy: spiders may read settings
+        spider.settings = settings  # as in Scrapy: spiders may read their settings
         self.s = settings
         self.backend = backend or make_backend(settings, spider)
-        guard = SSRFGuard(settings.ssrf_allow) if guard_enabled(settings.ssrf_guard) else None
-        self.downloader = Downloader(settings, guard)
-        refs = list(getattr(settings, "item_pipelines", []) or []) + list(getattr(spider, "pipelines", []) or [])
-        self.pipelines = PipelineChain([load_pipeline(p) for p in refs])
         self.stats = Stats()
+        guard = SSRFGuard(settings.ssrf_allow) if guard_enabled(settings.ssrf_guard) else None
+        self.downloader = Downloader(settings, guard, self.stats)
+        refs = [*settings.item_pipelines, *spider.pipelines]
+        self.pipelines = PipelineChain([load_pipeline(p) for p in refs])
         self.engine: Engine | None = None
         self._stop = asyncio.Event()
         self.rounds_run = 0

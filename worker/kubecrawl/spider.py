@@ -5,11 +5,14 @@ from __future__ import annotations
 import dataclasses
 import inspect
 from collections.abc import AsyncIterator, Callable
-from typing import Any, ClassVar
+from typing import TYPE_CHECKING, Any, ClassVar
 
 from .errors import SpiderError
 from .request import Request
 from .response import Response
+
+if TYPE_CHECKING:
+    from .settings import Settings
 
 
 class Item(dict[str, Any]):
@@ -39,6 +42,7 @@ class Spider:
       ``custom_settings`` settings this spider needs (lowest precedence above the defaults).
       ``item_key``        fields of the item content fingerprint (default: the ``item_key`` setting).
       ``incremental``     start requests of every round bypass request dedup (list pages re-crawled).
+      ``pipelines``       item pipeline classes (or ``pkg.module.Class`` strings) for this spider.
     """
 
     name: ClassVar[str] = "spider"
@@ -46,6 +50,9 @@ class Spider:
     custom_settings: ClassVar[dict[str, Any]] = {}
     item_key: ClassVar[list[str] | None] = None
     incremental: ClassVar[bool] = False
+    pipelines: ClassVar[list[Any]] = []
+    #: the crawl's :class:`~kubecrawl.settings.Settings`, set before :meth:`opened`
+    settings: Settings
 
     def __init__(self, **kwargs: Any) -> None:
         for key, value in kwargs.items():
