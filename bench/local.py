@@ -181,8 +181,17 @@ def main(argv: list[str] | None = None) -> int:
                 )
 
             load_before = os.getloadavg()
-            runs = run_rounds(contenders, args.repeat, workdir, progress, args.repeat_slow)
+            runs: list[Measured] = []
+            interrupted = False
+            try:
+                run_rounds(contenders, args.repeat, workdir, lambda m: (runs.append(m), progress(m)), args.repeat_slow)
+            except KeyboardInterrupt:
+                # report what was measured so far: a long run stopped early is still worth its figures
+                log.warning("interrupted after %d run(s): reporting those", len(runs))
+                interrupted = True
             summary: Summary = summarise(runs, site, args.concurrency, args.repeat)
+            if interrupted:
+                summary.machine["interrupted"] = True
             if args.repeat_slow is not None:
                 summary.machine["repeat_slow"] = args.repeat_slow
             summary.machine = {**machine_info(server.server_name), **summary.machine}
@@ -194,6 +203,8 @@ def main(argv: list[str] | None = None) -> int:
             out.parent.mkdir(parents=True, exist_ok=True)
             out.write_text(summary.model_dump_json(indent=2))
             log.info("results written to %s", out)
+            if interrupted:
+                return 130
             if args.profile != "none":
                 from .profile import profile_contender
 
