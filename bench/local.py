@@ -183,8 +183,13 @@ def main(argv: list[str] | None = None) -> int:
             load_before = os.getloadavg()
             runs: list[Measured] = []
             interrupted = False
+
+            def record(m: Measured) -> None:
+                runs.append(m)
+                progress(m)
+
             try:
-                run_rounds(contenders, args.repeat, workdir, lambda m: (runs.append(m), progress(m)), args.repeat_slow)
+                run_rounds(contenders, args.repeat, workdir, record, args.repeat_slow)
             except KeyboardInterrupt:
                 # report what was measured so far: a long run stopped early is still worth its figures
                 log.warning("interrupted after %d run(s): reporting those", len(runs))

@@ -78,10 +78,10 @@ async def run(client: str, start: str, concurrency: int, result: str) -> None:
         import aiohttp
         from httpx_aiohttp import AiohttpTransport
 
-        def session() -> aiohttp.ClientSession:
+        def make_session() -> aiohttp.ClientSession:
             return aiohttp.ClientSession(connector=aiohttp.TCPConnector(limit=concurrency))
 
-        transport = AiohttpTransport(limits=limits, client=session)
+        transport = AiohttpTransport(limits=limits, client=make_session)
     elif client == "httpx":
         transport = httpx.AsyncHTTPTransport(limits=limits)
     else:
