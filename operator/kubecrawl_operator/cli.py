@@ -25,13 +25,19 @@ def parse_args(argv: list[str] | None = None) -> RunOptions:
     sub = parser.add_subparsers(dest="command", required=True)
     run = sub.add_parser("run", help="run the operator")
     scope = run.add_mutually_exclusive_group()
-    scope.add_argument("-n", "--namespace", action="append", default=[], help="namespace to watch (repeatable; exact names)")
+    scope.add_argument(
+        "-n", "--namespace", action="append", default=[], help="namespace to watch (repeatable; exact names)"
+    )
     scope.add_argument("-A", "--all-namespaces", action="store_true", help="watch every namespace (the default)")
     run.add_argument("--standalone", action="store_true", help="no peering: the only operator replica")
     run.add_argument("--peering", default=None, help="KopfPeering name, for several operator replicas")
-    run.add_argument("--liveness", default=os.environ.get("KUBECRAWL_OPERATOR_LIVENESS"), help="e.g. http://0.0.0.0:8080/healthz")
+    run.add_argument(
+        "--liveness", default=os.environ.get("KUBECRAWL_OPERATOR_LIVENESS"), help="e.g. http://0.0.0.0:8080/healthz"
+    )
     run.add_argument("--worker-image", default=None, help="default worker image (env KUBECRAWL_WORKER_IMAGE)")
-    run.add_argument("--interval", type=float, default=None, help="seconds between re-reconciles (env KUBECRAWL_OPERATOR_INTERVAL)")
+    run.add_argument(
+        "--interval", type=float, default=None, help="seconds between re-reconciles (env KUBECRAWL_OPERATOR_INTERVAL)"
+    )
     run.add_argument("-v", "--verbose", action="store_true")
     args = parser.parse_args(argv)
     if args.peering and args.standalone:

@@ -105,7 +105,7 @@ def status_schema() -> dict[str, Any]:
 
 def printer_columns() -> list[dict[str, Any]]:
     def col(name: str, path: str, type_: str = "integer", priority: int = 0) -> dict[str, Any]:
-        column = {"name": name, "type": type_, "jsonPath": path}
+        column: dict[str, Any] = {"name": name, "type": type_, "jsonPath": path}
         if priority:
             column["priority"] = priority
         return column
@@ -119,7 +119,7 @@ def printer_columns() -> list[dict[str, Any]]:
         col("Queued", ".status.stats.queued"),
         col("Schedule", ".spec.schedule", "string"),
         col("Age", ".metadata.creationTimestamp", "date"),
-        col("Reason", ".status.conditions[?(@.type==\"Ready\")].reason", "string", priority=1),
+        col("Reason", '.status.conditions[?(@.type=="Ready")].reason', "string", priority=1),
     ]
 
 

@@ -57,12 +57,20 @@ def load_api_client() -> kubernetes.client.ApiClient:
 
 
 def raw_call(
-    api: kubernetes.client.ApiClient, method: str, path: str, body: Any = None,
-    query: list[tuple[str, str]] | None = None, content_type: str = "application/json", timeout: float = 30,
+    api: kubernetes.client.ApiClient,
+    method: str,
+    path: str,
+    body: Any = None,
+    query: list[tuple[str, str]] | None = None,
+    content_type: str = "application/json",
+    timeout: float = 30,
 ) -> Any:
     """One authenticated HTTP call through the client's configuration; JSON in, JSON (dicts) out."""
     params = api.param_serialize(
-        method, path, query_params=query or [], body=body,
+        method,
+        path,
+        query_params=query or [],
+        body=body,
         header_params={"Content-Type": content_type, "Accept": "application/json"},
         auth_settings=["BearerToken"],
     )
@@ -77,9 +85,16 @@ class Kube:
     def __init__(self, api: kubernetes.client.ApiClient) -> None:
         self._api = api
 
-    def _call(self, verb: str, kind: str, namespace: str, name: str | None = None,
-              body: Any = None, query: list[tuple[str, str]] | None = None,
-              content_type: str = "application/json") -> Any:
+    def _call(
+        self,
+        verb: str,
+        kind: str,
+        namespace: str,
+        name: str | None = None,
+        body: Any = None,
+        query: list[tuple[str, str]] | None = None,
+        content_type: str = "application/json",
+    ) -> Any:
         k = KINDS[kind]
         if not rbac.allowed(k.group, k.plural, verb):
             raise PermissionError(f"{verb} {k.plural} is not in kubecrawl_operator.rbac.RULES")
@@ -104,7 +119,8 @@ class Kube:
         items = (result or {}).get("items") or []
         # Filter here too: an API that ignores labelSelector must not make us touch others' objects.
         return [
-            item for item in items
+            item
+            for item in items
             if all((item.get("metadata", {}).get("labels") or {}).get(k) == v for k, v in labels.items())
         ]
 

@@ -35,9 +35,7 @@ Quantity = Annotated[int | str, Field(json_schema_extra={"x-kubernetes-int-or-st
 
 
 class _Model(BaseModel):
-    model_config = ConfigDict(
-        alias_generator=to_camel, populate_by_name=True, extra="forbid", frozen=True
-    )
+    model_config = ConfigDict(alias_generator=to_camel, populate_by_name=True, extra="forbid", frozen=True)
 
 
 class ResourceRequirements(_Model):
@@ -88,12 +86,8 @@ class Dedup(_Model):
 class RedisSpec(_Model):
     """The crawl's Redis: a StatefulSet owned by the crawl, or an external one when `url` is set."""
 
-    url: str | None = Field(
-        default=None, pattern=r"^rediss?://", description="External Redis; no Redis is deployed."
-    )
-    password_secret_ref: SecretKeyRef | None = Field(
-        default=None, description="Password of the external Redis."
-    )
+    url: str | None = Field(default=None, pattern=r"^rediss?://", description="External Redis; no Redis is deployed.")
+    password_secret_ref: SecretKeyRef | None = Field(default=None, description="Password of the external Redis.")
     storage: str = Field(default="1Gi", pattern=QUANTITY_PATTERN)
     storage_class_name: str | None = None
     image: str = Field(default=DEFAULT_REDIS_IMAGE, pattern=IMAGE_PATTERN)
@@ -109,9 +103,7 @@ class CrawlSpec(_Model):
         default=None, pattern=IMAGE_PATTERN, description="Worker image; the operator's default when unset."
     )
     image_pull_policy: Literal["Always", "IfNotPresent", "Never"] | None = None
-    schedule: str | None = Field(
-        default=None, pattern=CRON_PATTERN, description="Cron schedule of incremental rounds."
-    )
+    schedule: str | None = Field(default=None, pattern=CRON_PATTERN, description="Cron schedule of incremental rounds.")
     time_zone: str | None = Field(default=None, description="IANA time zone of the schedule.")
     suspend: bool = Field(default=False, description="Slaves to 0 and the schedule paused; resume continues.")
     scale_to_zero: bool = Field(

@@ -7,7 +7,6 @@ from typing import Any
 
 import redis
 
-from kubecrawl_operator.kube import Kube
 from kubecrawl_operator.naming import REDIS_PORT, CrawlRef
 from kubecrawl_operator.phase import CrawlStats, Problem, SeedJobState
 
@@ -62,7 +61,9 @@ def redis_url_for_operator(crawl: CrawlRef, url: str | None, cluster_domain: str
     return f"redis://{crawl.redis}.{crawl.namespace}.{cluster_domain}:{REDIS_PORT}/0"
 
 
-def read_stats(url: str, password: str | None, crawl_key: str, timeout: float) -> tuple[CrawlStats | None, Problem | None]:
+def read_stats(
+    url: str, password: str | None, crawl_key: str, timeout: float
+) -> tuple[CrawlStats | None, Problem | None]:
     """The crawl's counters via the worker's one reader of the Redis keys (`kubecrawl.status`)."""
     try:
         from kubecrawl.status import read_status  # type: ignore[import-not-found,unused-ignore]

@@ -41,7 +41,10 @@ from kubecrawl_operator.validation import check_spec
 logger = logging.getLogger(__name__)
 
 #: Immutable after creation; never part of a patch or a drift comparison.
-IMMUTABLE_SPEC_FIELDS = {"StatefulSet": ("volumeClaimTemplates", "selector", "serviceName"), "Deployment": ("selector",)}
+IMMUTABLE_SPEC_FIELDS = {
+    "StatefulSet": ("volumeClaimTemplates", "selector", "serviceName"),
+    "Deployment": ("selector",),
+}
 #: Ready reasons that are a normal part of a crawl's life, not something a user must fix.
 BENIGN_REASONS = frozenset({"Seeding", "Running", "RoundComplete", "Completed", "Suspended", "RedisNotReady"})
 
@@ -66,7 +69,13 @@ def is_subset(desired: Any, actual: Any) -> bool:
 
 
 def _patchable(manifest: dict[str, Any]) -> dict[str, Any]:
-    body = {"metadata": {k: manifest["metadata"][k] for k in ("labels", "ownerReferences", "annotations") if k in manifest["metadata"]}}
+    body = {
+        "metadata": {
+            k: manifest["metadata"][k]
+            for k in ("labels", "ownerReferences", "annotations")
+            if k in manifest["metadata"]
+        }
+    }
     for key, value in manifest.items():
         if key in ("apiVersion", "kind", "metadata"):
             continue
@@ -111,7 +120,8 @@ def ensure_redis_password(kube: Kube, crawl: CrawlRef, spec: CrawlSpec) -> tuple
         password = _decode(kube.get("Secret", crawl.namespace, ref.name), ref.key)
         if password is None:
             return None, Problem(
-                "RedisPasswordMissing", f"secret {ref.name!r} with key {ref.key!r} (spec.redis.passwordSecretRef) not found"
+                "RedisPasswordMissing",
+                f"secret {ref.name!r} with key {ref.key!r} (spec.redis.passwordSecretRef) not found",
             )
         return password, None
     existing = kube.get("Secret", crawl.namespace, crawl.secret)
@@ -122,12 +132,19 @@ def ensure_redis_password(kube: Kube, crawl: CrawlRef, spec: CrawlSpec) -> tuple
 
 
 def _observe(
-    kube: Kube, crawl: CrawlRef, spec: CrawlSpec, config: OperatorConfig, password: str | None,
-    secret_problem: Problem | None, previous: Mapping[str, Any],
+    kube: Kube,
+    crawl: CrawlRef,
+    spec: CrawlSpec,
+    config: OperatorConfig,
+    password: str | None,
+    secret_problem: Problem | None,
+    previous: Mapping[str, Any],
 ) -> Observed:
     seed = seed_job_state(kube.get("Job", crawl.namespace, crawl.seed_job(spider_hash(spec))))
     deployment = kube.get("Deployment", crawl.namespace, crawl.slave) or {}
-    pods = kube.list("Pod", crawl.namespace, {"app.kubernetes.io/instance": crawl.name, "app.kubernetes.io/name": "kubecrawl"})
+    pods = kube.list(
+        "Pod", crawl.namespace, {"app.kubernetes.io/instance": crawl.name, "app.kubernetes.io/name": "kubecrawl"}
+    )
     stats, redis_problem = None, secret_problem
     if redis_problem is None:
         redis_ready = True
@@ -150,7 +167,9 @@ def _observe(
     )
 
 
-def _converge(kube: Kube, crawl: CrawlRef, spec: CrawlSpec, ctx: BuildContext, decision: Decision, seeded_before: bool) -> None:
+def _converge(
+    kube: Kube, crawl: CrawlRef, spec: CrawlSpec, ctx: BuildContext, decision: Decision, seeded_before: bool
+) -> None:
     children = desired_children(crawl, spec, ctx, decision.slave_replicas)
     for manifest in children.mutable:
         ensure(kube, manifest)
@@ -166,14 +185,18 @@ def _converge(kube: Kube, crawl: CrawlRef, spec: CrawlSpec, ctx: BuildContext, d
     else:
         ensure_absent(kube, "CronJob", crawl.namespace, crawl.cronjob)
     if spec.redis.url is not None:  # switched to an external Redis; the PVC is kept
-        for kind, name in (("StatefulSet", crawl.redis), ("Service", crawl.redis), ("NetworkPolicy", crawl.network_policy)):
+        for kind, name in (
+            ("StatefulSet", crawl.redis),
+            ("Service", crawl.redis),
+            ("NetworkPolicy", crawl.network_policy),
+        ):
             ensure_absent(kube, kind, crawl.namespace, name)
     if spec.spider.rules is None:
         ensure_absent(kube, "ConfigMap", crawl.namespace, crawl.spider_configmap)
 
 
 def _events(previous: Mapping[str, Any], decision: Decision) -> list[tuple[str, str, str]]:
-    before = next((c for c in previous.get("conditions") or [] if c.get("type") == "Ready"), {})
+    before: Mapping[str, Any] = next((c for c in previous.get("conditions") or [] if c.get("type") == "Ready"), {})
     ready, reason, message = decision.conditions["Ready"]
     if before.get("reason") == reason and before.get("status") == ("True" if ready else "False"):
         return []
@@ -194,13 +217,13 @@ def reconcile(
     if spec is None:
         assert problem is not None
         decision = invalid_decision(problem)
-        status = {
+        failed: dict[str, Any] = {
             "phase": decision.phase,
             "conditions": merge_conditions(previous.get("conditions"), decision.conditions, generation, now),
         }
         if generation is not None:
-            status["observedGeneration"] = generation
-        return Outcome(status=status, events=_events(previous, decision))
+            failed["observedGeneration"] = generation
+        return Outcome(status=failed, events=_events(previous, decision))
 
     password, secret_problem = ensure_redis_password(kube, crawl, spec)
     obs = _observe(kube, crawl, spec, config, password, secret_problem, previous)

@@ -33,7 +33,9 @@ def check_rules(rules: dict[str, Any]) -> Problem | None:
     try:
         SpiderRules.model_validate(rules)
     except pydantic.ValidationError as exc:
-        return Problem("InvalidSpider", "spec.spider.rules is not a valid spider: " + _pydantic_message(exc, "spec.spider.rules"))
+        return Problem(
+            "InvalidSpider", "spec.spider.rules is not a valid spider: " + _pydantic_message(exc, "spec.spider.rules")
+        )
     return None
 
 

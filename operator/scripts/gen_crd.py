@@ -10,7 +10,6 @@ import sys
 from pathlib import Path
 
 import yaml
-
 from kubecrawl_operator.crd import crawl_crd
 
 CRD_PATH = Path(__file__).resolve().parents[2] / "crds" / "crawl.yaml"

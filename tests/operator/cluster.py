@@ -10,7 +10,6 @@ from typing import Any, TypeVar
 
 import kubernetes
 import yaml
-
 from kubecrawl_operator.kube import KINDS, raw_call
 from kubecrawl_operator.models import GROUP, PLURAL, VERSION
 
@@ -73,7 +72,9 @@ class Cluster:
         return self._call("POST", self._path(kind), manifest)  # type: ignore[no-any-return]
 
     def create_crawl(self, name: str, spec: dict[str, Any]) -> dict[str, Any]:
-        return self.create("Crawl", {"apiVersion": f"{GROUP}/{VERSION}", "kind": "Crawl", "metadata": {"name": name}, "spec": spec})
+        return self.create(
+            "Crawl", {"apiVersion": f"{GROUP}/{VERSION}", "kind": "Crawl", "metadata": {"name": name}, "spec": spec}
+        )
 
     def get(self, kind: str, name: str) -> dict[str, Any] | None:
         try:

@@ -57,8 +57,11 @@ def kube_api(tmp_path_factory: pytest.TempPathFactory) -> Iterator[KubeApi]:
                 raise
             ext.patch_custom_resource_definition(crd["metadata"]["name"], crd)
         eventually(
-            lambda: any(c["type"] == "Established" and c["status"] == "True"
-                        for c in ext.read_custom_resource_definition(crd["metadata"]["name"]).to_dict()["status"]["conditions"] or []),
+            lambda: any(
+                c["type"] == "Established" and c["status"] == "True"
+                for c in ext.read_custom_resource_definition(crd["metadata"]["name"]).to_dict()["status"]["conditions"]
+                or []
+            ),
             "the Crawl CRD to be established",
         )
         yield KubeApi(Path(real), emulated=False)
@@ -117,8 +120,19 @@ class OperatorProcess:
         }
         log = self.log_path.open("ab")
         self.proc = subprocess.Popen(
-            [exe, "run", "--namespace", self.namespace, "--standalone", "--verbose", "--liveness", f"http://127.0.0.1:{port}/healthz"],
-            env=env, stdout=log, stderr=subprocess.STDOUT,
+            [
+                exe,
+                "run",
+                "--namespace",
+                self.namespace,
+                "--standalone",
+                "--verbose",
+                "--liveness",
+                f"http://127.0.0.1:{port}/healthz",
+            ],
+            env=env,
+            stdout=log,
+            stderr=subprocess.STDOUT,
         )
         log.close()
 
@@ -175,9 +189,23 @@ def redis_server(tmp_path: Path) -> Iterator[RedisServer]:
         pytest.fail("redis-server is not installed: run scripts that install it (apt-get install redis-server)")
     port, password = free_port(), "s3cret-" + uuid.uuid4().hex[:8]
     proc = subprocess.Popen(
-        [exe, "--port", str(port), "--bind", "127.0.0.1", "--save", "", "--appendonly", "no",
-         "--requirepass", password, "--dir", str(tmp_path)],
-        stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+        [
+            exe,
+            "--port",
+            str(port),
+            "--bind",
+            "127.0.0.1",
+            "--save",
+            "",
+            "--appendonly",
+            "no",
+            "--requirepass",
+            password,
+            "--dir",
+            str(tmp_path),
+        ],
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
     )
     server = RedisServer(port, password, proc)
     try:

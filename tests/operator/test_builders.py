@@ -8,7 +8,6 @@ from typing import Any
 
 import kubernetes_validate
 import pytest
-
 from kubecrawl_operator.builders import BuildContext, desired_children, redis_secret
 from kubecrawl_operator.models import parse_spec
 from kubecrawl_operator.naming import CrawlRef, spider_hash
@@ -16,19 +15,38 @@ from kubecrawl_operator.naming import CrawlRef, spider_hash
 K8S_VERSIONS = ["1.33", "1.37"]
 CRAWL = CrawlRef(name="news", namespace="crawls", uid="0b6c6a5e-2f0c-4a8c-9a43-3b3f0d2c9e11")
 CTX = BuildContext(default_image="kubecrawl/worker:0.1.0", auth_hash="abcd1234")
-RULES = {"name": "news", "start": {"urls": ["https://example.org/"]}, "callbacks": {"parse": {"follow": [{"css": "a::attr(href)", "callback": "parse"}]}}}
+RULES = {
+    "name": "news",
+    "start": {"urls": ["https://example.org/"]},
+    "callbacks": {"parse": {"follow": [{"css": "a::attr(href)", "callback": "parse"}]}},
+}
 
 SPECS: dict[str, dict[str, Any]] = {
     "rules": {"spider": {"rules": RULES}},
-    "module-with-image": {"spider": {"module": "myproject.spiders:NewsSpider"}, "image": "registry.local/news:1", "imagePullPolicy": "Always"},
-    "scheduled-with-zone": {"spider": {"rules": RULES}, "schedule": "*/5 * * * *", "timeZone": "Asia/Shanghai", "replicas": 4},
-    "external-redis": {"spider": {"rules": RULES}, "redis": {"url": "redis://redis.shared:6379/3", "passwordSecretRef": {"name": "r", "key": "p"}}},
+    "module-with-image": {
+        "spider": {"module": "myproject.spiders:NewsSpider"},
+        "image": "registry.local/news:1",
+        "imagePullPolicy": "Always",
+    },
+    "scheduled-with-zone": {
+        "spider": {"rules": RULES},
+        "schedule": "*/5 * * * *",
+        "timeZone": "Asia/Shanghai",
+        "replicas": 4,
+    },
+    "external-redis": {
+        "spider": {"rules": RULES},
+        "redis": {"url": "redis://redis.shared:6379/3", "passwordSecretRef": {"name": "r", "key": "p"}},
+    },
     "tuned": {
-        "spider": {"rules": RULES}, "resources": {"requests": {"cpu": "500m", "memory": 268435456}, "limits": {"memory": "1Gi"}},
+        "spider": {"rules": RULES},
+        "resources": {"requests": {"cpu": "500m", "memory": 268435456}, "limits": {"memory": "1Gi"}},
         "redis": {"storage": "20Gi", "storageClassName": "fast", "resources": {"limits": {"memory": "2Gi"}}},
         "politeness": {"concurrency": 64, "perHost": 2, "delaySeconds": 0.25, "obeyRobots": False},
-        "dedup": {"requests": "bloom", "itemKey": ["title", "source"]}, "ssrfAllow": ["10.0.0.0/8"],
-        "settings": {"max_retries": "5"}, "suspend": True,
+        "dedup": {"requests": "bloom", "itemKey": ["title", "source"]},
+        "ssrfAllow": ["10.0.0.0/8"],
+        "settings": {"max_retries": "5"},
+        "suspend": True,
     },
 }
 
@@ -70,7 +88,11 @@ def test_pods_run_non_root_read_only_without_capabilities(name: str) -> None:
         assert pod["automountServiceAccountToken"] is False
         for container in pod["containers"]:
             sc = container["securityContext"]
-            assert sc == {"allowPrivilegeEscalation": False, "readOnlyRootFilesystem": True, "capabilities": {"drop": ["ALL"]}}
+            assert sc == {
+                "allowPrivilegeEscalation": False,
+                "readOnlyRootFilesystem": True,
+                "capabilities": {"drop": ["ALL"]},
+            }
             assert any(v["mountPath"] == "/tmp" for v in container["volumeMounts"]), "a writable /tmp"
 
 
@@ -88,8 +110,16 @@ def test_slave_env_follows_the_worker_contract() -> None:
     assert env["KUBECRAWL_SPIDER"] == "/etc/kubecrawl/spider/spider.yaml"
     assert env["KUBECRAWL_REDIS_URL"] == "redis://news-redis:6379/0"
     assert env["KUBECRAWL_REDIS_PASSWORD"] == {"secretKeyRef": {"name": "news-redis-auth", "key": "password"}}
-    assert (env["KUBECRAWL_CONCURRENCY"], env["KUBECRAWL_CONCURRENCY_PER_HOST"], env["KUBECRAWL_DOWNLOAD_DELAY"]) == ("64", "2", "0.25")
-    assert (env["KUBECRAWL_OBEY_ROBOTS"], env["KUBECRAWL_DEDUP"], env["KUBECRAWL_ITEM_KEY"]) == ("false", "bloom", "title,source")
+    assert (env["KUBECRAWL_CONCURRENCY"], env["KUBECRAWL_CONCURRENCY_PER_HOST"], env["KUBECRAWL_DOWNLOAD_DELAY"]) == (
+        "64",
+        "2",
+        "0.25",
+    )
+    assert (env["KUBECRAWL_OBEY_ROBOTS"], env["KUBECRAWL_DEDUP"], env["KUBECRAWL_ITEM_KEY"]) == (
+        "false",
+        "bloom",
+        "title,source",
+    )
     assert env["KUBECRAWL_SSRF_ALLOW"] == "10.0.0.0/8" and env["KUBECRAWL_MAX_RETRIES"] == "5"
     assert env["KUBECRAWL_HEALTH_PORT"] == "8080"
     container = deployment["spec"]["template"]["spec"]["containers"][0]
@@ -122,7 +152,11 @@ def test_cronjob_forbids_overlapping_rounds_and_follows_suspend() -> None:
     scheduled = parse_spec(SPECS["scheduled-with-zone"])
     cron = desired_children(CRAWL, scheduled, CTX, 1).cronjob
     assert cron is not None
-    assert (cron["spec"]["schedule"], cron["spec"]["concurrencyPolicy"], cron["spec"]["suspend"]) == ("*/5 * * * *", "Forbid", False)
+    assert (cron["spec"]["schedule"], cron["spec"]["concurrencyPolicy"], cron["spec"]["suspend"]) == (
+        "*/5 * * * *",
+        "Forbid",
+        False,
+    )
     assert cron["spec"]["timeZone"] == "Asia/Shanghai"
     suspended = parse_spec({**SPECS["scheduled-with-zone"], "suspend": True})
     assert desired_children(CRAWL, suspended, CTX, 0).cronjob["spec"]["suspend"] is True  # type: ignore[index]
@@ -139,10 +173,15 @@ def test_redis_is_durable_password_protected_and_fenced() -> None:
     assert sts["spec"]["volumeClaimTemplates"][0]["spec"]["resources"]["requests"]["storage"] == "20Gi"
     assert sts["spec"]["volumeClaimTemplates"][0]["spec"]["storageClassName"] == "fast"
     redis_container = sts["spec"]["template"]["spec"]["containers"][0]
-    assert "s3cret" not in str(redis_container) and redis_container["readinessProbe"]["exec"]["command"][0] == "redis-cli"
+    assert (
+        "s3cret" not in str(redis_container) and redis_container["readinessProbe"]["exec"]["command"][0] == "redis-cli"
+    )
     policy = next(m for m in children if m["kind"] == "NetworkPolicy")
     sources = policy["spec"]["ingress"][0]["from"]
-    assert sources[0]["podSelector"]["matchLabels"] == {"app.kubernetes.io/name": "kubecrawl", "app.kubernetes.io/instance": "news"}
+    assert sources[0]["podSelector"]["matchLabels"] == {
+        "app.kubernetes.io/name": "kubecrawl",
+        "app.kubernetes.io/instance": "news",
+    }
     assert policy["spec"]["podSelector"]["matchLabels"]["app.kubernetes.io/component"] == "redis"
 
 
@@ -154,9 +193,17 @@ def test_external_redis_means_no_redis_children() -> None:
 def test_children_are_owned_and_labelled() -> None:
     for manifest in all_manifests(SPECS["scheduled-with-zone"]):
         meta = manifest["metadata"]
-        assert meta["ownerReferences"] == [{
-            "apiVersion": "kubecrawl.io/v1alpha1", "kind": "Crawl", "name": "news", "uid": CRAWL.uid,
-            "controller": True, "blockOwnerDeletion": True,
-        }]
+        assert meta["ownerReferences"] == [
+            {
+                "apiVersion": "kubecrawl.io/v1alpha1",
+                "kind": "Crawl",
+                "name": "news",
+                "uid": CRAWL.uid,
+                "controller": True,
+                "blockOwnerDeletion": True,
+            }
+        ]
         assert meta["labels"]["app.kubernetes.io/managed-by"] == "kubecrawl-operator"
-        assert {"app.kubernetes.io/name", "app.kubernetes.io/instance", "app.kubernetes.io/component"} <= set(meta["labels"])
+        assert {"app.kubernetes.io/name", "app.kubernetes.io/instance", "app.kubernetes.io/component"} <= set(
+            meta["labels"]
+        )

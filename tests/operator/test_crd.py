@@ -12,7 +12,6 @@ import jsonschema
 import kubernetes_validate
 import pytest
 import yaml
-
 from kubecrawl_operator.crd import crawl_crd
 from kubecrawl_operator.validation import check_spec
 
@@ -37,7 +36,9 @@ def crawl_schema() -> dict[str, Any]:
 
 
 def test_crd_file_is_generated_from_the_current_model() -> None:
-    result = subprocess.run([sys.executable, str(ROOT / "operator" / "scripts" / "gen_crd.py"), "--check"], capture_output=True, text=True)
+    result = subprocess.run(
+        [sys.executable, str(ROOT / "operator" / "scripts" / "gen_crd.py"), "--check"], capture_output=True, text=True
+    )
     assert result.returncode == 0, result.stderr
     assert crd() == crawl_crd()
 
@@ -53,10 +54,20 @@ def structural_violations(node: dict[str, Any], path: str = "", in_junctor: bool
     if "$ref" in node or "$defs" in node or "definitions" in node:
         out.append(f"{path}: $ref/$defs are not allowed")
     if in_junctor:
-        for key in ("type", "description", "default", "additionalProperties", "nullable", "x-kubernetes-preserve-unknown-fields", "x-kubernetes-int-or-string"):
+        for key in (
+            "type",
+            "description",
+            "default",
+            "additionalProperties",
+            "nullable",
+            "x-kubernetes-preserve-unknown-fields",
+            "x-kubernetes-int-or-string",
+        ):
             if key in node:
                 out.append(f"{path}: {key} inside a logical junctor")
-    elif not ({"type", "x-kubernetes-int-or-string"} & set(node)) and not node.get("x-kubernetes-preserve-unknown-fields"):
+    elif not ({"type", "x-kubernetes-int-or-string"} & set(node)) and not node.get(
+        "x-kubernetes-preserve-unknown-fields"
+    ):
         out.append(f"{path}: no type")
     if "properties" in node and "additionalProperties" in node:
         out.append(f"{path}: properties and additionalProperties together")
@@ -99,10 +110,21 @@ def test_spider_rules_schema_comes_from_the_worker() -> None:
 def test_crd_has_status_and_scale_subresources_and_printer_columns() -> None:
     version = crd()["spec"]["versions"][0]
     assert version["subresources"]["scale"] == {
-        "specReplicasPath": ".spec.replicas", "statusReplicasPath": ".status.replicas", "labelSelectorPath": ".status.selector",
+        "specReplicasPath": ".spec.replicas",
+        "statusReplicasPath": ".status.replicas",
+        "labelSelectorPath": ".status.selector",
     }
     assert version["subresources"]["status"] == {}
-    assert [c["name"] for c in version["additionalPrinterColumns"]][:8] == ["Phase", "Replicas", "Ready", "Pages", "Items", "Queued", "Schedule", "Age"]
+    assert [c["name"] for c in version["additionalPrinterColumns"]][:8] == [
+        "Phase",
+        "Replicas",
+        "Ready",
+        "Pages",
+        "Items",
+        "Queued",
+        "Schedule",
+        "Age",
+    ]
     status = version["schema"]["openAPIV3Schema"]["properties"]["status"]
     assert status["x-kubernetes-preserve-unknown-fields"] is True  # kopf's bookkeeping is not pruned
     assert crd()["spec"]["scope"] == "Namespaced" and crd()["spec"]["names"]["shortNames"]
@@ -129,7 +151,12 @@ def test_example_crawls_are_accepted(path: Path) -> None:
 
 
 def test_defaults_are_applied_by_the_schema() -> None:
-    doc = {"apiVersion": "kubecrawl.io/v1alpha1", "kind": "Crawl", "metadata": {"name": "x"}, "spec": {"spider": {"module": "a.b:C"}}}
+    doc = {
+        "apiVersion": "kubecrawl.io/v1alpha1",
+        "kind": "Crawl",
+        "metadata": {"name": "x"},
+        "spec": {"spider": {"module": "a.b:C"}},
+    }
     spec = apply_defaults(crawl_schema(), doc)["spec"]
     assert (spec["replicas"], spec["suspend"], spec["scaleToZero"]) == (1, False, True)
     assert spec["politeness"] == {"concurrency": 32, "perHost": 8, "delaySeconds": 0, "obeyRobots": True}

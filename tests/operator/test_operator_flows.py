@@ -6,8 +6,8 @@ import base64
 from typing import Any
 
 import kubernetes_validate
-
 from kubecrawl_operator.models import GROUP
+
 from tests.operator.cluster import Cluster, eventually
 from tests.operator.conftest import OperatorProcess
 
@@ -28,7 +28,8 @@ CHILDREN = [
 
 def seed_jobs(cluster: Cluster, crawl: str) -> list[dict[str, Any]]:
     return [
-        j for j in cluster.list("Job")
+        j
+        for j in cluster.list("Job")
         if (j["metadata"].get("labels") or {}).get("app.kubernetes.io/component") == "seed"
         and j["metadata"]["labels"].get("app.kubernetes.io/instance") == crawl
     ]
@@ -44,18 +45,27 @@ def test_created_crawl_gets_its_children_owned_and_labelled(cluster: Cluster, op
         assert child["metadata"]["labels"]["app.kubernetes.io/managed-by"] == "kubecrawl-operator"
         assert child["metadata"]["labels"]["app.kubernetes.io/instance"] == "news"
     jobs = eventually(lambda: seed_jobs(cluster, "news"), "the seed job")
-    assert len(jobs) == 1 and jobs[0]["spec"]["template"]["spec"]["containers"][0]["args"] == ["crawl", "--role", "master"]
+    assert len(jobs) == 1 and jobs[0]["spec"]["template"]["spec"]["containers"][0]["args"] == [
+        "crawl",
+        "--role",
+        "master",
+    ]
     deployment = cluster.get("Deployment", "news-slave")
     assert deployment is not None and deployment["spec"]["replicas"] == 2
     status = cluster.wait_phase("news", "Pending")
-    assert status["selector"] == "app.kubernetes.io/component=slave,app.kubernetes.io/instance=news,app.kubernetes.io/name=kubecrawl"
+    assert (
+        status["selector"]
+        == "app.kubernetes.io/component=slave,app.kubernetes.io/instance=news,app.kubernetes.io/name=kubecrawl"
+    )
     assert cluster.condition("news", "Ready")["reason"] == "RedisNotReady"
 
 
-def test_children_as_stored_by_the_api_are_valid_kubernetes_objects(cluster: Cluster, operator: OperatorProcess) -> None:
+def test_children_as_stored_by_the_api_are_valid_kubernetes_objects(
+    cluster: Cluster, operator: OperatorProcess
+) -> None:
     cluster.create_crawl("news", {"spider": {"rules": RULES}, "schedule": "*/10 * * * *"})
     eventually(lambda: cluster.get("CronJob", "news-schedule"), "the CronJob")
-    for kind, name in CHILDREN + [("CronJob", "news-schedule")]:
+    for kind, name in [*CHILDREN, ("CronJob", "news-schedule")]:
         child = eventually(lambda k=kind, n=name: cluster.get(k, n), f"{kind} {name}")
         child.pop("status", None)
         kubernetes_validate.validate(child, "1.33", strict=False)
@@ -64,7 +74,9 @@ def test_children_as_stored_by_the_api_are_valid_kubernetes_objects(cluster: Clu
         kubernetes_validate.validate(job, "1.33", strict=False)
 
 
-def test_generated_redis_password_is_in_a_secret_and_never_on_a_command_line(cluster: Cluster, operator: OperatorProcess) -> None:
+def test_generated_redis_password_is_in_a_secret_and_never_on_a_command_line(
+    cluster: Cluster, operator: OperatorProcess
+) -> None:
     cluster.create_crawl("news", {"spider": {"rules": RULES}})
     secret = eventually(lambda: cluster.get("Secret", "news-redis-auth"), "the auth secret")
     password = base64.b64decode(secret["data"]["password"]).decode()
@@ -73,7 +85,10 @@ def test_generated_redis_password_is_in_a_secret_and_never_on_a_command_line(clu
     deployment = eventually(lambda: cluster.get("Deployment", "news-slave"), "the slaves")
     container = deployment["spec"]["template"]["spec"]["containers"][0]
     env = {e["name"]: e for e in container["env"]}
-    assert env["KUBECRAWL_REDIS_PASSWORD"]["valueFrom"]["secretKeyRef"] == {"name": "news-redis-auth", "key": "password"}
+    assert env["KUBECRAWL_REDIS_PASSWORD"]["valueFrom"]["secretKeyRef"] == {
+        "name": "news-redis-auth",
+        "key": "password",
+    }
     assert env["KUBECRAWL_REDIS_URL"]["value"] == "redis://news-redis:6379/0"
     assert password not in str(container["args"]) and password not in str(env["KUBECRAWL_REDIS_URL"])
 
@@ -95,23 +110,34 @@ def test_scale_subresource_scales_the_slaves(cluster: Cluster, operator: Operato
 def test_image_resources_and_politeness_changes_propagate(cluster: Cluster, operator: OperatorProcess) -> None:
     cluster.create_crawl("news", {"spider": {"rules": RULES}})
     eventually(lambda: cluster.get("Deployment", "news-slave"), "the slaves")
-    cluster.patch("Crawl", "news", {"spec": {
-        "image": "registry.local/kubecrawl/worker:2",
-        "resources": {"limits": {"cpu": "2", "memory": "1Gi"}},
-        "politeness": {"concurrency": 5, "delaySeconds": 1.5},
-    }})
+    cluster.patch(
+        "Crawl",
+        "news",
+        {
+            "spec": {
+                "image": "registry.local/kubecrawl/worker:2",
+                "resources": {"limits": {"cpu": "2", "memory": "1Gi"}},
+                "politeness": {"concurrency": 5, "delaySeconds": 1.5},
+            }
+        },
+    )
 
     def propagated() -> bool:
         container = cluster.get("Deployment", "news-slave")["spec"]["template"]["spec"]["containers"][0]
         env = {e["name"]: e.get("value") for e in container["env"]}
-        return (container["image"] == "registry.local/kubecrawl/worker:2"
-                and container["resources"]["limits"] == {"cpu": "2", "memory": "1Gi"}
-                and env["KUBECRAWL_CONCURRENCY"] == "5" and env["KUBECRAWL_DOWNLOAD_DELAY"] == "1.5")
+        return (
+            container["image"] == "registry.local/kubecrawl/worker:2"
+            and container["resources"]["limits"] == {"cpu": "2", "memory": "1Gi"}
+            and env["KUBECRAWL_CONCURRENCY"] == "5"
+            and env["KUBECRAWL_DOWNLOAD_DELAY"] == "1.5"
+        )
 
     eventually(propagated, "image, resources and politeness on the slaves")
 
 
-def test_suspend_scales_slaves_to_zero_and_pauses_the_schedule_and_resume_restores(cluster: Cluster, operator: OperatorProcess) -> None:
+def test_suspend_scales_slaves_to_zero_and_pauses_the_schedule_and_resume_restores(
+    cluster: Cluster, operator: OperatorProcess
+) -> None:
     cluster.create_crawl("news", {"spider": {"rules": RULES}, "replicas": 3, "schedule": "*/10 * * * *"})
     eventually(lambda: cluster.get("CronJob", "news-schedule"), "the CronJob")
     cluster.patch("Crawl", "news", {"spec": {"suspend": True}})
@@ -145,15 +171,24 @@ def test_child_deleted_or_edited_by_hand_is_restored(cluster: Cluster, operator:
 def test_spider_change_reseeds_with_a_new_seed_job(cluster: Cluster, operator: OperatorProcess) -> None:
     cluster.create_crawl("news", {"spider": {"rules": RULES}})
     first = eventually(lambda: seed_jobs(cluster, "news"), "the first seed job")[0]["metadata"]["name"]
-    cluster.patch("Crawl", "news", {"spec": {"spider": {"rules": {**RULES, "start": {"urls": ["http://127.0.0.1:2/"]}}}}})
+    cluster.patch(
+        "Crawl", "news", {"spec": {"spider": {"rules": {**RULES, "start": {"urls": ["http://127.0.0.1:2/"]}}}}}
+    )
     jobs = eventually(
-        lambda: (js := seed_jobs(cluster, "news")) and [j["metadata"]["name"] for j in js] != [first] and len(js) == 1 and js,
+        lambda: (
+            (js := seed_jobs(cluster, "news"))
+            and [j["metadata"]["name"] for j in js] != [first]
+            and len(js) == 1
+            and js
+        ),
         "one new seed job replacing the old one",
     )
     assert jobs[0]["metadata"]["name"].startswith("news-seed-")
 
 
-def test_operator_restart_converges_without_duplicates_or_a_new_password(cluster: Cluster, operator: OperatorProcess) -> None:
+def test_operator_restart_converges_without_duplicates_or_a_new_password(
+    cluster: Cluster, operator: OperatorProcess
+) -> None:
     cluster.create_crawl("news", {"spider": {"rules": RULES}, "replicas": 2})
     eventually(lambda: cluster.get("Deployment", "news-slave"), "the slaves")
     secret = cluster.get("Secret", "news-redis-auth")
@@ -168,7 +203,17 @@ def test_operator_restart_converges_without_duplicates_or_a_new_password(cluster
 
 def test_deleting_a_crawl_releases_it(cluster: Cluster, operator: OperatorProcess) -> None:
     cluster.create_crawl("news", {"spider": {"rules": RULES}})
-    crawl = eventually(lambda: (c := cluster.get("Crawl", "news")) and c["metadata"].get("finalizers") and c, "the finalizer")
+    crawl = eventually(
+        lambda: (c := cluster.get("Crawl", "news")) and c["metadata"].get("finalizers") and c, "the finalizer"
+    )
     assert f"{GROUP}/operator" in crawl["metadata"]["finalizers"]
     cluster.delete("Crawl", "news")
     eventually(lambda: cluster.get("Crawl", "news") is None, "the crawl gone")
+
+
+def test_last_schedule_time_is_reported_from_the_cronjob(cluster: Cluster, operator: OperatorProcess) -> None:
+    cluster.create_crawl("news", {"spider": {"rules": RULES}, "schedule": "*/10 * * * *"})
+    eventually(lambda: cluster.get("CronJob", "news-schedule"), "the CronJob")
+    # What the CronJob controller records when it starts a round.
+    cluster.patch("CronJob", "news-schedule", {"status": {"lastScheduleTime": "2026-11-28T10:00:00Z"}}, sub="status")
+    eventually(lambda: cluster.status("news").get("lastScheduleTime") == "2026-11-28T10:00:00Z", "lastScheduleTime")

@@ -15,12 +15,18 @@ from tests.operator.worker_store import WorkerStore
 
 def external_redis_crawl(cluster: Cluster, redis_server: RedisServer, name: str = "news", **spec: Any) -> WorkerStore:
     password = base64.b64encode(redis_server.password.encode()).decode()
-    cluster.create("Secret", {"apiVersion": "v1", "kind": "Secret", "metadata": {"name": "ext-redis"}, "data": {"password": password}})
-    cluster.create_crawl(name, {
-        "spider": {"rules": RULES},
-        "redis": {"url": redis_server.url, "passwordSecretRef": {"name": "ext-redis", "key": "password"}},
-        **spec,
-    })
+    cluster.create(
+        "Secret",
+        {"apiVersion": "v1", "kind": "Secret", "metadata": {"name": "ext-redis"}, "data": {"password": password}},
+    )
+    cluster.create_crawl(
+        name,
+        {
+            "spider": {"rules": RULES},
+            "redis": {"url": redis_server.url, "passwordSecretRef": {"name": "ext-redis", "key": "password"}},
+            **spec,
+        },
+    )
     return WorkerStore(redis_server.url, redis_server.password, name)
 
 
@@ -28,12 +34,16 @@ def deployment_replicas(cluster: Cluster, name: str = "news") -> int | None:
     return ((cluster.get("Deployment", f"{name}-slave") or {}).get("spec") or {}).get("replicas")
 
 
-def test_status_stats_come_from_the_crawls_redis(cluster: Cluster, operator: OperatorProcess, redis_server: RedisServer) -> None:
+def test_status_stats_come_from_the_crawls_redis(
+    cluster: Cluster, operator: OperatorProcess, redis_server: RedisServer
+) -> None:
     store = external_redis_crawl(cluster, redis_server, replicas=2)
     store.seed_round([f"http://127.0.0.1:1/p{i}" for i in range(10)])
     store.crawl_pages(4, items_per_page=2, errors=1)
     store.lease_without_ack(3)
-    status = eventually(lambda: (s := cluster.status("news")).get("stats", {}).get("pages") == 4 and s, "stats in status")
+    status = eventually(
+        lambda: (s := cluster.status("news")).get("stats", {}).get("pages") == 4 and s, "stats in status"
+    )
     stats = status["stats"]
     assert (stats["queued"], stats["inFlight"], stats["pages"], stats["items"], stats["errors"]) == (3, 3, 4, 8, 1)
     assert stats["seededRound"] == 1 and stats["workers"] == 1
@@ -42,7 +52,9 @@ def test_status_stats_come_from_the_crawls_redis(cluster: Cluster, operator: Ope
     assert deployment_replicas(cluster) == 2
 
 
-def test_external_redis_deploys_no_redis_of_its_own(cluster: Cluster, operator: OperatorProcess, redis_server: RedisServer) -> None:
+def test_external_redis_deploys_no_redis_of_its_own(
+    cluster: Cluster, operator: OperatorProcess, redis_server: RedisServer
+) -> None:
     external_redis_crawl(cluster, redis_server)
     deployment = eventually(lambda: cluster.get("Deployment", "news-slave"), "the slaves")
     env = {e["name"]: e for e in deployment["spec"]["template"]["spec"]["containers"][0]["env"]}
@@ -52,10 +64,15 @@ def test_external_redis_deploys_no_redis_of_its_own(cluster: Cluster, operator: 
         assert cluster.get(kind, name) is None, f"{kind} {name} should not exist with an external Redis"
 
 
-def test_one_shot_crawl_completes_and_scales_slaves_to_zero_keeping_redis(cluster: Cluster, operator: OperatorProcess, redis_server: RedisServer) -> None:
+def test_one_shot_crawl_completes_and_scales_slaves_to_zero_keeping_redis(
+    cluster: Cluster, operator: OperatorProcess, redis_server: RedisServer
+) -> None:
     store = external_redis_crawl(cluster, redis_server, replicas=3)
     store.seed_round(["http://127.0.0.1:1/a", "http://127.0.0.1:1/b"])
-    eventually(lambda: cluster.status("news").get("phase") == "Running" and deployment_replicas(cluster) == 3, "running with 3 slaves")
+    eventually(
+        lambda: cluster.status("news").get("phase") == "Running" and deployment_replicas(cluster) == 3,
+        "running with 3 slaves",
+    )
     store.crawl_pages(2)
     cluster.wait_phase("news", "Completed")
     eventually(lambda: deployment_replicas(cluster) == 0, "slaves scaled to 0")
@@ -63,7 +80,9 @@ def test_one_shot_crawl_completes_and_scales_slaves_to_zero_keeping_redis(cluste
     assert redis_server.client().xlen("kc:{news}:items") == 2  # the items stay for export
 
 
-def test_scale_to_zero_can_be_switched_off(cluster: Cluster, operator: OperatorProcess, redis_server: RedisServer) -> None:
+def test_scale_to_zero_can_be_switched_off(
+    cluster: Cluster, operator: OperatorProcess, redis_server: RedisServer
+) -> None:
     store = external_redis_crawl(cluster, redis_server, replicas=2, scaleToZero=False)
     store.seed_round(["http://127.0.0.1:1/a"])
     store.crawl_pages(1)
@@ -71,7 +90,9 @@ def test_scale_to_zero_can_be_switched_off(cluster: Cluster, operator: OperatorP
     assert deployment_replicas(cluster) == 2
 
 
-def test_scheduled_crawl_idles_at_zero_between_rounds_and_scales_up_when_a_round_seeds(cluster: Cluster, operator: OperatorProcess, redis_server: RedisServer) -> None:
+def test_scheduled_crawl_idles_at_zero_between_rounds_and_scales_up_when_a_round_seeds(
+    cluster: Cluster, operator: OperatorProcess, redis_server: RedisServer
+) -> None:
     store = external_redis_crawl(cluster, redis_server, replicas=2, schedule="*/5 * * * *")
     store.seed_round(["http://127.0.0.1:1/roll"])
     store.crawl_pages(1)
@@ -84,34 +105,52 @@ def test_scheduled_crawl_idles_at_zero_between_rounds_and_scales_up_when_a_round
 
 def test_unreachable_external_redis_is_reported_with_an_event(cluster: Cluster, operator: OperatorProcess) -> None:
     cluster.create_crawl("news", {"spider": {"rules": RULES}, "redis": {"url": "redis://127.0.0.1:1/0"}})
-    ready = eventually(lambda: (c := cluster.condition("news", "Ready")).get("reason") == "RedisUnreachable" and c, "RedisUnreachable")
+    ready = eventually(
+        lambda: (c := cluster.condition("news", "Ready")).get("reason") == "RedisUnreachable" and c, "RedisUnreachable"
+    )
     assert ready["status"] == "False" and "spec.redis.url" in ready["message"]
     assert cluster.condition("news", "Degraded")["status"] == "True"
-    events = eventually(lambda: [e for e in cluster.events("news") if e.get("reason") == "RedisUnreachable"], "a Warning event")
+    events = eventually(
+        lambda: [e for e in cluster.events("news") if e.get("reason") == "RedisUnreachable"], "a Warning event"
+    )
     assert events[0]["type"] == "Warning"
 
 
-def test_bad_spider_rules_fail_with_an_actionable_condition_and_create_nothing(cluster: Cluster, operator: OperatorProcess) -> None:
-    bad = {"name": "news", "start": {"urls": ["http://127.0.0.1:1/"]}, "callbacks": {"parse": {"follow": [{"css": "a::attr(href)"}]}}}
+def test_bad_spider_rules_fail_with_an_actionable_condition_and_create_nothing(
+    cluster: Cluster, operator: OperatorProcess
+) -> None:
+    bad = {
+        "name": "news",
+        "start": {"urls": ["http://127.0.0.1:1/"]},
+        "callbacks": {"parse": {"follow": [{"css": "a::attr(href)"}]}},
+    }
     cluster.create_crawl("news", {"spider": {"rules": bad}})
     status = cluster.wait_phase("news", "Failed")
     ready = next(c for c in status["conditions"] if c["type"] == "Ready")
     assert ready["status"] == "False" and ready["reason"] == "InvalidSpider"
     assert "callbacks.parse.follow.0.callback" in ready["message"]
-    events = eventually(lambda: [e for e in cluster.events("news") if e.get("reason") == "InvalidSpider"], "a Warning event")
+    events = eventually(
+        lambda: [e for e in cluster.events("news") if e.get("reason") == "InvalidSpider"], "a Warning event"
+    )
     assert events[0]["type"] == "Warning"
     for kind in ("Secret", "Deployment", "StatefulSet", "Job", "ConfigMap"):
         assert cluster.list(kind) == [], f"no {kind} for an invalid crawl"
 
 
-def test_invalid_cron_values_fail_without_touching_running_children(cluster: Cluster, operator: OperatorProcess) -> None:
+def test_invalid_cron_values_fail_without_touching_running_children(
+    cluster: Cluster, operator: OperatorProcess
+) -> None:
     cluster.create_crawl("news", {"spider": {"rules": RULES}, "replicas": 2})
     before = eventually(lambda: cluster.get("Deployment", "news-slave"), "the slaves")
     cluster.patch("Crawl", "news", {"spec": {"schedule": "99 * * * *", "replicas": 7}})
-    ready = eventually(lambda: (c := cluster.condition("news", "Ready")).get("reason") == "InvalidSchedule" and c, "InvalidSchedule")
+    ready = eventually(
+        lambda: (c := cluster.condition("news", "Ready")).get("reason") == "InvalidSchedule" and c, "InvalidSchedule"
+    )
     assert "spec.schedule" in ready["message"]
     after = cluster.get("Deployment", "news-slave")
-    assert after["spec"]["replicas"] == 2 and after["metadata"]["resourceVersion"] == before["metadata"]["resourceVersion"]
+    assert (
+        after["spec"]["replicas"] == 2 and after["metadata"]["resourceVersion"] == before["metadata"]["resourceVersion"]
+    )
     assert cluster.get("CronJob", "news-schedule") is None
 
 
@@ -119,13 +158,42 @@ def test_image_that_cannot_be_pulled_is_reported(cluster: Cluster, operator: Ope
     cluster.create_crawl("news", {"spider": {"rules": RULES}, "image": "registry.invalid/nope:1"})
     eventually(lambda: cluster.get("Deployment", "news-slave"), "the slaves")
     if cluster.emulated:  # no kubelet in the emulator: post the pod a kubelet would report (a real one does it)
-        cluster.create("Pod", {
-            "apiVersion": "v1", "kind": "Pod",
-            "metadata": {"name": "news-slave-abc", "labels": {"app.kubernetes.io/name": "kubecrawl", "app.kubernetes.io/instance": "news", "app.kubernetes.io/component": "slave"}},
-            "spec": {"containers": [{"name": "worker", "image": "registry.invalid/nope:1"}]},
-            "status": {"containerStatuses": [{"name": "worker", "image": "registry.invalid/nope:1", "ready": False, "restartCount": 0,
-                                              "state": {"waiting": {"reason": "ImagePullBackOff", "message": "Back-off pulling image"}}}]},
-        })
-    ready = eventually(lambda: (c := cluster.condition("news", "Ready")).get("reason") == "ImagePullFailed" and c, "ImagePullFailed", 120)
+        cluster.create(
+            "Pod",
+            {
+                "apiVersion": "v1",
+                "kind": "Pod",
+                "metadata": {
+                    "name": "news-slave-abc",
+                    "labels": {
+                        "app.kubernetes.io/name": "kubecrawl",
+                        "app.kubernetes.io/instance": "news",
+                        "app.kubernetes.io/component": "slave",
+                    },
+                },
+                "spec": {"containers": [{"name": "worker", "image": "registry.invalid/nope:1"}]},
+                "status": {
+                    "containerStatuses": [
+                        {
+                            "name": "worker",
+                            "image": "registry.invalid/nope:1",
+                            "ready": False,
+                            "restartCount": 0,
+                            "state": {"waiting": {"reason": "ImagePullBackOff", "message": "Back-off pulling image"}},
+                        }
+                    ]
+                },
+            },
+        )
+    ready = eventually(
+        lambda: (c := cluster.condition("news", "Ready")).get("reason") == "ImagePullFailed" and c,
+        "ImagePullFailed",
+        120,
+    )
     assert "registry.invalid/nope:1" in ready["message"] and "spec.image" in ready["message"]
-    assert eventually(lambda: [e for e in cluster.events("news") if e.get("reason") == "ImagePullFailed"], "a Warning event")[0]["type"] == "Warning"
+    assert (
+        eventually(
+            lambda: [e for e in cluster.events("news") if e.get("reason") == "ImagePullFailed"], "a Warning event"
+        )[0]["type"]
+        == "Warning"
+    )

@@ -11,7 +11,6 @@ from dataclasses import dataclass
 from typing import Any
 
 import redis.asyncio as aioredis
-
 from kubecrawl.backends.base import ItemRecord, Outcome
 from kubecrawl.backends.redis import RedisBackend
 from kubecrawl.request import Request
@@ -23,7 +22,9 @@ class WorkerStore:
     password: str
     crawl: str
 
-    def _run(self, fn: Any) -> Any:
+    def _run(self, fn: Any, leave: bool = True) -> Any:
+        """Run fn on a fresh worker; `leave=False`: the worker stays registered (still alive, mid-work)."""
+
         async def main() -> Any:
             client = aioredis.Redis.from_url(self.url, password=self.password)
             # A fresh worker id per call: the store makes commits idempotent per (worker id, sequence).
@@ -32,7 +33,10 @@ class WorkerStore:
             try:
                 return await fn(backend)
             finally:
-                await backend.close()
+                if leave:
+                    await backend.close()  # a clean exit also drops the worker from the live list
+                else:
+                    await client.aclose()
 
         return asyncio.run(main())
 
@@ -56,7 +60,10 @@ class WorkerStore:
             leases = await b.pop(n)
             outcomes = []
             for i, lease in enumerate(leases):
-                items = [ItemRecord.build({"url": lease.request.url, "title": f"t{j}"}, ["url", "title"]) for j in range(items_per_page)]
+                items = [
+                    ItemRecord.build({"url": lease.request.url, "title": f"t{j}"}, ["url", "title"])
+                    for j in range(items_per_page)
+                ]
                 stats = {"pages": 1, "errors": 1 if i < errors else 0}
                 outcomes.append(Outcome(lease.id, items=items, stats=stats))
             await b.commit(outcomes)
@@ -65,9 +72,10 @@ class WorkerStore:
         return int(self._run(work))
 
     def lease_without_ack(self, n: int) -> int:
-        """Requests popped by a slave still working on them (in flight)."""
+        """Requests popped by a live slave still working on them (in flight, heartbeat recent)."""
 
         async def pop(b: RedisBackend) -> int:
+            await b.heartbeat(b.worker_id)
             return len(await b.pop(n))
 
-        return int(self._run(pop))
+        return int(self._run(pop, leave=False))

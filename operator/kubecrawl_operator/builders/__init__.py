@@ -49,9 +49,7 @@ class Children:
     cronjob: dict[str, Any] | None  # None: no schedule, delete any existing
 
 
-def desired_children(
-    crawl: CrawlRef, spec: CrawlSpec, ctx: BuildContext, slave_replicas: int
-) -> Children:
+def desired_children(crawl: CrawlRef, spec: CrawlSpec, ctx: BuildContext, slave_replicas: int) -> Children:
     """Everything the crawl should own, given the replicas the status logic decided on."""
     mutable: list[dict[str, Any]] = []
     if not spec.is_external_redis:

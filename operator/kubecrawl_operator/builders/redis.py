@@ -147,9 +147,7 @@ def redis_statefulset(crawl: CrawlRef, spec: CrawlSpec, ctx: BuildContext) -> di
                     ],
                 },
             },
-            "volumeClaimTemplates": [
-                {"metadata": {"name": "data", "labels": pod_labels}, "spec": claim_spec}
-            ],
+            "volumeClaimTemplates": [{"metadata": {"name": "data", "labels": pod_labels}, "spec": claim_spec}],
         },
     }
 

@@ -134,9 +134,7 @@ def _pod_spec(crawl: CrawlRef, spec: CrawlSpec, ctx: BuildContext, role: str) ->
     }
 
 
-def _pod_template(
-    crawl: CrawlRef, spec: CrawlSpec, ctx: BuildContext, role: str, component: str
-) -> dict[str, Any]:
+def _pod_template(crawl: CrawlRef, spec: CrawlSpec, ctx: BuildContext, role: str, component: str) -> dict[str, Any]:
     pod_spec = _pod_spec(crawl, spec, ctx, role)
     if role != "slave":
         pod_spec["restartPolicy"] = "Never"

@@ -1,0 +1,103 @@
+"""The phase machine as a pure function: what the operator observed in, phase/replicas/conditions out."""
+
+from __future__ import annotations
+
+import datetime
+from dataclasses import dataclass
+
+from kubecrawl_operator.models import parse_spec
+from kubecrawl_operator.phase import Observed, Problem, SeedJobState, decide, merge_conditions
+
+RULES = {"spider": {"module": "pkg.mod:Spider"}}
+
+
+@dataclass
+class Stats:
+    queued: int = 0
+    in_flight: int = 0
+    seen: int = 0
+    pages: int = 0
+    items: int = 0
+    errors: int = 0
+    pages_per_min: float = 0.0
+    seeded_round: int = 0
+    seeding: bool = False
+    complete: bool = False
+    live_workers: int = 0
+
+
+def obs(stats: Stats | None = None, **spec: object) -> Observed:
+    return Observed(spec=parse_spec({**RULES, "replicas": 3, **spec}), stats=stats)
+
+
+def test_waits_for_redis_before_anything_else() -> None:
+    d = decide(obs(None))
+    assert (d.phase, d.slave_replicas, d.ready_reason) == ("Pending", 3, "RedisNotReady")
+
+
+def test_seeding_keeps_slaves_up_so_they_start_on_the_first_requests() -> None:
+    d = decide(obs(Stats(seeding=True, queued=5)))
+    assert (d.phase, d.slave_replicas) == ("Seeding", 3)
+
+
+def test_running_while_work_is_queued_or_in_flight() -> None:
+    d = decide(obs(Stats(seeded_round=1, queued=0, in_flight=2)))
+    assert (d.phase, d.slave_replicas, d.conditions["Ready"][0]) == ("Running", 3, True)
+
+
+def test_one_shot_crawl_completes_at_zero_slaves() -> None:
+    d = decide(obs(Stats(seeded_round=1, complete=True)))
+    assert (d.phase, d.slave_replicas, d.ready_reason) == ("Completed", 0, "Completed")
+
+
+def test_scheduled_crawl_idles_at_zero_between_rounds() -> None:
+    d = decide(obs(Stats(seeded_round=2, complete=True), schedule="@hourly"))
+    assert (d.phase, d.slave_replicas) == ("Idle", 0)
+
+
+def test_scale_to_zero_off_keeps_the_slaves() -> None:
+    d = decide(obs(Stats(seeded_round=1, complete=True), scaleToZero=False))
+    assert (d.phase, d.slave_replicas) == ("Completed", 3)
+
+
+def test_next_round_seeding_scales_back_up() -> None:
+    d = decide(obs(Stats(seeded_round=1, seeding=True, queued=1), schedule="@hourly"))
+    assert (d.phase, d.slave_replicas) == ("Seeding", 3)
+
+
+def test_suspend_wins_over_everything() -> None:
+    d = decide(obs(Stats(seeded_round=1, queued=100), suspend=True))
+    assert (d.phase, d.slave_replicas, d.ready_reason) == ("Suspended", 0, "Suspended")
+
+
+def test_a_new_spider_is_seeding_until_its_seed_job_finishes() -> None:
+    spec = parse_spec({**RULES, "replicas": 2})
+    d = decide(
+        Observed(spec=spec, stats=Stats(seeded_round=1, complete=True), seed=SeedJobState(exists=True, active=True))
+    )
+    assert (d.phase, d.slave_replicas) == ("Seeding", 2)
+
+
+def test_failed_seed_job_is_a_failed_crawl() -> None:
+    spec = parse_spec(RULES)
+    d = decide(
+        Observed(spec=spec, stats=Stats(), seed=SeedJobState(exists=True, failed=True, message="BackoffLimitExceeded"))
+    )
+    assert (d.phase, d.ready_reason) == ("Failed", "SeedFailed")
+    assert d.conditions["Degraded"][0] is True and "BackoffLimitExceeded" in d.conditions["Degraded"][2]
+
+
+def test_pod_problems_make_the_crawl_not_ready_and_degraded() -> None:
+    spec = parse_spec(RULES)
+    d = decide(Observed(spec=spec, stats=Stats(seeded_round=1, queued=3), pod_problem=Problem("ImagePullFailed", "x")))
+    assert (d.phase, d.ready_reason, d.conditions["Degraded"][0]) == ("Running", "ImagePullFailed", True)
+
+
+def test_condition_transition_time_moves_only_when_status_flips() -> None:
+    t0 = datetime.datetime(2026, 1, 1, tzinfo=datetime.UTC)
+    t1 = t0 + datetime.timedelta(minutes=5)
+    first = merge_conditions(None, {"Ready": (False, "RedisNotReady", "")}, 1, t0)
+    same = merge_conditions(first, {"Ready": (False, "Seeding", "")}, 2, t1)
+    flipped = merge_conditions(same, {"Ready": (True, "Running", "")}, 2, t1)
+    assert first[0]["lastTransitionTime"] == same[0]["lastTransitionTime"] == "2026-01-01T00:00:00Z"
+    assert flipped[0]["lastTransitionTime"] == "2026-01-01T00:05:00Z" and flipped[0]["observedGeneration"] == 2
