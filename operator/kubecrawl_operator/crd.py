@@ -8,12 +8,11 @@ from __future__ import annotations
 import logging
 from typing import Any
 
-from kubecrawl_operator.models import GROUP, KIND, PLURAL, SHORT_NAMES, SINGULAR, VERSION, CrawlSpec
+from kubecrawl_operator.models import GROUP, KIND, MAX_NAME_LENGTH, PLURAL, SHORT_NAMES, SINGULAR, VERSION, CrawlSpec
 from kubecrawl_operator.structural import to_structural
 
 logger = logging.getLogger(__name__)
 
-MAX_NAME_LENGTH = 40  # leaves room for "-seed-<8 hex>" in Job names and CronJob's 52-char limit
 PHASES = ["Pending", "Seeding", "Running", "Idle", "Completed", "Suspended", "Failed"]
 
 

@@ -19,6 +19,8 @@ SINGULAR = "crawl"
 SHORT_NAMES = ["kc"]
 
 DEFAULT_WORKER_IMAGE = "kubecrawl/worker:0.1.0"
+#: Leaves room for "-seed-<8 hex>" in Job names (63) and the CronJob name limit (52).
+MAX_NAME_LENGTH = 40
 DEFAULT_REDIS_IMAGE = "redis:7.2"
 
 #: Five cron fields (or an @-macro); croniter checks the values at reconcile time.
@@ -88,10 +90,16 @@ class RedisSpec(_Model):
 
     url: str | None = Field(default=None, pattern=r"^rediss?://", description="External Redis; no Redis is deployed.")
     password_secret_ref: SecretKeyRef | None = Field(default=None, description="Password of the external Redis.")
-    storage: str = Field(default="1Gi", pattern=QUANTITY_PATTERN)
+    storage: str = Field(default="1Gi", pattern=QUANTITY_PATTERN, description="PVC size of the crawl's Redis.")
     storage_class_name: str | None = None
     image: str = Field(default=DEFAULT_REDIS_IMAGE, pattern=IMAGE_PATTERN)
     resources: ResourceRequirements | None = None
+
+    @model_validator(mode="after")
+    def _password_needs_url(self) -> RedisSpec:
+        if self.password_secret_ref is not None and self.url is None:
+            raise ValueError("redis.passwordSecretRef needs redis.url")
+        return self
 
 
 class CrawlSpec(_Model):

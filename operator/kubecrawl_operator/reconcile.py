@@ -213,7 +213,7 @@ def reconcile(
     crawl = CrawlRef(name=meta["name"], namespace=meta["namespace"], uid=meta.get("uid", ""))
     previous: Mapping[str, Any] = body.get("status") or {}
     generation = meta.get("generation")
-    spec, problem = check_spec(dict(body.get("spec") or {}))
+    spec, problem = check_spec(dict(body.get("spec") or {}), crawl.name)
     if spec is None:
         assert problem is not None
         decision = invalid_decision(problem)

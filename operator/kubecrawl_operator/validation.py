@@ -9,7 +9,7 @@ import pydantic
 from croniter import croniter
 
 from kubecrawl_operator.builders.workers import RESERVED_SETTINGS
-from kubecrawl_operator.models import CrawlSpec, parse_spec
+from kubecrawl_operator.models import MAX_NAME_LENGTH, CrawlSpec, parse_spec
 from kubecrawl_operator.phase import Problem
 
 logger = logging.getLogger(__name__)
@@ -39,8 +39,10 @@ def check_rules(rules: dict[str, Any]) -> Problem | None:
     return None
 
 
-def check_spec(raw_spec: dict[str, Any]) -> tuple[CrawlSpec | None, Problem | None]:
+def check_spec(raw_spec: dict[str, Any], name: str = "") -> tuple[CrawlSpec | None, Problem | None]:
     """The parsed spec, or the first problem a user has to fix, in words they can act on."""
+    if len(name) > MAX_NAME_LENGTH:
+        return None, Problem("InvalidName", f"a Crawl's name must be at most {MAX_NAME_LENGTH} characters")
     try:
         spec = parse_spec(raw_spec)
     except pydantic.ValidationError as exc:

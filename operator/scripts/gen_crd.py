@@ -10,6 +10,7 @@ import sys
 from pathlib import Path
 
 import yaml
+
 from kubecrawl_operator.crd import crawl_crd
 
 CRD_PATH = Path(__file__).resolve().parents[2] / "crds" / "crawl.yaml"

@@ -10,6 +10,7 @@ from typing import Any, TypeVar
 
 import kubernetes
 import yaml
+
 from kubecrawl_operator.kube import KINDS, raw_call
 from kubecrawl_operator.models import GROUP, PLURAL, VERSION
 

@@ -8,6 +8,7 @@ from typing import Any
 
 import kubernetes_validate
 import pytest
+
 from kubecrawl_operator.builders import BuildContext, desired_children, redis_secret
 from kubecrawl_operator.models import parse_spec
 from kubecrawl_operator.naming import CrawlRef, spider_hash

@@ -7,6 +7,7 @@ import subprocess
 import sys
 
 import pytest
+
 from kubecrawl_operator import rbac
 from kubecrawl_operator.cli import parse_args
 from kubecrawl_operator.kube import KINDS

@@ -8,10 +8,12 @@ import sys
 from pathlib import Path
 from typing import Any
 
+import celpy
 import jsonschema
 import kubernetes_validate
 import pytest
 import yaml
+
 from kubecrawl_operator.crd import crawl_crd
 from kubecrawl_operator.validation import check_spec
 
@@ -163,10 +165,40 @@ def test_defaults_are_applied_by_the_schema() -> None:
     assert spec["redis"]["storage"] == "1Gi"
 
 
-@pytest.mark.parametrize("path", INVALID, ids=lambda p: p.name)
-def test_invalid_crawls_are_rejected_by_the_schema_and_the_operator(path: Path) -> None:
+def cel_failures(schema: dict[str, Any], value: Any) -> list[str]:
+    """Evaluate every `x-kubernetes-validations` rule where its value is present, as the API server does."""
+    out: list[str] = []
+    env = celpy.Environment()
+    for rule in schema.get("x-kubernetes-validations") or []:
+        program = env.program(env.compile(rule["rule"]))
+        if not program.evaluate({"self": celpy.json_to_cel(value)}):
+            out.append(rule["message"])
+    if isinstance(value, dict):
+        for name, sub in (schema.get("properties") or {}).items():
+            if name in value:
+                out += cel_failures(sub, value[name])
+    return out
+
+
+def api_server_rejects(doc: dict[str, Any]) -> bool:
+    """The OpenAPI schema or a CEL rule rejects the object (after defaulting, like the API server)."""
+    schema = crawl_schema()
+    try:
+        openapi_validate(doc, schema)
+    except jsonschema.ValidationError:
+        return True
+    return bool(cel_failures(schema, apply_defaults(schema, doc)))
+
+
+@pytest.mark.parametrize("path", EXAMPLES, ids=lambda p: p.name)
+def test_example_crawls_pass_the_cel_rules(path: Path) -> None:
     doc = yaml.safe_load(path.read_text())
-    with pytest.raises(jsonschema.ValidationError):
-        openapi_validate(doc, crawl_schema())
-    spec, problem = check_spec(doc["spec"])
+    assert cel_failures(crawl_schema(), apply_defaults(crawl_schema(), doc)) == []
+
+
+@pytest.mark.parametrize("path", INVALID, ids=lambda p: p.name)
+def test_invalid_crawls_are_rejected_by_the_api_server_checks_and_the_operator(path: Path) -> None:
+    doc = yaml.safe_load(path.read_text())
+    assert api_server_rejects(doc)
+    spec, problem = check_spec(doc["spec"], doc["metadata"]["name"])
     assert spec is None and problem is not None and problem.message

@@ -6,8 +6,8 @@ import base64
 from typing import Any
 
 import kubernetes_validate
-from kubecrawl_operator.models import GROUP
 
+from kubecrawl_operator.models import GROUP
 from tests.operator.cluster import Cluster, eventually
 from tests.operator.conftest import OperatorProcess
 

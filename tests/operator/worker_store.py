@@ -11,6 +11,7 @@ from dataclasses import dataclass
 from typing import Any
 
 import redis.asyncio as aioredis
+
 from kubecrawl.backends.base import ItemRecord, Outcome
 from kubecrawl.backends.redis import RedisBackend
 from kubecrawl.request import Request
