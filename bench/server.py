@@ -71,6 +71,7 @@ def nginx_config(root: Path, port: int, workdir: Path, workers: int = 1) -> str:
     tmp = workdir / "tmp"
     return f"""{user_line}worker_processes {workers};
 daemon off;
+worker_rlimit_nofile 65536;
 pid {workdir}/nginx.pid;
 error_log {workdir}/error.log warn;
 events {{ worker_connections 4096; multi_accept on; }}
@@ -81,7 +82,9 @@ http {{
     tcp_nodelay on;
     keepalive_timeout 120s;
     keepalive_requests 1000000;
-    open_file_cache max=200000 inactive=120s;
+    # cached descriptors count against the worker's open-file limit: past it nginx fails open()
+    # and try_files answers 404, so keep the cache well below the limit raised above
+    open_file_cache max=4096 inactive=60s;
     open_file_cache_valid 600s;
     gzip off;
     server_tokens off;
