@@ -194,7 +194,11 @@ def main(argv: list[str] | None = None) -> int:
                 # report what was measured so far: a long run stopped early is still worth its figures
                 log.warning("interrupted after %d run(s): reporting those", len(runs))
                 interrupted = True
+            server_problems = server.problems()
+            if server_problems:
+                log.warning("the static server logged %d error(s), e.g. %s", len(server_problems), server_problems[0])
             summary: Summary = summarise(runs, site, args.concurrency, args.repeat)
+            summary.machine["server_errors"] = len(server_problems)
             if interrupted:
                 summary.machine["interrupted"] = True
             if args.repeat_slow is not None:

@@ -12,6 +12,7 @@ from __future__ import annotations
 import logging
 import os
 import pwd
+import resource
 import shutil
 import signal
 import socket
@@ -69,9 +70,12 @@ def nginx_config(root: Path, port: int, workdir: Path, workers: int = 1) -> str:
         # workers would drop to 'nobody', who may not be able to traverse the site's parents
         user_line = f"user {pwd.getpwuid(0).pw_name};\n"
     tmp = workdir / "tmp"
+    hard = resource.getrlimit(resource.RLIMIT_NOFILE)[1]
+    nofile = 65536 if hard == resource.RLIM_INFINITY else min(65536, hard)
+    cached = max(256, min(4096, nofile // 4))
     return f"""{user_line}worker_processes {workers};
 daemon off;
-worker_rlimit_nofile 65536;
+worker_rlimit_nofile {nofile};
 pid {workdir}/nginx.pid;
 error_log {workdir}/error.log warn;
 events {{ worker_connections 4096; multi_accept on; }}
@@ -83,8 +87,8 @@ http {{
     keepalive_timeout 120s;
     keepalive_requests 1000000;
     # cached descriptors count against the worker's open-file limit: past it nginx fails open()
-    # and try_files answers 404, so keep the cache well below the limit raised above
-    open_file_cache max=4096 inactive=60s;
+    # and try_files answers 404, so keep the cache well below the limit (at most the hard limit)
+    open_file_cache max={cached} inactive=60s;
     open_file_cache_valid 600s;
     gzip off;
     server_tokens off;
@@ -183,6 +187,16 @@ class StaticServer:
             self.stop()
             raise RuntimeError(f"{self.server_name} failed to start: {err}") from None
         return self.base_url
+
+    def problems(self) -> list[str]:
+        """Serious lines of nginx's error log so far (a benchmark whose server failed is not valid)."""
+        if self._workdir is None:
+            return []
+        errlog = Path(self._workdir.name) / "error.log"
+        if not errlog.exists():
+            return []
+        bad = ("[crit]", "[alert]", "[emerg]", "[error]")
+        return [line for line in errlog.read_text(errors="replace").splitlines() if any(b in line for b in bad)]
 
     def _stderr_tail(self) -> str:
         if self._workdir is not None:

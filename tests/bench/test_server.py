@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 
-from bench.server import StaticServer, find_nginx
+from bench.server import StaticServer, find_nginx, nginx_config
 from bench.site import generate_site
 
 
@@ -41,3 +41,13 @@ def test_static_server_serves_pages_and_stops(site: Path, kind: str) -> None:
 def test_nginx_sends_utf8_charset_so_every_contender_decodes_alike(site: Path) -> None:
     with StaticServer(site, kind="nginx") as server, urllib.request.urlopen(server.base_url + "/p/0.html") as resp:
         assert resp.headers["content-type"] == "text/html; charset=utf-8"
+
+
+def test_nginx_file_cache_stays_below_the_open_file_limit(tmp_path: Path) -> None:
+    # with a cache larger than the limit, nginx fails open() on big sites and try_files answers 404
+    import re
+
+    conf = nginx_config(tmp_path, 8080, tmp_path)
+    nofile = int(re.search(r"worker_rlimit_nofile (\d+);", conf).group(1))  # type: ignore[union-attr]
+    cached = int(re.search(r"open_file_cache max=(\d+)", conf).group(1))  # type: ignore[union-attr]
+    assert cached * 2 <= nofile
