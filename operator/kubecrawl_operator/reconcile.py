@@ -13,6 +13,8 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
+from kubernetes.utils import parse_quantity
+
 from kubecrawl_operator.builders import BuildContext, desired_children, redis_secret
 from kubecrawl_operator.builders.redis import PASSWORD_KEY
 from kubecrawl_operator.config import OperatorConfig
@@ -45,6 +47,8 @@ IMMUTABLE_SPEC_FIELDS = {
     "StatefulSet": ("volumeClaimTemplates", "selector", "serviceName"),
     "Deployment": ("selector",),
 }
+#: Maps whose values are resource quantities (compared by value, not spelling).
+QUANTITY_PARENTS = frozenset({"requests", "limits"})
 #: Ready reasons that are a normal part of a crawl's life, not something a user must fix.
 BENIGN_REASONS = frozenset({"Seeding", "Running", "RoundComplete", "Completed", "Suspended", "RedisNotReady"})
 
@@ -55,17 +59,31 @@ class Outcome:
     events: list[tuple[str, str, str]] = field(default_factory=list)  # (type, reason, message)
 
 
-def is_subset(desired: Any, actual: Any) -> bool:
-    """True when everything in `desired` is in `actual` (the API server may add defaults)."""
+def is_subset(desired: Any, actual: Any, parent: str = "") -> bool:
+    """True when everything in `desired` is in `actual` (the API server may add defaults).
+
+    Quantities under `requests`/`limits` compare by value: the server stores 268435456 as "256Mi".
+    """
+    if isinstance(desired, dict) and parent in QUANTITY_PARENTS:
+        return isinstance(actual, dict) and all(_same_quantity(v, actual.get(k)) for k, v in desired.items())
     if isinstance(desired, dict):
-        return isinstance(actual, dict) and all(is_subset(v, actual.get(k)) for k, v in desired.items())
+        return isinstance(actual, dict) and all(is_subset(v, actual.get(k), k) for k, v in desired.items())
     if isinstance(desired, list):
         return (
             isinstance(actual, list)
             and len(desired) == len(actual)
-            and all(is_subset(d, a) for d, a in zip(desired, actual, strict=True))
+            and all(is_subset(d, a, parent) for d, a in zip(desired, actual, strict=True))
         )
     return bool(desired == actual)
+
+
+def _same_quantity(desired: Any, actual: Any) -> bool:
+    if desired == actual:
+        return True
+    try:
+        return bool(parse_quantity(desired) == parse_quantity(actual))
+    except (ValueError, TypeError):
+        return False
 
 
 def _patchable(manifest: dict[str, Any]) -> dict[str, Any]:

@@ -101,3 +101,34 @@ def test_condition_transition_time_moves_only_when_status_flips() -> None:
     flipped = merge_conditions(same, {"Ready": (True, "Running", "")}, 2, t1)
     assert first[0]["lastTransitionTime"] == same[0]["lastTransitionTime"] == "2026-01-01T00:00:00Z"
     assert flipped[0]["lastTransitionTime"] == "2026-01-01T00:05:00Z" and flipped[0]["observedGeneration"] == 2
+
+
+def test_drift_check_ignores_server_defaults_and_quantity_spelling() -> None:
+    from kubecrawl_operator.reconcile import is_subset
+
+    desired = {
+        "spec": {
+            "replicas": 2,
+            "template": {"containers": [{"resources": {"requests": {"memory": "268435456", "cpu": "500m"}}}]},
+        }
+    }
+    stored = {
+        "spec": {
+            "replicas": 2,
+            "revisionHistoryLimit": 10,
+            "template": {
+                "containers": [
+                    {
+                        "resources": {"requests": {"memory": "256Mi", "cpu": "500m"}},
+                        "terminationMessagePath": "/dev/termination-log",
+                    }
+                ]
+            },
+        }
+    }
+    assert is_subset(desired, stored)
+    assert not is_subset({**desired, "spec": {**desired["spec"], "replicas": 3}}, stored)
+    assert not is_subset(
+        {"spec": {"template": {"containers": [{"image": "a:1"}, {"image": "b:1"}]}}},
+        {"spec": {"template": {"containers": [{"image": "a:1"}]}}},
+    )
