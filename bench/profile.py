@@ -56,24 +56,73 @@ def layer_of(frame: str) -> str:
     return "stdlib/other"
 
 
+def stage_of(frames: list[str]) -> str:
+    """The crawl stage a sample belongs to, from its whole stack (kubecrawl's and the raw loops' frames)."""
+    stack = ";".join(frames)
+    leaf = frames[-1]
+    if "Runner.run" not in stack and "CrawlerProcess" not in stack:
+        return "start-up: imports, settings, clients, TLS contexts"
+    if "Downloader.fetch" in stack or "fetch_httpx" in stack or "run.<locals>.fetch" in stack:
+        if "selector_events.py" in leaf:
+            return "HTTP: socket send/receive (kernel, loopback)"
+        for lib, name in (
+            ("httpx_aiohttp/", "HTTP: httpx-aiohttp adapter"),
+            ("httpx/", "HTTP: httpx models"),
+            ("kubecrawl/", "HTTP: kubecrawl downloader"),
+        ):
+            if f"({lib}" in leaf or f"/{lib}" in leaf:
+                return name
+        return "HTTP: aiohttp client"
+    if "create_root_node" in stack or "document_fromstring" in stack:
+        return "HTML parse (lxml)"
+    if "Response.encoding" in stack or "decode_body" in stack:
+        return "encoding detection"
+    if "urljoin" in stack or "urlparse (urllib" in stack or "urlsplit (urllib" in stack:
+        return "links: urljoin"
+    if "follow_all" in stack or "Request.__init__ (kubecrawl" in stack or "xpath" in leaf.lower():
+        return "links: extract, make requests"
+    if "ItemRecord" in stack or "pipelines" in stack:
+        return "items: fingerprint, serialise"
+    if "_flush" in stack or "commit" in stack or "fingerprint" in stack:
+        return "store: commit, dedup, fingerprints"
+    if "selector_events.py" in leaf:
+        return "HTTP: socket send/receive (kernel, loopback)"
+    if "aiohttp/" in leaf:
+        return "HTTP: aiohttp client"
+    if "kubecrawl/" in stack:
+        return "engine: scheduling, callbacks, outputs"
+    return "event loop, other"
+
+
+def stages(raw: str) -> tuple[Counter[str], int]:
+    """Samples per crawl stage (see :func:`stage_of`) and the total."""
+    out: Counter[str] = Counter()
+    total = 0
+    for frames, n in _samples(raw):
+        out[stage_of(frames)] += n
+        total += n
+    return out, total
+
+
+def _samples(raw: str) -> list[tuple[list[str], int]]:
+    out = []
+    for line in raw.splitlines():
+        stack, _, count = line.rpartition(" ")
+        if not stack or not count.isdigit():
+            continue
+        frames = [f for f in stack.split(";") if f and not f.startswith(("process ", "thread "))]
+        if frames:
+            out.append((frames, int(count)))
+    return out
+
+
 def fold(raw: str) -> tuple[Counter[str], Counter[str], Counter[str], int]:
     """py-spy raw output -> (self samples per function, inclusive per function, self per layer, total)."""
     self_t: Counter[str] = Counter()
     incl: Counter[str] = Counter()
     layers: Counter[str] = Counter()
     total = 0
-    for line in raw.splitlines():
-        stack, _, count = line.rpartition(" ")
-        if not stack or not count.isdigit():
-            continue
-        n = int(count)
-        frames = [f for f in stack.split(";") if f]
-        if frames and frames[0].startswith("process "):
-            frames = frames[1:]
-        if frames and frames[0].startswith("thread "):
-            frames = frames[1:]
-        if not frames:
-            continue
+    for frames, n in _samples(raw):
         total += n
         self_t[frames[-1]] += n
         for f in set(frames):
@@ -87,7 +136,10 @@ def format_profile(raw: str, top: int = 30) -> str:
     self_t, incl, layers, total = fold(raw)
     if not total:
         return "no samples\n"
-    out = [f"{total} samples\n", "self time by library:"]
+    by_stage, _ = stages(raw)
+    out = [f"{total} samples\n", "time by crawl stage:"]
+    out += [f"  {100 * n / total:5.1f}%  {name}" for name, n in by_stage.most_common()]
+    out.append("\nself time by library:")
     out += [f"  {100 * n / total:5.1f}%  {name}" for name, n in layers.most_common()]
     out.append(f"\ntop {top} functions by self time:")
     out += [f"  {100 * n / total:5.1f}%  {f}" for f, n in self_t.most_common(top)]

@@ -7,7 +7,7 @@ from pathlib import Path
 import pytest
 
 from bench.measure import Measured
-from bench.profile import fold, layer_of
+from bench.profile import fold, layer_of, stages
 from bench.report import summarise
 from bench.site import SiteInfo
 
@@ -67,3 +67,23 @@ def test_py_spy_stacks_fold_into_self_and_inclusive_time_per_function_and_librar
     assert layers == {"httpx": 30, "parsel": 10, "kubecrawl": 10}
     assert layer_of("parse (kc_spider.py:3)") == "bench contender code"
     assert layer_of("urljoin (urllib/parse.py:539)") == "urllib"
+
+
+def test_samples_are_attributed_to_crawl_stages() -> None:
+    run = "main (kubecrawl/cli.py:1);Runner.run (asyncio/runners.py:86);Engine._process (kubecrawl/engine.py:2)"
+    raw = (
+        "main (kubecrawl/cli.py:1);_find_and_load (<frozen importlib._bootstrap>:1165) 5\n"
+        f"{run};Downloader.fetch (kubecrawl/downloader.py:1);Request.__init__ (httpx/_models.py:383) 3\n"
+        f"{run};Downloader.fetch (kubecrawl/downloader.py:1);write (asyncio/selector_events.py:1037) 2\n"
+        f"{run};parse (kc_spider.py:3);create_root_node (parsel/selector.py:120) 4\n"
+        f"{run};parse (kc_spider.py:3);Response.follow_all (kubecrawl/response.py:113) 6\n"
+    )
+    by_stage, total = stages(raw)
+    assert total == 20
+    assert by_stage == {
+        "start-up: imports, settings, clients, TLS contexts": 5,
+        "HTTP: httpx models": 3,
+        "HTTP: socket send/receive (kernel, loopback)": 2,
+        "HTML parse (lxml)": 4,
+        "links: extract, make requests": 6,
+    }
