@@ -77,9 +77,7 @@ def read_stats(
     except redis.AuthenticationError as exc:
         return None, Problem("RedisAuthFailed", f"Redis at {_safe(url)} refused the password: {exc}")
     except (redis.ConnectionError, redis.TimeoutError, OSError) as exc:
-        return None, Problem(
-            "RedisUnreachable", f"cannot reach Redis at {_safe(url)}: {exc}; check spec.redis.url and network"
-        )
+        return None, Problem("RedisUnreachable", f"cannot reach Redis at {_safe(url)}: {exc}; {hint}")
     finally:
         client.close()
 

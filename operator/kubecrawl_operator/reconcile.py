@@ -171,7 +171,12 @@ def _observe(
             redis_ready = bool((sts.get("status") or {}).get("readyReplicas"))
         if redis_ready:
             url = redis_url_for_operator(crawl, spec.redis.url, config.cluster_domain)
-            stats, redis_problem = read_stats(url, password, crawl.name, config.redis_timeout)
+            hint = (
+                "check spec.redis.url and the network"
+                if spec.redis.url
+                else "check that the operator's pods carry app.kubernetes.io/name=kubecrawl-operator (the Redis NetworkPolicy admits them)"
+            )
+            stats, redis_problem = read_stats(url, password, crawl.name, config.redis_timeout, hint)
     dep_status = deployment.get("status") or {}
     return Observed(
         spec=spec,
