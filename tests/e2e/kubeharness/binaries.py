@@ -35,7 +35,7 @@ def _missing(names: tuple[str, ...]) -> list[str]:
     return [n for n in names if not os.access(cache_bin_dir() / n, os.X_OK)]
 
 
-def ensure_binaries(*, build_timeout: float = 1800.0) -> Path:
+def ensure_binaries(*, build_timeout: float = 3600.0) -> Path:
     """Return the bin dir holding every binary, running build.sh when some are missing.
 
     Raises BinariesUnavailable when they are missing and Go is not installed.

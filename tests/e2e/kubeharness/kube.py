@@ -6,6 +6,7 @@ import json
 from typing import Any
 
 import requests
+import urllib3
 
 
 class ApiError(RuntimeError):
@@ -17,6 +18,7 @@ class ApiError(RuntimeError):
 class Kube:
     def __init__(self, server: str, token: str) -> None:
         self.server = server
+        urllib3.disable_warnings(urllib3.exceptions.InsecureRequestWarning)
         self.session = requests.Session()
         self.session.headers["Authorization"] = f"Bearer {token}"
         self.session.verify = False
@@ -36,6 +38,7 @@ class Kube:
             headers={"Content-Type": content_type},
             params=params,
             timeout=30,
+            verify=False,  # per request: a session's verify=False loses to REQUESTS_CA_BUNDLE
         )
         if r.status_code >= 400:
             raise ApiError(r.status_code, r.text)

@@ -44,6 +44,7 @@ class Node:
     _thread: threading.Thread | None = None
     _lock: threading.Lock = field(default_factory=threading.Lock)
     errors: list[str] = field(default_factory=list)
+    _final_deletes: dict[str, float] = field(default_factory=dict)
 
     # -- lifecycle -------------------------------------------------------------------------------
     def start(self) -> None:
@@ -181,6 +182,10 @@ class Node:
 
     def _final_delete(self, pod: dict[str, Any]) -> None:
         meta = pod["metadata"]
+        last = self._final_deletes.get(meta["uid"], 0.0)
+        if time.monotonic() - last < 2:  # a finalizer (e.g. Job tracking) may keep it a little longer
+            return
+        self._final_deletes[meta["uid"]] = time.monotonic()
         self.kube.delete(
             f"/api/v1/namespaces/{meta['namespace']}/pods/{meta['name']}",
             {"gracePeriodSeconds": 0, "preconditions": {"uid": meta["uid"]}},
@@ -228,7 +233,7 @@ class Node:
             for p in self._pods
             if p["metadata"]["namespace"] == namespace and not p["metadata"].get("deletionTimestamp")
         ]
-        ready = {uid for uid, r in self.runners.items() if r.is_ready()}
+        ready = {uid for uid, r in list(self.runners.items()) if r.is_ready()}
         for svc in self._services:
             if svc["metadata"]["namespace"] != namespace:
                 continue
