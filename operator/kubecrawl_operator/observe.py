@@ -62,7 +62,7 @@ def redis_url_for_operator(crawl: CrawlRef, url: str | None, cluster_domain: str
 
 
 def read_stats(
-    url: str, password: str | None, crawl_key: str, timeout: float
+    url: str, password: str | None, crawl_key: str, timeout: float, hint: str = "check spec.redis.url and the network"
 ) -> tuple[CrawlStats | None, Problem | None]:
     """The crawl's counters via the worker's one reader of the Redis keys (`kubecrawl.status`)."""
     try:
