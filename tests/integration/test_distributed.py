@@ -177,3 +177,26 @@ def test_slave_serves_health_and_metrics(
     assert float(lines["kubecrawl_redis_round_trips_total"]) > 0
     cluster.procs["slave"].terminate()
     assert cluster.procs["slave"].wait(timeout=60) == 0
+
+
+def test_stopped_crawl_resumes_from_redis_without_fetching_a_page_twice(
+    http_server: TestHTTPServer, redis_server: RedisServer, cluster_factory
+) -> None:
+    paths = generated_site(http_server, PAGES, links=10)
+    cluster: Cluster = cluster_factory(http_server, redis_server.url, "resume", download_delay=0.05)
+    cluster.start_slaves(3)
+    cluster.start("master", "master")
+    cluster.wait_for(lambda st: st.pages >= 500, 240, "500 pages")
+    for name in ("slave-0", "slave-1", "slave-2"):  # SIGTERM: finish in-flight pages, hand the rest back
+        cluster.procs[name].terminate()
+    assert [cluster.procs[n].wait(timeout=120) for n in ("slave-0", "slave-1", "slave-2")] == [0, 0, 0]
+    st = cluster.status()
+    assert st.in_flight == 0 and st.queued > 0 and not st.complete and st.live_workers == 0
+
+    cluster.settings["download_delay"] = 0
+    cluster.start_slaves(2)  # fresh processes: everything they need is in Redis
+    codes = cluster.wait_all(deadline_s=300)
+    assert set(codes.values()) == {0}, cluster.logs_tail()
+    fetched = page_fetches(http_server)
+    assert set(fetched) == paths and max(fetched.values()) == 1
+    assert_items_once(cluster, http_server, paths)

@@ -38,6 +38,8 @@ T = TypeVar("T")
 OUTAGE_LIMIT_S = 900.0
 #: expired leases put back per pop
 REAP_MAX = 256
+#: Bloom shards up to this many bytes are created by sending them whole
+_BLOOM_SET_MAX = 64 << 20
 _RETRYABLE = (RedisConnectionError, RedisTimeoutError, OSError)
 
 
@@ -191,6 +193,8 @@ class RedisBackend(Backend):
         await self._call("ping", self.r.ping)
         if self.dedup == "set":
             await self._ensure_intset_entries()
+        if self.bloom is not None:
+            await self._allocate_bloom()
         n = await self._call(
             "reclaim own leases",
             self._script(
@@ -199,6 +203,23 @@ class RedisBackend(Backend):
         )
         if n:
             log.info("reclaimed %d request(s) this worker (%s) held before a restart", n, self.worker_id)
+
+    async def _allocate_bloom(self) -> None:
+        """Create missing Bloom shards at their final size in one allocation.
+
+        Growing a bitmap bit by bit leaves Redis's greedy string pre-allocation (up to 1 MB) as slack;
+        a filter created whole costs its bits and the allocator's rounding, nothing more.
+        """
+        assert self.bloom is not None
+        nbytes = (self.bloom.shard_bits + 7) // 8
+        for shard in range(self.bloom.shards):
+            key = self.k.bloom_shard(shard)
+            if await self._call("exists", lambda key=key: self.r.exists(key)):  # type: ignore[misc]
+                continue
+            if nbytes <= _BLOOM_SET_MAX:
+                await self._call("allocate bloom", lambda key=key: self.r.set(key, bytes(nbytes), nx=True))  # type: ignore[misc]
+            else:  # too big to send: grow once to the last bit (slack ≤ 1 MB, negligible at this size)
+                await self._call("allocate bloom", lambda key=key: self.r.setbit(key, self.bloom.shard_bits - 1, 0))  # type: ignore[misc,union-attr]
 
     async def _ensure_intset_entries(self) -> None:
         """Ask Redis to keep fingerprint buckets as packed intsets (best effort: CONFIG may be disabled)."""
