@@ -9,11 +9,10 @@ from __future__ import annotations
 from typing import Any
 
 import pytest
+from kubecrawl_operator import rbac
 
 from .helm import Helm, by_kind
 from .options import OPTIONS
-
-from kubecrawl_operator import rbac
 
 Triple = tuple[str, str, str]
 

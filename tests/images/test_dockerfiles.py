@@ -112,6 +112,9 @@ def _replay(df: Dockerfile, root: Path) -> dict[str, str]:
         if ins.keyword == "ENV":
             for key, value in re.findall(r"(\w+)=(\S+)", ins.args):
                 env[key] = expand(value)
+            # The image must not keep pip's cache; this throwaway venv may use the host's, which
+            # makes the second replay (both images share most wheels) much faster.
+            env.pop("PIP_NO_CACHE_DIR", None)
         elif ins.keyword == "COPY":
             src, dst = ins.args.split()
             target = Path(here(dst))

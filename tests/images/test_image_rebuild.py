@@ -44,10 +44,9 @@ def _steps(log: str) -> list[tuple[str, bool]]:
 
 
 def test_code_only_change_reuses_the_dependency_layer(worker_image: Build, context_copy: Path) -> None:
-    warm = build("worker", context=context_copy, prefix=PREFIX)
-    assert all(cached for step, cached in _steps(warm.log) if not step.startswith("FROM ")), (
-        f"an unchanged context must be served from cache: {_steps(warm.log)}"
-    )
+    # A first build of the copy: from here on the only difference is the code change below
+    # (the session's worker_image may be older than the tree when others edit it meanwhile).
+    build("worker", context=context_copy, prefix=PREFIX)
 
     # Unique per run: an earlier run's layers for the same change would be (rightly) reused.
     change = f"# a code-only change {uuid.uuid4().hex}"
