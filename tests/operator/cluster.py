@@ -103,6 +103,38 @@ class Cluster:
     def events(self, name: str) -> list[dict[str, Any]]:
         return [e for e in self.list("Event") if (e.get("involvedObject") or {}).get("name") == name]
 
+    def seed_jobs(self, crawl: str) -> list[dict[str, Any]]:
+        return [
+            {"apiVersion": "batch/v1", "kind": "Job", **j}  # items of a list carry no apiVersion/kind
+            for j in self.list("Job")
+            if (j["metadata"].get("labels") or {}).get("app.kubernetes.io/component") == "seed"
+            and j["metadata"]["labels"].get("app.kubernetes.io/instance") == crawl
+        ]
+
+    def finish_seed_job(self, crawl: str) -> None:
+        """The master exited 0: what the kubelet and the Job controller record.
+
+        A real control plane has a Job controller but maybe no kubelet: mark the Job's pods Succeeded
+        (the kubelet's part) and let the controller complete the Job. The emulator has neither: write
+        the Job's completed status directly (the controller's part).
+        """
+        job = eventually(lambda: self.seed_jobs(crawl), f"the seed job of {crawl}")[0]
+        name = job["metadata"]["name"]
+        if self.emulated:
+            now = time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())
+            complete = [{"type": "Complete", "status": "True", "lastProbeTime": now, "lastTransitionTime": now}]
+            self.patch("Job", name, {"status": {"succeeded": 1, "active": 0, "conditions": complete}}, sub="status")
+            return
+
+        def pods_succeeded() -> bool:
+            pods = [p for p in self.list("Pod") if (p["metadata"].get("labels") or {}).get("job-name") == name]
+            for pod in pods:
+                if (pod.get("status") or {}).get("phase") != "Succeeded":
+                    self.patch("Pod", pod["metadata"]["name"], {"status": {"phase": "Succeeded"}}, sub="status")
+            return bool(((self.get("Job", name) or {}).get("status") or {}).get("succeeded"))
+
+        eventually(pods_succeeded, f"seed job {name} to succeed")
+
     def wait_phase(self, name: str, phase: str, timeout: float = 60.0) -> dict[str, Any]:
         return eventually(
             lambda: (s := self.status(name)).get("phase") == phase and s, f"crawl {name} in phase {phase}", timeout

@@ -27,12 +27,7 @@ CHILDREN = [
 
 
 def seed_jobs(cluster: Cluster, crawl: str) -> list[dict[str, Any]]:
-    return [
-        j
-        for j in cluster.list("Job")
-        if (j["metadata"].get("labels") or {}).get("app.kubernetes.io/component") == "seed"
-        and j["metadata"]["labels"].get("app.kubernetes.io/instance") == crawl
-    ]
+    return cluster.seed_jobs(crawl)
 
 
 def test_created_crawl_gets_its_children_owned_and_labelled(cluster: Cluster, operator: OperatorProcess) -> None:
