@@ -33,6 +33,9 @@ def configure(settings: kopf.OperatorSettings, memo: kopf.Memo, **_: Any) -> Non
     settings.watching.server_timeout = 300
     settings.watching.client_timeout = 330
     settings.execution.max_workers = 8
+    # A Crawl being deleted waits for a running pass (a sync timer cannot be cancelled): re-check each
+    # second instead of kopf's default minute, so deletion is not held up by a pass in flight.
+    settings.background.cancellation_polling = 1
     memo.kube = Kube(load_api_client())
     memo.locks = collections.defaultdict(threading.Lock)
     # The worker package is heavy to import; pay for it here, not in the first reconcile.

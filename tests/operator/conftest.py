@@ -1,8 +1,11 @@
 """Operator fixtures: a Kubernetes API (kmock's emulator, or a real cluster), the operator as a
 real subprocess, and a real redis-server. Every fixture polls with a deadline and stops what it starts.
 
-Set KUBECRAWL_OPERATOR_TEST_KUBECONFIG to run the same flows against a real kube-apiserver
-(the fixture installs crds/crawl.yaml there and uses a fresh namespace per test).
+The same flows run against a real kube-apiserver with either
+  KUBECRAWL_OPERATOR_TEST_KUBECONFIG=/path/kubeconfig   (any cluster; the fixture installs crds/crawl.yaml), or
+  KUBECRAWL_OPERATOR_TEST_API=controlplane               (etcd + kube-apiserver + kube-controller-manager from
+                                                          tests/e2e's harness, started once per session),
+each test in a fresh namespace.
 """
 
 from __future__ import annotations
@@ -43,9 +46,25 @@ class KubeApi:
     emulator: EmulatorThread | None = None
 
 
+@pytest.fixture(scope="session")
+def control_plane_kubeconfig() -> Iterator[str]:
+    """A real control plane built by tests/e2e (cached binaries; built on first use)."""
+    from tests.e2e.kubeharness.binaries import ensure_binaries
+    from tests.e2e.kubeharness.controlplane import ControlPlane
+
+    plane = ControlPlane.create(ensure_binaries())
+    plane.start()
+    try:
+        yield str(plane.kubeconfig)
+    finally:
+        plane.stop()
+
+
 @pytest.fixture
-def kube_api(tmp_path_factory: pytest.TempPathFactory) -> Iterator[KubeApi]:
+def kube_api(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory) -> Iterator[KubeApi]:
     real = os.environ.get("KUBECRAWL_OPERATOR_TEST_KUBECONFIG")
+    if not real and os.environ.get("KUBECRAWL_OPERATOR_TEST_API") == "controlplane":
+        real = request.getfixturevalue("control_plane_kubeconfig")
     if real:
         client = kubernetes.config.new_client_from_config(config_file=real)
         crd = yaml.safe_load(CRD.read_text())
