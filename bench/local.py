@@ -181,6 +181,7 @@ def main(argv: list[str] | None = None) -> int:
                 )
 
             load_before = os.getloadavg()
+            machine = machine_info(server.server_name)  # before the runs: the commit they measure
             runs: list[Measured] = []
             interrupted = False
 
@@ -203,7 +204,7 @@ def main(argv: list[str] | None = None) -> int:
                 summary.machine["interrupted"] = True
             if args.repeat_slow is not None:
                 summary.machine["repeat_slow"] = args.repeat_slow
-            summary.machine = {**machine_info(server.server_name), **summary.machine}
+            summary.machine = {**machine, **summary.machine}
             summary.machine["loadavg_before"] = [round(x, 2) for x in load_before]
             summary.machine["loadavg_after"] = [round(x, 2) for x in os.getloadavg()]
             summary.command = "python -m bench local " + " ".join(argv if argv is not None else sys.argv[2:])
