@@ -3,9 +3,11 @@
 from __future__ import annotations
 
 import base64
+from pathlib import Path
 from typing import Any
 
 import kubernetes_validate
+import yaml
 
 from kubecrawl_operator.models import GROUP
 from tests.operator.cluster import Cluster, eventually
@@ -212,3 +214,20 @@ def test_last_schedule_time_is_reported_from_the_cronjob(cluster: Cluster, opera
     # What the CronJob controller records when it starts a round.
     cluster.patch("CronJob", "news-schedule", {"status": {"lastScheduleTime": "2026-11-28T10:00:00Z"}}, sub="status")
     eventually(lambda: cluster.status("news").get("lastScheduleTime") == "2026-11-28T10:00:00Z", "lastScheduleTime")
+
+
+def test_the_example_crawl_becomes_a_running_crawl(cluster: Cluster, operator: OperatorProcess) -> None:
+    """`kubectl apply -f examples/crawl.yaml` with the operator running: children and a readable status."""
+    example = yaml.safe_load((Path(__file__).resolve().parents[2] / "examples" / "crawl.yaml").read_text())
+    name = example["metadata"]["name"]
+    cluster.create("Crawl", example)
+    deployment = eventually(lambda: cluster.get("Deployment", f"{name}-slave"), "the slaves")
+    assert deployment["spec"]["replicas"] == example["spec"]["replicas"]
+    assert (
+        eventually(lambda: cluster.get("StatefulSet", f"{name}-redis"), "the Redis")["spec"]["volumeClaimTemplates"][0][
+            "spec"
+        ]["resources"]["requests"]["storage"]
+        == "2Gi"
+    )
+    status = cluster.wait_phase(name, "Pending")
+    assert {c["type"] for c in status["conditions"]} == {"Ready", "Seeded", "Progressing", "Degraded"}
