@@ -27,6 +27,7 @@ from pathlib import Path
 from typing import Any
 
 import redis
+
 from kubecrawl.backends.base import Outcome
 from kubecrawl.backends.redis import Keys, RedisBackend
 from kubecrawl.request import Request
@@ -198,7 +199,8 @@ def memory_hex_set(n: int, workdir: Path) -> float:
 async def _fill_with_commit(url: str, dedup: str, n: int, capacity: int, error_rate: float) -> None:
     import redis.asyncio as aioredis
 
-    b = RedisBackend(aioredis.Redis.from_url(url), "mem", dedup=dedup, capacity=capacity, error_rate=error_rate)
+    client = aioredis.Redis.from_url(url, socket_timeout=600)
+    b = RedisBackend(client, "mem", dedup=dedup, capacity=capacity, error_rate=error_rate)
     await b.open()
     for start in range(0, n, 5000):
         await b.commit([Outcome(None, requests=_fp_requests(min(5000, n - start), start))])
@@ -207,7 +209,12 @@ async def _fill_with_commit(url: str, dedup: str, n: int, capacity: int, error_r
     await b.close()
 
 
-def memory_variant(dedup: str, n: int, capacity: int, error_rate: float, workdir: Path) -> float:
+def memory_variant(dedup: str, n: int, capacity: int, error_rate: float, workdir: Path) -> tuple[float, float]:
+    """(used_memory delta, MEMORY USAGE of the fingerprint keys) per fingerprint, filled by the commit script.
+
+    The delta also holds what the allocator keeps cached from the queued requests the fill created and
+    dropped; MEMORY USAGE summed over ``seen:*`` is the structure itself (key, object and value).
+    """
     r = RedisProc(workdir)
     try:
         r.client.config_set("set-max-intset-entries", 4096)
@@ -215,7 +222,9 @@ def memory_variant(dedup: str, n: int, capacity: int, error_rate: float, workdir
         asyncio.run(_fill_with_commit(r.url, dedup, n, capacity, error_rate))
         k = Keys("mem")
         r.client.delete(k.queue, k.requests, k.meta, k.stats)
-        return (r.used_memory() - before) / n
+        delta = (r.used_memory() - before) / n
+        usage = sum(int(r.client.memory_usage(key, samples=0) or 0) for key in r.client.scan_iter(k.prefix + "seen:*"))
+        return delta, usage / n
     finally:
         r.stop()
 
@@ -231,6 +240,7 @@ def parser() -> argparse.ArgumentParser:
     p.add_argument("--capacity", type=int, default=10_000_000, help="bloom_capacity (also sizes intset buckets)")
     p.add_argument("--error-rate", type=float, default=0.001)
     p.add_argument("--server", choices=["auto", "nginx", "aiohttp"], default="auto")
+    p.add_argument("--memory-only", action="store_true", help="only the fingerprint memory figures")
     p.add_argument("--json", type=Path, default=None)
     return p
 
@@ -244,6 +254,24 @@ def _median_row(rows: list[dict[str, Any]]) -> dict[str, Any]:
     return out
 
 
+def _crawls(args: argparse.Namespace, site: Any, workdir: Path, result: dict[str, Any]) -> None:
+    """Local mode, then master + 1 and + 2 slaves, ``--repeat`` times round-robin; medians into ``result``."""
+    with StaticServer(site.root, kind=args.server) as server:
+        start = server.base_url + site.start_path
+        runs: dict[str, list[dict[str, Any]]] = {"local": [], "1": [], "2": []}
+        for i in range(args.repeat):
+            runs["local"].append(run_local(start, args.concurrency, workdir, f"local{i}"))
+            log.info("local: %s", runs["local"][-1])
+            for n in (1, 2):
+                runs[str(n)].append(run_distributed(start, n, args.concurrency, workdir, f"d{n}-{i}"))
+                log.info("%d slave(s): %s", n, runs[str(n)][-1])
+    rows = [_median_row(v) for v in runs.values()]
+    result["rows"] = rows
+    local, one = rows[0], rows[1]
+    result["slave_vs_local_per_process"] = one["pages_per_s_per_process"] / local["pages_per_s_per_process"]
+    result["slave_vs_local_cpu_per_page"] = local["slave_cpu_ms_per_page"] / one["slave_cpu_ms_per_page"]
+
+
 def main(argv: list[str] | None = None) -> int:
     args = parser().parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
@@ -255,24 +283,13 @@ def main(argv: list[str] | None = None) -> int:
                               "site": {"pages": site.pages, "page_kb": site.page_kb, "links": site.links},
                               "concurrency": args.concurrency, "cpus": os.cpu_count()}  # fmt: skip
     try:
-        with StaticServer(site.root, kind=args.server) as server:
-            start = server.base_url + site.start_path
-            runs: dict[str, list[dict[str, Any]]] = {"local": [], "1": [], "2": []}
-            for i in range(args.repeat):
-                runs["local"].append(run_local(start, args.concurrency, workdir, f"local{i}"))
-                log.info("local: %s", runs["local"][-1])
-                for n in (1, 2):
-                    runs[str(n)].append(run_distributed(start, n, args.concurrency, workdir, f"d{n}-{i}"))
-                    log.info("%d slave(s): %s", n, runs[str(n)][-1])
-            rows = [_median_row(v) for v in runs.values()]
-        result["rows"] = rows
-        local, one = rows[0], rows[1]
-        result["slave_vs_local_per_process"] = one["pages_per_s_per_process"] / local["pages_per_s_per_process"]
-        result["slave_vs_local_cpu_per_page"] = local["slave_cpu_ms_per_page"] / one["slave_cpu_ms_per_page"]
+        if not args.memory_only:
+            _crawls(args, site, workdir, result)
         if args.fingerprints:
             n = args.fingerprints
+            hexset = memory_hex_set(n, workdir)
             mem = {
-                "hex SET (scrapy-redis)": memory_hex_set(n, workdir),
+                "hex SET (scrapy-redis)": (hexset, hexset),
                 "set (64-bit intset buckets)": memory_variant("set", n, args.capacity, args.error_rate, workdir),
                 f"bloom (capacity {args.capacity:,}, p={args.error_rate})":
                     memory_variant("bloom", n, args.capacity, args.error_rate, workdir),
@@ -287,12 +304,15 @@ def main(argv: list[str] | None = None) -> int:
         log.info("results written to %s", out)
     finally:
         shutil.rmtree(workdir, ignore_errors=True)
-    return 0 if all(r["exit"] == 0 for r in result.get("rows", [])) else 1
+    return 0 if all(r["exit"] == 0 for r in result.get("rows", [])) else 1  # fmt: skip
 
 
 def _print(res: dict[str, Any]) -> None:
     w = sys.stdout.write
     w(f"\n{res['command']}  ({res['site']['pages']} pages, concurrency {res['concurrency']}, {res['cpus']} CPUs)\n\n")
+    if "rows" not in res:
+        _print_memory(res)
+        return
     w(
         "| mode | pages | pages/s | pages/s per slave | crawl CPU ms/page (slaves) | Redis CPU ms/page | round trips/page |\n"
     )
@@ -305,7 +325,13 @@ def _print(res: dict[str, Any]) -> None:
           f"{'-' if rt is None else f'{rt:.3f}'} |\n")  # fmt: skip
     w(f"\none slave vs local mode, per process: {res['slave_vs_local_per_process']:.2f}x pages/s, "
       f"{res['slave_vs_local_cpu_per_page']:.2f}x pages per CPU-s (target ≥ 0.85)\n")  # fmt: skip
+    _print_memory(res)
+
+
+def _print_memory(res: dict[str, Any]) -> None:
+    w = sys.stdout.write
     if "bytes_per_fingerprint" in res:
-        w("\n| fingerprint store | bytes per URL |\n|---|---|\n")
-        for name, v in res["bytes_per_fingerprint"].items():
-            w(f"| {name} | {v:.1f} |\n")
+        w("\n| fingerprint store | bytes per URL (used_memory delta) | bytes per URL (MEMORY USAGE of the keys) |\n")
+        w("|---|---|---|\n")
+        for name, (delta, usage) in res["bytes_per_fingerprint"].items():
+            w(f"| {name} | {delta:.2f} | {usage:.2f} |\n")

@@ -165,6 +165,10 @@ class RedisBackend(Backend):
             try:
                 result = await fn()
             except _RETRYABLE as exc:
+                task = asyncio.current_task()
+                if task is not None and task.cancelling():
+                    # a cancellation surfaced as a timeout: never retry it away (the task must stop)
+                    raise asyncio.CancelledError from exc
                 now = time.monotonic()
                 if down_since is None:
                     down_since = now
