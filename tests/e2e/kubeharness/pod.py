@@ -157,8 +157,9 @@ class PodRunner:
             env = {k: table.rewrite(v) for k, v in env.items()}
             mounts = volumes.container_mounts(c, vol_dirs)
             sa_mount = "/var/run/secrets/kubernetes.io/serviceaccount"
+            node_env = {}
             if sa_mount in mounts and (mounts[sa_mount] / "kubeconfig").exists() and "KUBECONFIG" not in env:
-                env["KUBECONFIG"] = str(mounts[sa_mount] / "kubeconfig")
+                node_env["KUBECONFIG"] = str(mounts[sa_mount] / "kubeconfig")
             launch = ContainerLaunch(
                 pod_key=self.key,
                 name=c["name"],
@@ -171,6 +172,7 @@ class PodRunner:
                 working_dir=c.get("workingDir"),
                 log_path=self.pod_dir / f"{c['name']}.log",
                 hosts_file=self.hosts_file,
+                node_env=node_env,
             )
             self.runtime.check(launch)  # fail early on an unknown image/command
             out.append(Container(spec=c, launch=launch))

@@ -10,6 +10,7 @@ from __future__ import annotations
 import hashlib
 import logging
 import os
+import re
 import shutil
 import subprocess
 import sys
@@ -49,6 +50,7 @@ class ContainerLaunch:
     working_dir: str | None
     log_path: Path
     hosts_file: Path | None = None  # cluster DNS for the pod's namespace (hosts format)
+    node_env: dict[str, str] = field(default_factory=dict)  # set by the node on host paths: never rewritten
 
 
 class UnknownImage(LookupError):
@@ -128,10 +130,11 @@ class VenvRuntime(Runtime):
         if "/tmp" in launch.mounts:
             base["TMPDIR"] = str(launch.mounts["/tmp"])
         base["KUBEHARNESS_POD_IP"] = launch.pod_ip
+        base["KUBEHARNESS_HOSTNAME"] = launch.env.get("HOSTNAME", launch.pod_key.split("/")[-1])
         base["LD_PRELOAD"] = str(self.shim())
         if launch.hosts_file is not None:
             base["KUBEHARNESS_HOSTS"] = str(launch.hosts_file)
-        return {**base, **env}
+        return {**base, **env, **launch.node_env}
 
     def _home(self, launch: ContainerLaunch) -> Path:
         home = launch.log_path.parent / f"{launch.name}-home"
@@ -181,27 +184,11 @@ class VenvRuntime(Runtime):
 
 
 def rewrite_paths(text: str, mounts: Mapping[str, Path]) -> str:
-    """Replace container mount paths (longest first) at path boundaries with their host directories."""
-    for mount in sorted(mounts, key=len, reverse=True):
-        host = str(mounts[mount])
-        m = mount.rstrip("/") or "/"
-        if m == "/":
-            continue
-        out = []
-        i = 0
-        while True:
-            j = text.find(m, i)
-            if j < 0:
-                out.append(text[i:])
-                break
-            before = text[j - 1] if j > 0 else ""
-            after = text[j + len(m)] if j + len(m) < len(text) else ""
-            if (before == "" or not (before.isalnum() or before in "._-/")) and (
-                after in ("", "/") or not (after.isalnum() or after in "._-")
-            ):
-                out.append(text[i:j] + host)
-            else:
-                out.append(text[i : j + len(m)])
-            i = j + len(m)
-        text = "".join(out)
-    return text
+    """Replace container mount paths at path boundaries with their host directories, in one pass
+    (host directories may themselves contain a mount path such as /tmp)."""
+    paths = sorted((m.rstrip("/") for m in mounts if m.rstrip("/")), key=len, reverse=True)
+    if not paths:
+        return text
+    hosts = {m.rstrip("/"): str(h) for m, h in mounts.items()}
+    pattern = re.compile(r"(?<![\w.\-/])(" + "|".join(re.escape(p) for p in paths) + r")(?![\w.\-])")
+    return pattern.sub(lambda m: hosts[m.group(1)], text)

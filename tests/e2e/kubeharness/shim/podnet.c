@@ -14,6 +14,8 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/socket.h>
+#include <sys/utsname.h>
+#include <errno.h>
 
 typedef int (*sockfn)(int, const struct sockaddr *, socklen_t);
 
@@ -134,4 +136,27 @@ int getaddrinfo(const char *node, const char *service, const struct addrinfo *hi
         return real(ip, service, &h, res);
     }
     return real(node, service, hints, res);
+}
+
+/* A pod's host name is its own (pod name or spec.hostname), not the machine's: programs derive
+ * worker ids from it. */
+int gethostname(char *name, size_t len) {
+    const char *h = getenv("KUBEHARNESS_HOSTNAME");
+    if (h && *h) {
+        if (strlen(h) + 1 > len) { errno = ENAMETOOLONG; return -1; }
+        memcpy(name, h, strlen(h) + 1);
+        return 0;
+    }
+    static int (*real)(char *, size_t);
+    if (!real) real = (int (*)(char *, size_t))dlsym(RTLD_NEXT, "gethostname");
+    return real(name, len);
+}
+
+int uname(struct utsname *buf) {
+    static int (*real)(struct utsname *);
+    if (!real) real = (int (*)(struct utsname *))dlsym(RTLD_NEXT, "uname");
+    int rc = real(buf);
+    const char *h = getenv("KUBEHARNESS_HOSTNAME");
+    if (rc == 0 && h && *h) snprintf(buf->nodename, sizeof buf->nodename, "%s", h);
+    return rc;
 }
