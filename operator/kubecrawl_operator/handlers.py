@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import collections
 import importlib
 import logging
 import threading
@@ -37,16 +36,21 @@ def configure(settings: kopf.OperatorSettings, memo: kopf.Memo, **_: Any) -> Non
     # second instead of kopf's default minute, so deletion is not held up by a pass in flight.
     settings.background.cancellation_polling = 1
     memo.kube = Kube(load_api_client())
-    memo.locks = collections.defaultdict(threading.Lock)
-    # The worker package is heavy to import; pay for it here, not in the first reconcile.
-    importlib.import_module("kubecrawl_operator.validation").check_rules({})
+    memo.locks = {}
+    memo.locks_guard = threading.Lock()
+    try:  # the worker package is heavy to import: pay for it at start-up, not in the first pass
+        importlib.import_module("kubecrawl.rules")
+        importlib.import_module("kubecrawl.status")
+    except ImportError:
+        logger.warning("the kubecrawl worker package is missing: no spider checks, no stats in status")
     memo.config = CONFIG
     logger.info("kubecrawl operator started: worker image %s, interval %ss", CONFIG.worker_image, CONFIG.interval)
 
 
 def _run(body: kopf.Body, patch: kopf.Patch, memo: kopf.Memo, wait: bool) -> None:
     """One pass at a time per crawl; a timer tick that finds a pass running just skips."""
-    lock: threading.Lock = memo.locks[body.metadata.uid]
+    with memo.locks_guard:
+        lock: threading.Lock = memo.locks.setdefault(body.metadata.uid, threading.Lock())
     if not lock.acquire(blocking=wait):
         return
     try:
