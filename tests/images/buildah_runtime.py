@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import hashlib
 import logging
+import os
 import subprocess
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -88,17 +89,42 @@ class BuildahRuntime(Runtime):
             argv += ["--volume", f"{launch.hosts_file.parent}:{SHIM_MOUNT}-hosts:ro",
                      "--env", f"KUBEHARNESS_HOSTS={SHIM_MOUNT}-hosts/{launch.hosts_file.name}"]
         for mount_path, host_dir in sorted(launch.mounts.items()):
-            argv += ["--volume", f"{host_dir}:{mount_path}"]
-        for key, value in sorted(launch.env.items()):
+            argv += ["--volume", f"{host_dir}:{_through_symlinks(mount_path)}"]
+        for key, value in sorted({**launch.env, **self._node_env(launch)}.items()):
             argv += ["--env", f"{key}={value}"]
         if launch.working_dir:
             argv += ["--workingdir", launch.working_dir]
         return [*argv, self._container(launch, image), "--", *command]
 
+    @staticmethod
+    def _node_env(launch: ContainerLaunch) -> dict[str, str]:
+        """The node's own settings (e.g. KUBECONFIG in the ServiceAccount volume), host paths mapped
+        back to where the volume is mounted in the container."""
+        out = {}
+        for key, value in (getattr(launch, "node_env", None) or {}).items():
+            for mount_path, host_dir in launch.mounts.items():
+                if value == str(host_dir) or value.startswith(f"{host_dir}/"):
+                    value = mount_path.rstrip("/") + value[len(str(host_dir)):]
+                    break
+            out[key] = value
+        return out
+
+    @staticmethod
+    def _give_volumes_to(launch: ContainerLaunch, user: str) -> None:
+        """What the kubelet does for a pod's fsGroup: the image's user may read and write its volumes
+        (ServiceAccount token, ConfigMaps, emptyDirs), which the node created as root."""
+        uid, _, gid = user.partition(":")
+        if not uid.isdigit():
+            return
+        for host_dir in launch.mounts.values():
+            for path in [host_dir, *host_dir.rglob("*")] if host_dir.is_dir() else [host_dir]:
+                os.chown(path, int(uid), int(gid or uid), follow_symlinks=False)
+
     def start(self, launch: ContainerLaunch) -> subprocess.Popen[bytes]:
         image = self.local_image(launch.image)
         if image is None:
             return self.fallback.start(launch)
+        self._give_volumes_to(launch, str(inspect(image)["Config"].get("User") or ""))
         argv = self.run_argv(launch, image, self.argv(launch, image))
         logger.info("pod %s container %s in %s: %s", launch.pod_key, launch.name, image, argv)
         return procs.start(argv, launch.log_path)
@@ -120,6 +146,14 @@ class BuildahRuntime(Runtime):
         for name in self._containers.values():
             subprocess.run(["buildah", "rm", name], capture_output=True)
         self._containers.clear()
+
+
+def _through_symlinks(mount_path: str) -> str:
+    """Debian images have /var/run -> /run; `buildah run --volume` does not follow a symlink in the
+    destination (the mount would be invisible), so mount at the real directory."""
+    if mount_path == "/var/run" or mount_path.startswith("/var/run/"):
+        return "/run" + mount_path[len("/var/run"):]
+    return mount_path
 
 
 def shim_dir_default() -> Path:

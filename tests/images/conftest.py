@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import os
 import shutil
+import tempfile
 import threading
 from collections.abc import Iterator
 from functools import partial
@@ -10,6 +12,9 @@ from http.server import SimpleHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 
 import pytest
+
+from tests.e2e.kubeharness.binaries import BinariesUnavailable, cache_bin_dir, ensure_binaries
+from tests.e2e.kubeharness.controlplane import ControlPlane
 
 from .containers import Build, build
 
@@ -53,6 +58,28 @@ def operator_image(build_logs: Path) -> Build:
     result = build("operator", log_dir=build_logs)
     FIGURES["operator build (s)"] = f"{result.seconds:.1f}"
     return result
+
+
+@pytest.fixture(scope="module")
+def cluster() -> Iterator[ControlPlane]:
+    """A fresh control plane of the e2e suite (etcd, kube-apiserver, controller-manager) per test module."""
+    required = os.environ.get("KUBECRAWL_E2E_REQUIRED") == "1"
+    if not required and not (cache_bin_dir() / "kube-apiserver").exists():
+        # Building the control plane takes many minutes: only a required run (CI) pays for it here.
+        pytest.skip("control plane not built (tests/e2e/build.sh k8s); KUBECRAWL_E2E_REQUIRED=1 builds it")
+    try:
+        bin_dir = ensure_binaries()
+    except BinariesUnavailable as exc:
+        if required:
+            pytest.fail(f"control plane required (KUBECRAWL_E2E_REQUIRED=1) but unavailable: {exc}")
+        pytest.skip(f"no control plane binaries: {exc}")
+    cp = ControlPlane.create(bin_dir, Path(tempfile.mkdtemp(prefix="kubecrawl-images-cp-")))
+    cp.keep_data = False
+    cp.start()
+    try:
+        yield cp
+    finally:
+        cp.stop()
 
 
 class _QuietHandler(SimpleHTTPRequestHandler):

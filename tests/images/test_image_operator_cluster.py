@@ -10,16 +10,14 @@ from __future__ import annotations
 import os
 import socket
 import subprocess
-import tempfile
 import urllib.request
-from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 import yaml
 
 from tests.e2e.kubeharness import procs
-from tests.e2e.kubeharness.binaries import BinariesUnavailable, cache_bin_dir, ensure_binaries
+from tests.e2e.kubeharness.binaries import cache_bin_dir
 from tests.e2e.kubeharness.controlplane import ControlPlane
 
 from .containers import REPO, Build, container
@@ -34,27 +32,6 @@ def _free_port() -> int:
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
         return int(s.getsockname()[1])
-
-
-@pytest.fixture(scope="module")
-def cluster() -> Iterator[ControlPlane]:
-    required = os.environ.get("KUBECRAWL_E2E_REQUIRED") == "1"
-    if not required and not (cache_bin_dir() / "kube-apiserver").exists():
-        # Building the control plane takes many minutes: only a required run (CI) pays for it here.
-        pytest.skip("control plane not built (tests/e2e/build.sh k8s); KUBECRAWL_E2E_REQUIRED=1 builds it")
-    try:
-        bin_dir = ensure_binaries()
-    except BinariesUnavailable as exc:
-        if required:
-            pytest.fail(f"control plane required (KUBECRAWL_E2E_REQUIRED=1) but unavailable: {exc}")
-        pytest.skip(f"no control plane binaries: {exc}")
-    cp = ControlPlane.create(bin_dir, Path(tempfile.mkdtemp(prefix="kubecrawl-images-cp-")))
-    cp.keep_data = False
-    cp.start()
-    try:
-        yield cp
-    finally:
-        cp.stop()
 
 
 def _kubectl(cluster: ControlPlane, *args: str, stdin: str | None = None) -> str:
