@@ -10,7 +10,9 @@ import json
 import logging
 import os
 import secrets
+import signal
 import tempfile
+import threading
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -45,9 +47,20 @@ def e2e_bin() -> Path:
         pytest.skip(f"e2e suite skipped: {exc}")
 
 
+def _teardown_on_sigterm() -> None:
+    """A SIGTERM to pytest (CI timeouts, `kill`) tears the control plane down like Ctrl-C does."""
+
+    def interrupt(signum: int, frame: object) -> None:
+        raise KeyboardInterrupt(f"signal {signum}")
+
+    if threading.current_thread() is threading.main_thread():
+        signal.signal(signal.SIGTERM, interrupt)
+
+
 @pytest.fixture(scope="session")
 def kube_cluster(e2e_bin: Path) -> Iterator[ControlPlane]:
     """A running etcd + kube-apiserver + kube-controller-manager; `.kubeconfig`, `.server`, `.token`."""
+    _teardown_on_sigterm()
     data = os.environ.get("KUBECRAWL_E2E_DATA")
     cluster = ControlPlane.create(e2e_bin, Path(data) if data else None)
     cluster.start()

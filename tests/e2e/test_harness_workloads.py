@@ -68,7 +68,7 @@ def test_deployment_pods_run_as_processes_and_become_ready(kube: Kube, node: Nod
     ips = pod_ips(kube, namespace, "app=web")
     assert len(set(ips)) == 2, f"each pod has its own address: {ips}"
     for ip in ips:
-        assert ip.startswith("127.0.") and ip != "127.0.0.1"
+        assert ip.startswith("127.") and ip != "127.0.0.1"
         assert requests.get(f"http://{ip}:8000/", timeout=5).status_code == 200
 
 

@@ -8,10 +8,12 @@ import time
 from collections.abc import Iterator
 
 import pytest
+import yaml
 
 from tests.e2e.kubecrawl_fixtures import (
     RELEASE_NS,
     ROOT,
+    SITE_HOST,
     Release,
     Site,
     crawl_manifest,
@@ -67,12 +69,16 @@ def test_helm_install_runs_the_operator_as_a_pod_with_the_charts_service_account
 
 
 def test_example_crawl_applied_with_kubectl_gets_every_child(
-    kube_cluster: ControlPlane, kube: Kube, node: Node, release: Release, namespace: str
+    kube_cluster: ControlPlane, kube: Kube, node: Node, release: Release, site: Site, namespace: str
 ) -> None:
     example = ROOT / "examples" / "crawl.yaml"
     if not example.exists():
         pytest.xfail("examples/crawl.yaml is not in the repository yet (install issue)")
-    kube_cluster.kubectl("apply", "-n", namespace, "-f", str(example))
+    # The example crawls the internet: point its start URLs at the local site (no traffic leaves the host).
+    manifest = yaml.safe_load(example.read_text())
+    manifest["spec"]["spider"]["rules"]["start"]["urls"] = [f"{site.base}/"]
+    manifest["spec"]["ssrfAllow"] = [SITE_HOST]
+    kube_cluster.kubectl("apply", "-n", namespace, "-f", "-", input=yaml.safe_dump(manifest))
     (crawl,) = kube.get(crawls_path(namespace))["items"]
     name, uid = crawl["metadata"]["name"], crawl["metadata"]["uid"]
 
@@ -181,7 +187,9 @@ def test_scheduled_crawl_round_stores_only_new_items_and_idles_between_rounds(
     s.add(5)
     s.start()
     try:
-        create_crawl(kube, namespace, crawl_manifest("news", s, replicas=2, schedule="0 3 * * *"))
+        manifest = crawl_manifest("news", s, replicas=2, schedule="0 3 * * *")
+        manifest["spec"]["spider"]["rules"]["incremental"] = {"enabled": True}  # re-read the index every round
+        create_crawl(kube, namespace, manifest)
         wait_for(
             kube,
             f"/apis/batch/v1/namespaces/{namespace}/cronjobs/news-schedule",
@@ -242,7 +250,7 @@ INVALID: dict[str, tuple[dict, str]] = {
     "bad storage size": ({"redis": {"storage": "lots"}}, "spec.redis.storage"),
     "both spider kinds": (
         {"spider": {"rules": {"name": "x"}, "module": "a.b:C"}},
-        "set exactly one of spider.rules and spider.module",
+        "spec.spider",
     ),
     "bad spider module": ({"spider": {"module": "not a module"}}, "spec.spider.module"),
     "suspend not boolean": ({"suspend": "yes"}, "spec.suspend"),
@@ -328,3 +336,22 @@ def test_operator_service_account_was_never_forbidden(release: Release) -> None:
     assert calls, "the operator made no API calls with its ServiceAccount"
     forbidden = sorted({(c.verb, c.api_group, c.resource, c.subresource, c.namespace) for c in calls if c.code == 403})
     assert forbidden == [], f"RBAC denied the operator: {forbidden}"
+
+
+def test_invalid_examples_are_rejected_by_the_api_server(kube_cluster: ControlPlane, namespace: str) -> None:
+    examples = sorted((ROOT / "examples" / "invalid").glob("*.yaml"))
+    if not examples:
+        pytest.xfail("examples/invalid/ has no examples yet")
+    accepted = []
+    for example in examples:
+        result = kube_cluster.kubectl("apply", "-n", namespace, "-f", str(example), check=False)
+        if result.returncode == 0:
+            accepted.append(example.name)
+        else:
+            assert (
+                "Invalid value" in result.stderr
+                or "Required value" in result.stderr
+                or "unknown field" in (result.stderr)
+                or "must" in result.stderr
+            ), f"{example.name}: {result.stderr}"
+    assert accepted == []

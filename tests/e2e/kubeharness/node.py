@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import ipaddress
 import logging
+import random
 import threading
 import time
 from dataclasses import dataclass, field
@@ -22,8 +23,12 @@ from .runtime import Runtime
 
 logger = logging.getLogger(__name__)
 
-FIRST_POD_IP = ipaddress.IPv4Address("127.0.1.1")
-LAST_POD_IP = ipaddress.IPv4Address("127.0.254.254")
+
+def _pod_range() -> tuple[ipaddress.IPv4Address, ipaddress.IPv4Address]:
+    """127.N.0.1-127.N.254.254 with N random per node: several e2e sessions on one machine (other test
+    layers start their own clusters) must not hand out the same pod addresses."""
+    n = random.randint(1, 254)
+    return ipaddress.IPv4Address(f"127.{n}.0.1"), ipaddress.IPv4Address(f"127.{n}.254.254")
 
 
 @dataclass
@@ -37,7 +42,7 @@ class Node:
     namespaces: set[str] | None = None  # None: every namespace
     runners: dict[str, PodRunner] = field(default_factory=dict)  # by pod uid
     _ips: dict[str, str] = field(default_factory=dict)  # namespace/name → ip, kept for reuse
-    _next_ip: ipaddress.IPv4Address = FIRST_POD_IP
+    _next_ip: ipaddress.IPv4Address = field(default_factory=lambda: _pod_range()[0])
     _pods: list[dict[str, Any]] = field(default_factory=list)
     _services: list[dict[str, Any]] = field(default_factory=list)
     _stop: threading.Event = field(default_factory=threading.Event)
@@ -215,7 +220,7 @@ class Node:
         with self._lock:
             key = f"{namespace}/{name}"
             if key not in self._ips:
-                if self._next_ip > LAST_POD_IP:
+                if int(self._next_ip) % 65536 > 65534 - 256:
                     raise RuntimeError("pod address range exhausted")
                 self._ips[key] = str(self._next_ip)
                 nxt = int(self._next_ip) + 1
