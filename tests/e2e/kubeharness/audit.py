@@ -16,6 +16,7 @@ class AuditCall:
     namespace: str
     api_group: str
     code: int
+    decision: str  # the authorizer's "allow"/"forbid" (a 403 may also come from admission)
 
 
 class AuditLog:
@@ -56,6 +57,8 @@ class AuditLog:
             if not ref.get("resource"):
                 continue  # non-resource URLs (/readyz, /version, discovery)
             status = e.get("responseStatus") or {}
+            annotations = e.get("annotations") or {}
+            assert isinstance(annotations, dict)
             calls.append(
                 AuditCall(
                     user=username,
@@ -65,9 +68,11 @@ class AuditLog:
                     namespace=str(ref.get("namespace", "")),
                     api_group=str(ref.get("apiGroup", "")),
                     code=int(status.get("code", 0)) if isinstance(status, dict) else 0,
+                    decision=str(annotations.get("authorization.k8s.io/decision", "")),
                 )
             )
         return calls
 
     def forbidden(self, user: str) -> list[AuditCall]:
-        return [c for c in self.calls(user) if c.code == 403]
+        """Calls RBAC denied (not 403s from admission, e.g. creating in a terminating namespace)."""
+        return [c for c in self.calls(user) if c.decision == "forbid"]
