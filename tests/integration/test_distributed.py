@@ -179,11 +179,6 @@ def test_slave_serves_health_and_metrics(
     assert cluster.procs["slave"].wait(timeout=60) == 0
 
 
-@pytest.mark.xfail(
-    strict=False,
-    reason="about 1 run in 3 one SIGTERMed slave never exits: the engine's kc-ticker task is left 'cancelling' "
-    "but keeps looping (a CancelledError is swallowed in its flush/heartbeat path); under investigation",
-)
 def test_stopped_crawl_resumes_from_redis_without_fetching_a_page_twice(
     http_server: TestHTTPServer, redis_server: RedisServer, cluster_factory
 ) -> None:

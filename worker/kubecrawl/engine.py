@@ -50,7 +50,8 @@ class Engine:
         self.downloader = downloader
         self.pipelines = pipelines or PipelineChain([])
         self.stats = stats or Stats()
-        self.worker_id = f"{spider.name}-{uuid.uuid4().hex[:8]}"
+        # the store's id when it has one (Redis: stable per pod, owns the leases), else a fresh one
+        self.worker_id = getattr(backend, "worker_id", None) or f"{spider.name}-{uuid.uuid4().hex[:8]}"
         self.item_key = list(spider.item_key or settings.item_key)
         self._buffer: deque[Lease] = deque()
         self._buffer_ready = asyncio.Event()
@@ -61,6 +62,7 @@ class Engine:
         self._held: dict[str, Lease] = {}  # leased and not yet committed
         self._raw_seen: set[str] = set()
         self._stopping = False
+        self._closing = False
         self._done = asyncio.Event()
         self.stop_reason = "finished"
         self._last_activity = time.monotonic()
@@ -122,9 +124,16 @@ class Engine:
                 for w in workers:
                     w.cancel()
                 await asyncio.gather(*workers, return_exceptions=True)
+            # The feeder and the ticker end on the _closing flag, not only on cancellation: a library
+            # that swallows a CancelledError (seen with Redis calls, and asyncio.wait_for's race in
+            # 3.11) must not keep this process from handing its leases back.
+            self._closing = True
+            self._wake.set()
             feeder.cancel()
             ticker.cancel()
-            await asyncio.gather(feeder, ticker, return_exceptions=True)
+            _, stuck = await asyncio.wait({feeder, ticker}, timeout=10)
+            for task in stuck:
+                log.warning("task %s did not stop in time; continuing the shutdown without it", task.get_name())
             await self._flush()
             leftover = [lease.id for lease in self._held.values()]
             if leftover:
@@ -138,7 +147,7 @@ class Engine:
     async def _feeder(self) -> None:
         backoff = 0.01
         slave = self.s.role == "slave"
-        while not self._stopping:
+        while not self._stopping and not self._closing:
             want = self.s.concurrency + self.s.pop_batch - len(self._buffer) - self._active
             if want < min(self.s.pop_batch, self.s.concurrency):
                 self._wake.clear()
@@ -182,7 +191,7 @@ class Engine:
     async def _ticker(self) -> None:
         """Periodic duties: flush commits, heartbeat, progress."""
         last_beat = 0.0
-        while True:
+        while not self._closing:
             await asyncio.sleep(0.05)
             if self._pending:
                 await self._flush()
