@@ -61,6 +61,8 @@ class Engine:
         self._active = 0
         self._held: dict[str, Lease] = {}  # leased and not yet committed
         self._raw_seen: set[str] = set()
+        self._raw_filtered = 0
+        self._raw_cache_on = settings.fingerprint_ttl is None
         self._stopping = False
         self._closing = False
         self._done = asyncio.Event()
@@ -211,7 +213,7 @@ class Engine:
             if not self._pending:
                 return
             batch, self._pending = self._pending, []
-            raw_filtered = self._filter_known_urls(batch)
+            raw_filtered, self._raw_filtered = self._raw_filtered, 0
             delta = {k: v for k, v in self.stats.delta().items() if k not in STORE_COUNTED}
             if batch and delta:
                 batch[-1].stats = self._merge_stats(batch[-1].stats, delta)
@@ -236,30 +238,6 @@ class Engine:
         for k, v in b.items():
             out[k] = out.get(k, 0) + v
         return out
-
-    def _filter_known_urls(self, batch: list[Outcome]) -> int:
-        """Drop requests whose exact URL this process already committed: no fingerprint needed."""
-        if self.s.fingerprint_ttl is not None:
-            return 0
-        seen = self._raw_seen
-        dropped = 0
-        for oc in batch:
-            if not oc.requests:
-                continue
-            keep = []
-            for req in oc.requests:
-                if (
-                    not req.dont_filter
-                    and req.fingerprint_ttl is None
-                    and req.method == "GET"
-                    and not req.body
-                    and req.url in seen
-                ):
-                    dropped += 1
-                else:
-                    keep.append(req)
-            oc.requests = keep
-        return dropped
 
     # -- processing --------------------------------------------------------------------------
     async def _worker(self) -> None:
@@ -348,23 +326,46 @@ class Engine:
             result = fn(*args, **kwargs)
             if inspect.isasyncgen(result):
                 async for obj in result:
-                    await self._handle_output(obj, resp, oc)
+                    if type(obj) is Request:
+                        self._add_request(obj, resp, oc)
+                    else:
+                        await self._handle_output(obj, resp, oc)
             elif inspect.isawaitable(result):
                 value = await result
                 for obj in _iter_result(value):
                     await self._handle_output(obj, resp, oc)
             else:
                 for obj in _iter_result(result):
-                    await self._handle_output(obj, resp, oc)
+                    if type(obj) is Request:
+                        self._add_request(obj, resp, oc)
+                    else:
+                        await self._handle_output(obj, resp, oc)
         except Exception as exc:
             self.stats.error(f"spider:{type(exc).__name__}")
             log.error("spider callback %s failed on %s: %r", getattr(fn, "__name__", fn), args[0], exc, exc_info=exc)
 
+    def _add_request(self, req: Request, resp: Response | None, oc: Outcome) -> None:
+        """A request a callback yielded. An exact URL this process already committed is dropped
+        here, before any fingerprint work (the store would refuse it anyway)."""
+        if (
+            req.url in self._raw_seen
+            and not req.dont_filter
+            and req.fingerprint_ttl is None
+            and self._raw_cache_on
+            and req.method == "GET"
+            and not req.body
+        ):
+            self._raw_filtered += 1
+            return
+        if resp is not None:
+            rnd = resp.request.meta.get("round")
+            if rnd is not None:
+                req.meta.setdefault("round", rnd)
+        oc.requests.append(req)
+
     async def _handle_output(self, obj: Any, resp: Response | None, oc: Outcome) -> None:
         if isinstance(obj, Request):
-            if resp is not None and "round" in resp.request.meta:
-                obj.meta.setdefault("round", resp.request.meta["round"])
-            oc.requests.append(obj)
+            self._add_request(obj, resp, oc)
             return
         if obj is None:
             return

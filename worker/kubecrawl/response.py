@@ -13,7 +13,7 @@ from parsel import Selector, SelectorList
 from parsel.csstranslator import HTMLTranslator
 
 from .encoding import decode_body
-from .request import CallbackRef, Request
+from .request import CallbackRef, Request, _callback_name
 
 _UTF8 = {"utf-8", "utf_8", "ascii"}
 
@@ -96,7 +96,13 @@ class Response:
         # segments); they give what urllib's urljoin gives, at a fraction of its cost
         if url.startswith(("http://", "https://")):
             return url
-        if url.startswith("/") and not url.startswith("//") and "/." not in url:
+        if (
+            url.startswith("/")
+            and not url.startswith("//")
+            and "/." not in url
+            and not url.endswith(("?", "#", ";"))
+            and "?#" not in url
+        ):
             origin = self._origin
             if origin is None:
                 parts = urlsplit(self.url)
@@ -128,6 +134,8 @@ class Response:
         else:
             hrefs = urls
         out = []
+        cb = _callback_name(callback)
+        make = (lambda u: Request._link(u, cb)) if not kwargs else (lambda u: Request(u, callback, **kwargs))
         for u in hrefs:
             if isinstance(u, str):
                 href: str | None = u
@@ -140,7 +148,7 @@ class Response:
                 continue
             href = href.strip()
             if href and not href.startswith(("javascript:", "mailto:", "#", "tel:", "data:")):
-                out.append(Request(self.urljoin(href), callback, **kwargs))
+                out.append(make(self.urljoin(href)))
         return out
 
 
