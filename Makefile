@@ -7,7 +7,7 @@ setup:
 # The whole test suite: unit, integration (real redis-server and HTTP servers), operator,
 # chart, and e2e against a real kube-apiserver built from Go modules (cached after the first build).
 test: setup
-	.venv/bin/python -m pytest -q
+	.venv/bin/python -m pytest -q -rs
 
 # Unit + integration only (no Kubernetes control plane, no image builds).
 test-fast: setup

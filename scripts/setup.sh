@@ -9,6 +9,7 @@ need=()
 command -v redis-server >/dev/null || need+=(redis-server)
 command -v nginx >/dev/null || need+=(nginx-light)
 command -v etcd >/dev/null || need+=(etcd-server)
+command -v cc >/dev/null || need+=(gcc libc6-dev)   # the e2e node helper compiles a small C shim
 if [ "${KUBECRAWL_SETUP_IMAGES:-0}" = 1 ]; then
   command -v buildah >/dev/null || need+=(buildah)
   command -v podman >/dev/null || need+=(podman)

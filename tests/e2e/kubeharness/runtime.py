@@ -99,14 +99,16 @@ class VenvRuntime(Runtime):
 
     def argv(self, launch: ContainerLaunch) -> list[str]:
         image = self.image(launch.image)
+        # Only what the pod spec says is a path inside the container; the image's local entrypoint is
+        # a path on this machine and must not be rewritten (a checkout under /tmp would otherwise be
+        # mapped into a pod's /tmp emptyDir).
         if launch.command is not None:
-            argv = list(launch.command) + list(launch.args or [])
+            argv = [rewrite_paths(a, launch.mounts) for a in [*launch.command, *(launch.args or [])]]
         else:
             args = launch.args if launch.args is not None else list(image.cmd)
-            argv = list(image.entrypoint) + list(args)
+            argv = list(image.entrypoint) + [rewrite_paths(a, launch.mounts) for a in args]
         if not argv:
             raise UnknownImage(f"image {launch.image!r} has no local entrypoint and the pod gives no command")
-        argv = [rewrite_paths(a, launch.mounts) for a in argv]
         argv[0] = self._which(argv[0], image)
         return argv
 
