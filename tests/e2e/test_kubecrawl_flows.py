@@ -219,13 +219,21 @@ def test_scheduled_crawl_round_stores_only_new_items_and_idles_between_rounds(
         crawl = wait_phase(kube, namespace, "news", {"Idle"}, timeout=180)
         items = stored_items(redis_for(kube, node, namespace, "news"), "news")
         assert sorted(i["url"] for i in items) == sorted(f"{s.base}{p}" for p in s.pages)  # no duplicates
-        assert crawl["status"].get("readyReplicas", 0) == 0
+        assert crawl["status"]["phase"] == "Idle"
         wait_for(
             kube,
             f"/apis/apps/v1/namespaces/{namespace}/deployments/news-slave",
             lambda d: d["spec"]["replicas"] == 0,
             timeout=60,
             what="slaves at zero between rounds",
+        )
+        # the status follows once the slave pods have terminated (graceful stop, then gone)
+        wait_for(
+            kube,
+            f"/apis/kubecrawl.io/v1alpha1/namespaces/{namespace}/crawls/news",
+            lambda c: c.get("status", {}).get("readyReplicas", 0) == 0,
+            timeout=120,
+            what="no ready slaves in the Crawl's status",
         )
     finally:
         s.stop()
@@ -360,3 +368,19 @@ def test_invalid_examples_are_rejected_by_the_api_server(kube_cluster: ControlPl
                 or "must" in result.stderr
             ), f"{example.name}: {result.stderr}"
     assert accepted == []
+
+
+def test_every_resource_the_chart_grants_is_used(release: Release) -> None:
+    """Runs last, after every flow: no (group, resource) is granted to the operator that it never touches.
+
+    Verb-level use is wider than these flows (deleting a CronJob when a schedule is removed, patching
+    a StatefulSet on a Redis change...); those calls are exercised by tests/operator against the
+    emulator, where the operator's client refuses any call outside kubecrawl_operator.rbac.RULES."""
+    from kubecrawl_operator.rbac import RULES
+
+    used = {
+        (c.api_group or "", c.resource + (f"/{c.subresource}" if c.subresource else ""))
+        for c in release.cluster.audit_log.calls(release.sa_user)
+    }
+    granted = {(g, r) for rule in RULES for g in rule["apiGroups"] for r in rule["resources"]}
+    assert sorted(granted - used) == [], "granted to the operator but never used"
