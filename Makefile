@@ -15,6 +15,7 @@ test-fast: setup
 
 lint: setup
 	.venv/bin/ruff check worker operator tests bench
+	.venv/bin/ruff format --check worker operator tests bench
 	.venv/bin/mypy
 
 demo: setup

@@ -53,9 +53,7 @@ def find_helm(build: bool = True) -> Path:
 
 
 def _e2e_bin() -> Path:
-    out = subprocess.run(
-        ["bash", str(E2E_BUILD), "print-bin"], check=True, capture_output=True, text=True, timeout=60
-    )
+    out = subprocess.run(["bash", str(E2E_BUILD), "print-bin"], check=True, capture_output=True, text=True, timeout=60)
     return Path(out.stdout.strip().splitlines()[-1])
 
 
@@ -88,9 +86,7 @@ class Helm:
             # No cluster: `helm template` and `helm lint` must never need one.
             "KUBECONFIG": str(self.home / "no-kubeconfig"),
         }
-        proc = subprocess.run(
-            [str(self.binary), *args], capture_output=True, text=True, env=env, timeout=300
-        )
+        proc = subprocess.run([str(self.binary), *args], capture_output=True, text=True, env=env, timeout=300)
         return HelmResult(proc.returncode, proc.stdout, proc.stderr)
 
     def values_file(self, values: dict[str, Any] | None, name: str = "values") -> list[str]:
@@ -103,9 +99,16 @@ class Helm:
 
     def template(self, values: dict[str, Any] | None = None, *extra: str) -> HelmResult:
         return self.run(
-            "template", RELEASE, str(CHART), "--namespace", NAMESPACE, "--include-crds",
-            "--kube-version", KUBE_VERSION,
-            *self.values_file(values), *extra,
+            "template",
+            RELEASE,
+            str(CHART),
+            "--namespace",
+            NAMESPACE,
+            "--include-crds",
+            "--kube-version",
+            KUBE_VERSION,
+            *self.values_file(values),
+            *extra,
         )
 
     def render(self, values: dict[str, Any] | None = None, *extra: str) -> list[dict[str, Any]]:
@@ -117,7 +120,13 @@ class Helm:
 
     def lint(self, values: dict[str, Any] | None = None) -> HelmResult:
         return self.run(
-            "lint", str(CHART), "--strict", "--namespace", NAMESPACE, "--kube-version", KUBE_VERSION,
+            "lint",
+            str(CHART),
+            "--strict",
+            "--namespace",
+            NAMESPACE,
+            "--kube-version",
+            KUBE_VERSION,
             *self.values_file(values),
         )
 
@@ -137,8 +146,16 @@ class Helm:
                 '  notes: {{ tpl (.Files.Get "notes-under-test.txt") . | toJson }}\n'
             )
         result = self.run(
-            "template", RELEASE, str(copy), "--namespace", NAMESPACE, "--kube-version", KUBE_VERSION,
-            "--show-only", "templates/notes-under-test.yaml", *self.values_file(values),
+            "template",
+            RELEASE,
+            str(copy),
+            "--namespace",
+            NAMESPACE,
+            "--kube-version",
+            KUBE_VERSION,
+            "--show-only",
+            "templates/notes-under-test.yaml",
+            *self.values_file(values),
         )
         if result.returncode != 0:
             raise AssertionError(f"rendering NOTES.txt failed:\n{result.output}")

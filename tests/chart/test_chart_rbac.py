@@ -9,6 +9,7 @@ from __future__ import annotations
 from typing import Any
 
 import pytest
+
 from kubecrawl_operator import rbac
 
 from .helm import Helm, by_kind
@@ -46,10 +47,13 @@ def test_namespaced_mode_grants_exactly_the_operators_api_calls_in_each_namespac
     assert granted(helm.render(OPTIONS["namespaced"])) == {"crawls-a": expected, "crawls-b": expected}
 
 
-@pytest.mark.parametrize("option,scope,peering_resource", [
-    ("peering", "*", "clusterkopfpeerings"),
-    ("namespaced-peering", "crawls", "kopfpeerings"),
-])
+@pytest.mark.parametrize(
+    "option,scope,peering_resource",
+    [
+        ("peering", "*", "clusterkopfpeerings"),
+        ("namespaced-peering", "crawls", "kopfpeerings"),
+    ],
+)
 def test_peering_adds_only_kopfs_peering_resource(helm: Helm, option: str, scope: str, peering_resource: str) -> None:
     grants = granted(helm.render(OPTIONS[option]))
     extra = grants[scope] - triples(rbac.RULES)

@@ -57,7 +57,9 @@ def test_operator_pod_is_non_root_read_only_without_capabilities(helm: Helm) -> 
 
 
 def test_operator_is_probed_on_kopfs_liveness_endpoint(helm: Helm) -> None:
-    container = _operator_container(helm.render({"operator": {"replicas": 1, "image": {"repository": "x/op"}, "healthPort": 9090}}))
+    container = _operator_container(
+        helm.render({"operator": {"replicas": 1, "image": {"repository": "x/op"}, "healthPort": 9090}})
+    )
     assert "--liveness=http://0.0.0.0:9090/healthz" in container["args"]
     (port,) = container["ports"]
     assert port == {"name": "health", "containerPort": 9090, "protocol": "TCP"}
@@ -69,7 +71,10 @@ def test_default_worker_image_and_interval_are_passed_to_the_operator(helm: Helm
     env = _env(_operator_container(helm.render()))
     assert env["KUBECRAWL_WORKER_IMAGE"] == "kubecrawl/worker:0.1.0"
     assert env["KUBECRAWL_OPERATOR_INTERVAL"] == "15"
-    assert _env(_operator_container(helm.render(OPTIONS["interval-and-scheduling"])))["KUBECRAWL_OPERATOR_INTERVAL"] == "30"
+    assert (
+        _env(_operator_container(helm.render(OPTIONS["interval-and-scheduling"])))["KUBECRAWL_OPERATOR_INTERVAL"]
+        == "30"
+    )
     assert env["POD_NAMESPACE"] == {"fieldRef": {"fieldPath": "metadata.namespace"}}
 
 
@@ -99,7 +104,9 @@ def test_namespaced_mode_grants_a_role_only_in_each_watched_namespace(helm: Helm
     assert "--all-namespaces" not in args
 
 
-@pytest.mark.parametrize("option,peering_kind", [("peering", "ClusterKopfPeering"), ("namespaced-peering", "KopfPeering")])
+@pytest.mark.parametrize(
+    "option,peering_kind", [("peering", "ClusterKopfPeering"), ("namespaced-peering", "KopfPeering")]
+)
 def test_several_replicas_elect_one_active_operator_through_kopf_peering(
     helm: Helm, option: str, peering_kind: str
 ) -> None:
@@ -141,8 +148,13 @@ def test_podmonitor_in_namespaced_mode_looks_only_at_watched_namespaces(helm: He
 
 def test_notes_tell_the_user_what_to_do_next(helm: Helm) -> None:
     notes = helm.notes()
-    for step in ("kubectl apply -f examples/crawl.yaml", "kubectl get crawls -w",
-                 "kubectl scale crawl/sina-roll --replicas=5", "kubecrawl export", "helm uninstall"):
+    for step in (
+        "kubectl apply -f examples/crawl.yaml",
+        "kubectl get crawls -w",
+        "kubectl scale crawl/sina-roll --replicas=5",
+        "kubecrawl export",
+        "helm uninstall",
+    ):
         assert step in notes, step
     assert "kubecrawl/worker:0.1.0" in notes
     namespaced = helm.notes(OPTIONS["namespaced"])

@@ -10,18 +10,33 @@ from .helm import Helm
 
 BAD_VALUES: dict[str, tuple[dict[str, Any], str]] = {
     "zero-replicas": ({"operator": {"replicas": 0, "image": {"repository": "kubecrawl/operator"}}}, "replicas"),
-    "replicas-as-string": ({"operator": {"replicas": "two", "image": {"repository": "kubecrawl/operator"}}}, "replicas"),
+    "replicas-as-string": (
+        {"operator": {"replicas": "two", "image": {"repository": "kubecrawl/operator"}}},
+        "replicas",
+    ),
     "unknown-watch-mode": ({"watch": {"mode": "everywhere"}}, "mode"),
     "namespaced-without-namespaces": ({"watch": {"mode": "namespaces", "namespaces": []}}, "namespaces"),
     "bad-namespace-name": ({"watch": {"mode": "namespaces", "namespaces": ["Crawls_A"]}}, "namespaces"),
     "misspelt-top-level-key": ({"podMonitr": {"enabled": True}}, "podMonitr"),
-    "misspelt-operator-key": ({"operator": {"replicas": 1, "image": {"repository": "kubecrawl/operator"}, "replica": 2}}, "replica"),
+    "misspelt-operator-key": (
+        {"operator": {"replicas": 1, "image": {"repository": "kubecrawl/operator"}, "replica": 2}},
+        "replica",
+    ),
     "root-operator": ({"podSecurityContext": {"runAsNonRoot": False}}, "runAsNonRoot"),
     "privilege-escalation": ({"securityContext": {"allowPrivilegeEscalation": True}}, "allowPrivilegeEscalation"),
-    "privileged-health-port": ({"operator": {"replicas": 1, "image": {"repository": "kubecrawl/operator"}, "healthPort": 80}}, "healthPort"),
+    "privileged-health-port": (
+        {"operator": {"replicas": 1, "image": {"repository": "kubecrawl/operator"}, "healthPort": 80}},
+        "healthPort",
+    ),
     "bad-digest": ({"worker": {"image": {"repository": "kubecrawl/worker", "digest": "latest"}}}, "digest"),
-    "bad-pull-policy": ({"operator": {"replicas": 1, "image": {"repository": "kubecrawl/operator", "pullPolicy": "Sometimes"}}}, "pullPolicy"),
-    "zero-reconcile-interval": ({"operator": {"replicas": 1, "image": {"repository": "kubecrawl/operator"}, "reconcileIntervalSeconds": 0}}, "reconcileIntervalSeconds"),
+    "bad-pull-policy": (
+        {"operator": {"replicas": 1, "image": {"repository": "kubecrawl/operator", "pullPolicy": "Sometimes"}}},
+        "pullPolicy",
+    ),
+    "zero-reconcile-interval": (
+        {"operator": {"replicas": 1, "image": {"repository": "kubecrawl/operator"}, "reconcileIntervalSeconds": 0}},
+        "reconcileIntervalSeconds",
+    ),
     "uppercase-image": ({"worker": {"image": {"repository": "Kubecrawl/Worker"}}}, "repository"),
     "bad-scrape-interval": ({"podMonitor": {"enabled": True, "interval": "often"}}, "interval"),
 }

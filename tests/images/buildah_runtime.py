@@ -81,13 +81,25 @@ class BuildahRuntime(Runtime):
 
     def run_argv(self, launch: ContainerLaunch, image: str, command: list[str]) -> list[str]:
         shim = self.fallback.shim()
-        argv = ["buildah", "run", "--isolation=chroot", "--network=host",
-                "--volume", f"{shim.parent}:{SHIM_MOUNT}:ro",
-                "--env", f"LD_PRELOAD={SHIM_MOUNT}/{shim.name}",
-                "--env", f"KUBEHARNESS_POD_IP={launch.pod_ip}"]
+        argv = [
+            "buildah",
+            "run",
+            "--isolation=chroot",
+            "--network=host",
+            "--volume",
+            f"{shim.parent}:{SHIM_MOUNT}:ro",
+            "--env",
+            f"LD_PRELOAD={SHIM_MOUNT}/{shim.name}",
+            "--env",
+            f"KUBEHARNESS_POD_IP={launch.pod_ip}",
+        ]
         if launch.hosts_file is not None:
-            argv += ["--volume", f"{launch.hosts_file.parent}:{SHIM_MOUNT}-hosts:ro",
-                     "--env", f"KUBEHARNESS_HOSTS={SHIM_MOUNT}-hosts/{launch.hosts_file.name}"]
+            argv += [
+                "--volume",
+                f"{launch.hosts_file.parent}:{SHIM_MOUNT}-hosts:ro",
+                "--env",
+                f"KUBEHARNESS_HOSTS={SHIM_MOUNT}-hosts/{launch.hosts_file.name}",
+            ]
         for mount_path, host_dir in sorted(launch.mounts.items()):
             argv += ["--volume", f"{host_dir}:{_through_symlinks(mount_path)}"]
         for key, value in sorted({**launch.env, **self._node_env(launch)}.items()):
@@ -104,7 +116,7 @@ class BuildahRuntime(Runtime):
         for key, value in (getattr(launch, "node_env", None) or {}).items():
             for mount_path, host_dir in launch.mounts.items():
                 if value == str(host_dir) or value.startswith(f"{host_dir}/"):
-                    value = mount_path.rstrip("/") + value[len(str(host_dir)):]
+                    value = mount_path.rstrip("/") + value[len(str(host_dir)) :]
                     break
             out[key] = value
         return out
@@ -136,7 +148,9 @@ class BuildahRuntime(Runtime):
         try:
             return subprocess.run(
                 self.run_argv(launch, image, command),
-                stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, timeout=timeout,
+                stdout=subprocess.DEVNULL,
+                stderr=subprocess.DEVNULL,
+                timeout=timeout,
             ).returncode
         except subprocess.TimeoutExpired:
             return 124
@@ -152,7 +166,7 @@ def _through_symlinks(mount_path: str) -> str:
     """Debian images have /var/run -> /run; `buildah run --volume` does not follow a symlink in the
     destination (the mount would be invisible), so mount at the real directory."""
     if mount_path == "/var/run" or mount_path.startswith("/var/run/"):
-        return "/run" + mount_path[len("/var/run"):]
+        return "/run" + mount_path[len("/var/run") :]
     return mount_path
 
 

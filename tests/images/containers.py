@@ -33,14 +33,14 @@ class Build:
     log: str
 
 
-def build(
-    component: str, context: Path = REPO, log_dir: Path | None = None, prefix: str = "kubecrawl"
-) -> Build:
+def build(component: str, context: Path = REPO, log_dir: Path | None = None, prefix: str = "kubecrawl") -> Build:
     """Build `<prefix>/<component>` from `Dockerfile.<component>` in `context` (raises with the log on failure)."""
     started = time.monotonic()
     proc = subprocess.run(
         ["bash", str(BUILD_IMAGES), component, str(context)],
-        capture_output=True, text=True, timeout=1800,
+        capture_output=True,
+        text=True,
+        timeout=1800,
         env={**os.environ, "KUBECRAWL_IMAGE_PREFIX": prefix},
     )
     seconds = time.monotonic() - started
@@ -65,7 +65,9 @@ def size_bytes(image: str) -> int:
 def history(image: str) -> list[dict[str, Any]]:
     out = subprocess.run(
         ["podman", "image", "history", "--no-trunc", "--format", "json", image],
-        check=True, capture_output=True, text=True,
+        check=True,
+        capture_output=True,
+        text=True,
     )
     return list(json.loads(out.stdout))
 
@@ -98,9 +100,7 @@ class Container:
 @contextmanager
 def container(image: str) -> Iterator[Container]:
     """A working container from a local image (never pulled), removed afterwards."""
-    out = subprocess.run(
-        ["buildah", "from", "--pull-never", image], check=True, capture_output=True, text=True
-    )
+    out = subprocess.run(["buildah", "from", "--pull-never", image], check=True, capture_output=True, text=True)
     name = out.stdout.strip().splitlines()[-1]
     try:
         yield Container(name)

@@ -23,8 +23,15 @@ def _launch(tmp_path: Path, **kw: object) -> ContainerLaunch:
     out.mkdir(exist_ok=True)
     os.chmod(out, 0o777)
     defaults: dict[str, object] = dict(
-        pod_key="ns/pod-1", name="worker", image="kubecrawl/worker:e2e", command=None, args=None,
-        env={"KUBECRAWL_LOG_FORMAT": "json"}, pod_ip="127.0.0.1", mounts={"/out": out}, working_dir=None,
+        pod_key="ns/pod-1",
+        name="worker",
+        image="kubecrawl/worker:e2e",
+        command=None,
+        args=None,
+        env={"KUBECRAWL_LOG_FORMAT": "json"},
+        pod_ip="127.0.0.1",
+        mounts={"/out": out},
+        working_dir=None,
         log_path=tmp_path / "logs" / "worker.log",
     )
     defaults.update(kw)

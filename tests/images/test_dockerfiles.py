@@ -34,7 +34,8 @@ def _hadolint() -> str:
 def test_dockerfile_passes_hadolint(component: str) -> None:
     result = subprocess.run(
         [_hadolint(), "--failure-threshold", "info", str(DOCKERFILES[component])],
-        capture_output=True, text=True,
+        capture_output=True,
+        text=True,
     )
     assert result.returncode == 0, result.stdout + result.stderr
 
@@ -74,8 +75,11 @@ def test_final_stage_is_non_root_and_installs_nothing(component: str) -> None:
 def test_dependencies_come_from_the_projects_own_pyproject_files(component: str) -> None:
     builder = parse(DOCKERFILES[component]).stage("builder")
     copied = [c.split()[0] for c in builder.all("COPY")]
-    expected = ["worker/pyproject.toml", "worker/"] if component == "worker" else [
-        "worker/pyproject.toml", "operator/pyproject.toml", "worker/", "operator/"]
+    expected = (
+        ["worker/pyproject.toml", "worker/"]
+        if component == "worker"
+        else ["worker/pyproject.toml", "operator/pyproject.toml", "worker/", "operator/"]
+    )
     assert copied == expected
     assert any("pip install" in r and "requirements.txt" in r for r in builder.all("RUN"))
 
@@ -145,7 +149,9 @@ def test_install_steps_replayed_in_a_fresh_venv_give_a_working_entrypoint(compon
     executable = shutil.which(entrypoint[0], path=env["PATH"])
     assert executable == str(venv_dir / "bin" / entrypoint[0])
     for args in ENTRYPOINT_CHECKS[component]:
-        result = subprocess.run([executable, *entrypoint[1:], *args], env=env, capture_output=True, text=True, timeout=120)
+        result = subprocess.run(
+            [executable, *entrypoint[1:], *args], env=env, capture_output=True, text=True, timeout=120
+        )
         assert result.returncode == 0, f"{entrypoint + args}: {result.stderr[-2000:]}"
         assert result.stdout.strip()
     if component == "worker":

@@ -73,12 +73,16 @@ def test_crawl_on_the_cluster_runs_in_the_real_images_and_stores_exactly_the_sit
     release = install_chart(cluster, kube, image_node)
     wait_until(lambda: image_node.live_pids(RELEASE_NS), timeout=120, what="the operator pod's process")
     kube.post("/api/v1/namespaces", {"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": NAMESPACE}})
-    wait_until(lambda: kube.get_or_none(f"/api/v1/namespaces/{NAMESPACE}/serviceaccounts/default"),
-               timeout=60, what="the namespace's default ServiceAccount")
+    wait_until(
+        lambda: kube.get_or_none(f"/api/v1/namespaces/{NAMESPACE}/serviceaccounts/default"),
+        timeout=60,
+        what="the namespace's default ServiceAccount",
+    )
 
     kube.post(crawls_path(NAMESPACE), crawl_manifest("inimages", site, replicas=2))
-    wait_until(lambda: len(slave_pids(image_node, NAMESPACE, "inimages")) == 2, timeout=240,
-               what="two slave containers")
+    wait_until(
+        lambda: len(slave_pids(image_node, NAMESPACE, "inimages")) == 2, timeout=240, what="two slave containers"
+    )
     crawl = wait_phase(kube, NAMESPACE, "inimages", {"Completed"}, timeout=300)
 
     items = stored_items(redis_for(kube, image_node, NAMESPACE, "inimages"), "inimages")

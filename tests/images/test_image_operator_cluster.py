@@ -45,11 +45,13 @@ def _crawl(name: str) -> dict[str, object]:
         "metadata": {"name": name, "namespace": CRAWL_NS},
         "spec": {
             "replicas": 1,
-            "spider": {"rules": {
-                "name": "site",
-                "start": {"urls": ["http://127.0.0.1:9/"]},
-                "callbacks": {"parse": {"items": [{"fields": {"url": {"response": "url"}}}]}},
-            }},
+            "spider": {
+                "rules": {
+                    "name": "site",
+                    "start": {"urls": ["http://127.0.0.1:9/"]},
+                    "callbacks": {"parse": {"items": [{"fields": {"url": {"response": "url"}}}]}},
+                }
+            },
         },
     }
 
@@ -61,11 +63,26 @@ def test_operator_image_reconciles_a_crawl_with_the_charts_service_account(
     # Deployment here; the operator runs from the image below with that ServiceAccount's token.
     helm = cache_bin_dir() / "helm"
     subprocess.run(
-        [str(helm), f"--kubeconfig={cluster.kubeconfig}", "install", "kubecrawl", str(REPO / "charts" / "kubecrawl"),
-         "--namespace", RELEASE_NS, "--create-namespace"],
-        check=True, capture_output=True, text=True, timeout=300,
-        env={**os.environ, "HELM_CACHE_HOME": str(tmp_path / "hc"), "HELM_CONFIG_HOME": str(tmp_path / "hf"),
-             "HELM_DATA_HOME": str(tmp_path / "hd")},
+        [
+            str(helm),
+            f"--kubeconfig={cluster.kubeconfig}",
+            "install",
+            "kubecrawl",
+            str(REPO / "charts" / "kubecrawl"),
+            "--namespace",
+            RELEASE_NS,
+            "--create-namespace",
+        ],
+        check=True,
+        capture_output=True,
+        text=True,
+        timeout=300,
+        env={
+            **os.environ,
+            "HELM_CACHE_HOME": str(tmp_path / "hc"),
+            "HELM_CONFIG_HOME": str(tmp_path / "hf"),
+            "HELM_DATA_HOME": str(tmp_path / "hd"),
+        },
     )
     token = _kubectl(cluster, "-n", RELEASE_NS, "create", "token", "kubecrawl").strip()
     sa_user = f"system:serviceaccount:{RELEASE_NS}:kubecrawl"
@@ -78,13 +95,29 @@ def test_operator_image_reconciles_a_crawl_with_the_charts_service_account(
 
     port = _free_port()
     with container(operator_image.image) as c:
-        argv = ["buildah", "run", "--isolation=chroot", "--network=host", "--user", "10001:10001",
-                "--volume", f"{kube_dir}:/kube:ro", "--env", "KUBECONFIG=/kube/config",
-                c.name, "--", "kubecrawl-operator", "run", "--standalone", "--all-namespaces",
-                f"--liveness=http://127.0.0.1:{port}/healthz"]
+        argv = [
+            "buildah",
+            "run",
+            "--isolation=chroot",
+            "--network=host",
+            "--user",
+            "10001:10001",
+            "--volume",
+            f"{kube_dir}:/kube:ro",
+            "--env",
+            "KUBECONFIG=/kube/config",
+            c.name,
+            "--",
+            "kubecrawl-operator",
+            "run",
+            "--standalone",
+            "--all-namespaces",
+            f"--liveness=http://127.0.0.1:{port}/healthz",
+        ]
         log = (tmp_path / "operator.log").open("wb")
         proc = subprocess.Popen(argv, stdout=log, stderr=subprocess.STDOUT, start_new_session=True)
         try:
+
             def alive() -> bool:
                 assert proc.poll() is None, (tmp_path / "operator.log").read_text()[-4000:]
                 try:
@@ -97,10 +130,21 @@ def test_operator_image_reconciles_a_crawl_with_the_charts_service_account(
             _kubectl(cluster, "apply", "-f", "-", stdin=yaml.safe_dump(_crawl("inimage")))
 
             def children() -> bool:
-                out = _kubectl(cluster, "-n", CRAWL_NS, "get", "secret,statefulset,service,networkpolicy",
-                               "-o", "name", "--ignore-not-found")
-                return {"secret/inimage-redis-auth", "statefulset.apps/inimage-redis",
-                        "networkpolicy.networking.k8s.io/inimage-redis"} <= set(out.split())
+                out = _kubectl(
+                    cluster,
+                    "-n",
+                    CRAWL_NS,
+                    "get",
+                    "secret,statefulset,service,networkpolicy",
+                    "-o",
+                    "name",
+                    "--ignore-not-found",
+                )
+                return {
+                    "secret/inimage-redis-auth",
+                    "statefulset.apps/inimage-redis",
+                    "networkpolicy.networking.k8s.io/inimage-redis",
+                } <= set(out.split())
 
             procs.wait_until(children, timeout=120, interval=0.5, what="the operator to create the crawl's children")
             status = yaml.safe_load(_kubectl(cluster, "-n", CRAWL_NS, "get", "crawl", "inimage", "-o", "yaml"))

@@ -34,13 +34,15 @@ def _spider(base_url: str) -> dict[str, object]:
         "callbacks": {
             "parse": {"follow": [{"css": "a.story::attr(href)", "callback": "article"}]},
             "article": {
-                "items": [{
-                    "fields": {
-                        "url": {"response": "url"},
-                        "title": {"css": "h1::text", "required": True},
-                        "author": {"css": ".author::text"},
+                "items": [
+                    {
+                        "fields": {
+                            "url": {"response": "url"},
+                            "title": {"css": "h1::text", "required": True},
+                            "author": {"css": ".author::text"},
+                        }
                     }
-                }]
+                ]
             },
         },
     }
@@ -132,9 +134,17 @@ def test_crawl_inside_worker_image_stores_every_article_of_a_local_site(
     (out_dir / "spider.yaml").write_text(yaml.safe_dump(_spider(base_url)))
     with container(worker_image.image) as c:
         result = c.run(
-            "kubecrawl", "crawl", "/out/spider.yaml", "-o", "/out/items.jsonl",
-            "-s", "ssrf_guard=on", "-s", "ssrf_allow=127.0.0.1",
-            user=WORKER_USER, volumes=[(out_dir, "/out")],
+            "kubecrawl",
+            "crawl",
+            "/out/spider.yaml",
+            "-o",
+            "/out/items.jsonl",
+            "-s",
+            "ssrf_guard=on",
+            "-s",
+            "ssrf_allow=127.0.0.1",
+            user=WORKER_USER,
+            volumes=[(out_dir, "/out")],
         )
     assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-3000:]
     items = [json.loads(line) for line in (out_dir / "items.jsonl").read_text().splitlines()]
@@ -153,8 +163,13 @@ def test_ssrf_guard_in_image_refuses_loopback_once_inside_kubernetes(
     (out_dir / "spider.yaml").write_text(yaml.safe_dump(_spider(base_url)))
     with container(worker_image.image) as c:
         result = c.run(
-            "kubecrawl", "crawl", "/out/spider.yaml", "-o", "/out/items.jsonl",
-            user=WORKER_USER, volumes=[(out_dir, "/out")],
+            "kubecrawl",
+            "crawl",
+            "/out/spider.yaml",
+            "-o",
+            "/out/items.jsonl",
+            user=WORKER_USER,
+            volumes=[(out_dir, "/out")],
             env={"KUBERNETES_SERVICE_HOST": "10.96.0.1", "KUBERNETES_SERVICE_PORT": "443"},
         )
     finished = _finished(result.stdout + result.stderr)

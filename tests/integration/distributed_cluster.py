@@ -16,6 +16,7 @@ from pathlib import Path
 
 import orjson
 import redis
+
 from kubecrawl.backends.redis import Keys
 from kubecrawl.status import CrawlStatus, read_status
 

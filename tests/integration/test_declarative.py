@@ -13,10 +13,10 @@ from typing import Any
 import orjson
 import pytest
 import yaml
+
 from kubecrawl.declarative import spider_class_from_rules, start_urls
 from kubecrawl.demo.books_site import BooksSite, book
 from kubecrawl.rules import validate_rules
-
 from tests.helpers.crawl import crawl
 from tests.helpers.httpserver import TestHTTPServer
 

@@ -15,8 +15,8 @@ from typing import TYPE_CHECKING
 
 import orjson
 import pytest
-from kubecrawl.backends.redis import Keys
 
+from kubecrawl.backends.redis import Keys
 from tests.helpers.httpserver import TestHTTPServer, generated_site
 from tests.integration.conftest import free_port
 from tests.integration.distributed_cluster import KUBECRAWL, Cluster, write_spider

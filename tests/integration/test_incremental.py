@@ -14,8 +14,8 @@ from typing import Any
 
 import orjson
 import pytest
-from kubecrawl import Request, Response, Spider
 
+from kubecrawl import Request, Response, Spider
 from tests.helpers.crawl import crawl
 from tests.helpers.httpserver import RequestInfo, TestHTTPServer
 

@@ -6,8 +6,8 @@ from collections import Counter
 from pathlib import Path
 
 import orjson
-from kubecrawl import Request, Response, Spider
 
+from kubecrawl import Request, Response, Spider
 from tests.helpers.crawl import crawl
 from tests.helpers.httpserver import RequestInfo, TestHTTPServer, generated_site, slow
 
@@ -261,7 +261,10 @@ async def test_item_content_dedup_skips_same_features(http_server: TestHTTPServe
 
 async def test_cookies_are_kept_across_requests(http_server: TestHTTPServer) -> None:
     s = http_server
-    s.route("/login", lambda _r: (200, {"Set-Cookie": "sid=abc123; Path=/", "Content-Type": "text/html"}, b'<a href="/me">me</a>'))
+    s.route(
+        "/login",
+        lambda _r: (200, {"Set-Cookie": "sid=abc123; Path=/", "Content-Type": "text/html"}, b'<a href="/me">me</a>'),
+    )
 
     def me(req: RequestInfo):
         ok = "sid=abc123" in req.headers.get("Cookie", "")

@@ -9,6 +9,7 @@ from typing import TYPE_CHECKING
 import orjson
 import pytest
 import redis.asyncio as aioredis
+
 from kubecrawl.backends.base import ItemRecord, Outcome
 from kubecrawl.backends.redis import Keys, RedisBackend
 from kubecrawl.request import Request

@@ -17,10 +17,10 @@ from urllib.parse import urlsplit
 
 import orjson
 import pytest
+
 from kubecrawl.declarative import load_declarative_spider
 from kubecrawl.demo.sina import DISALLOWED_PREFIX, ROLL_PATH, SinaRollSite
 from kubecrawl.loader import load_spider_class
-
 from tests.helpers.crawl import crawl
 
 ROOT = Path(__file__).resolve().parents[2]

@@ -45,9 +45,9 @@ def test_status_stats_come_from_the_crawls_redis(
     status = eventually(
         # wait for a pass that saw the lease too: a pass between crawl_pages and lease_without_ack
         # legitimately reports pages=4 with nothing in flight
-        lambda: (s := cluster.status("news")).get("stats", {}).get("pages") == 4
-        and s["stats"].get("inFlight") == 3
-        and s,
+        lambda: (
+            (s := cluster.status("news")).get("stats", {}).get("pages") == 4 and s["stats"].get("inFlight") == 3 and s
+        ),
         "stats in status",
     )
     stats = status["stats"]

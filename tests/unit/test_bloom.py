@@ -6,6 +6,7 @@ import hashlib
 import math
 
 import pytest
+
 from kubecrawl.backends.bloom import BloomParams, LocalBloom, bloom_offsets, bucket_count, set_member
 
 

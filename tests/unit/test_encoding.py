@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import httpx
+
 from kubecrawl import Request, Response
 from kubecrawl.encoding import decode_body
 

@@ -5,9 +5,10 @@ from __future__ import annotations
 from typing import Any
 
 import pytest
+from parsel import Selector
+
 from kubecrawl.extract import ExtractionError, apply_post, field_value, query_links, select_nodes, to_datetime
 from kubecrawl.rules import FieldRule, NodeSelector
-from parsel import Selector
 
 HTML = """<html><body>
 <h1 class="main-title">  新浪 新闻

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import pytest
+
 from kubecrawl import Request, Spider
 from kubecrawl.errors import SpiderError, WireFormatError
 

@@ -7,6 +7,7 @@ from typing import Any
 
 import pytest
 import yaml
+
 from kubecrawl.errors import ConfigurationError
 from kubecrawl.rules import SpiderRules, parse_post_op, spider_rules_json_schema, validate_rules
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
+
 from kubecrawl.errors import ConfigurationError
 from kubecrawl.settings import Settings, build_settings, parse_kv
 

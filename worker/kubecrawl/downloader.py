@@ -253,7 +253,9 @@ class Downloader:
             headers.update(request.headers)
         else:
             headers = self.base_headers
-        req = httpx.Request(method, url, headers=headers, content=body or None, extensions={"timeout": self.timeout_ext})
+        req = httpx.Request(
+            method, url, headers=headers, content=body or None, extensions={"timeout": self.timeout_ext}
+        )
         cookies = self.cookies
         if cookies:
             cookies.set_cookie_header(req)

@@ -3,8 +3,8 @@
 from __future__ import annotations
 
 from collections.abc import Iterable
-from typing import Any
 from functools import lru_cache
+from typing import Any
 from urllib.parse import urljoin, urlsplit
 
 import httpx
