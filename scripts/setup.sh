@@ -1,21 +1,26 @@
 #!/usr/bin/env bash
 # Set up a development environment on a fresh Debian/Ubuntu machine: system packages the tests
-# use (redis-server, nginx, etcd) and a virtualenv (.venv) with the worker and the operator.
+# use (redis-server, nginx, etcd, a C compiler, buildah/podman/debootstrap for the image tests)
+# and a virtualenv (.venv) with the worker and the operator.
 # Idempotent: re-running only installs what is missing.
+#   scripts/setup.sh              everything the test suite needs
+#   scripts/setup.sh --venv-only  just .venv (enough to crawl: `kubecrawl demo`)
 set -euo pipefail
 cd "$(dirname "$0")/.."
+VENV_ONLY=0
+[ "${1:-}" = "--venv-only" ] && VENV_ONLY=1
 
 need=()
 command -v redis-server >/dev/null || need+=(redis-server)
 command -v nginx >/dev/null || need+=(nginx-light)
 command -v etcd >/dev/null || need+=(etcd-server)
 command -v cc >/dev/null || need+=(gcc libc6-dev)   # the e2e node helper compiles a small C shim
-if [ "${KUBECRAWL_SETUP_IMAGES:-0}" = 1 ]; then
+if [ "${KUBECRAWL_SETUP_IMAGES:-1}" = 1 ]; then
   command -v buildah >/dev/null || need+=(buildah)
   command -v podman >/dev/null || need+=(podman)
   command -v debootstrap >/dev/null || need+=(debootstrap)
 fi
-if [ ${#need[@]} -gt 0 ]; then
+if [ ${#need[@]} -gt 0 ] && [ "$VENV_ONLY" = 0 ]; then
   if [ "$(id -u)" = 0 ] && command -v apt-get >/dev/null; then
     echo "setup: installing ${need[*]}"
     apt-get update -qq
