@@ -8,9 +8,9 @@ from __future__ import annotations
 
 import html
 import logging
-import threading
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
+
+from ._server import LocalSite, Reply
 
 log = logging.getLogger(__name__)
 
@@ -32,17 +32,14 @@ def book(n: int) -> dict[str, Any]:
     }
 
 
-class BooksSite:
+class BooksSite(LocalSite):
     """``start()`` serves the shop on a free port; ``url(path)``; ``stop()``."""
 
-    def __init__(self, books: int = 50) -> None:
-        self.books = books
-        self.port = 0
-        self._httpd: ThreadingHTTPServer | None = None
-        self._thread: threading.Thread | None = None
+    name = "books-site"
 
-    def url(self, path: str = "/") -> str:
-        return f"http://127.0.0.1:{self.port}{path}"
+    def __init__(self, books: int = 50) -> None:
+        super().__init__()
+        self.books = books
 
     @property
     def pages(self) -> int:
@@ -92,43 +89,8 @@ class BooksSite:
                     return 200, render(int(num))
         return 404, "<html><body>not found</body></html>"
 
-    def start(self) -> BooksSite:
-        site = self
-
-        class _Handler(BaseHTTPRequestHandler):
-            protocol_version = "HTTP/1.1"
-
-            def log_message(self, format: str, *args: Any) -> None:
-                log.debug("books site: " + format, *args)
-
-            def do_GET(self) -> None:
-                status, text = site.handle(self.path.split("?", 1)[0])
-                body = text.encode("utf-8")
-                self.send_response(status)
-                ctype = "text/plain" if self.path == "/robots.txt" else "text/html; charset=utf-8"
-                self.send_header("Content-Type", ctype)
-                self.send_header("Content-Length", str(len(body)))
-                self.end_headers()
-                self.wfile.write(body)
-
-        self._httpd = ThreadingHTTPServer(("127.0.0.1", 0), _Handler)
-        self._httpd.daemon_threads = True
-        self.port = self._httpd.server_address[1]
-        self._thread = threading.Thread(target=self._httpd.serve_forever, name="books-site", daemon=True)
-        self._thread.start()
-        return self
-
-    def stop(self) -> None:
-        if self._httpd is not None:
-            self._httpd.shutdown()
-            self._httpd.server_close()
-            self._httpd = None
-        if self._thread is not None:
-            self._thread.join(timeout=10)
-            self._thread = None
-
-    def __enter__(self) -> BooksSite:
-        return self.start()
-
-    def __exit__(self, *exc: object) -> None:
-        self.stop()
+    def respond(self, method: str, target: str) -> Reply:
+        path = target.split("?", 1)[0]
+        status, text = self.handle(path)
+        ctype = "text/plain" if path == "/robots.txt" else "text/html; charset=utf-8"
+        return status, {"Content-Type": ctype}, text.encode("utf-8")

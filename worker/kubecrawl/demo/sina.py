@@ -20,11 +20,11 @@ import threading
 from collections import Counter
 from dataclasses import dataclass
 from datetime import datetime, timedelta, timezone
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
-from typing import Any
 from urllib.parse import parse_qs, urlsplit
 
 import orjson
+
+from ._server import LocalSite
 
 log = logging.getLogger(__name__)
 
@@ -88,12 +88,15 @@ def _title(n: int) -> str:
     return f"{_PLACES[n % len(_PLACES)]}{_TOPICS[(n // len(_PLACES)) % len(_TOPICS)]}（第{n}期）"
 
 
-class SinaRollSite:
+class SinaRollSite(LocalSite):
     """The emulator. ``start()`` serves it on a free port; ``stop()`` shuts it down."""
+
+    name = "sina-emulator"
 
     def __init__(self, initial: int = 20, republish_every: int = 4, auto_advance: int = 0) -> None:
         """``auto_advance``: publish that many new articles whenever page 1 of the roll is fetched
         again (as the real roll does between two visits), so timed rounds see news without a driver."""
+        super().__init__()
         self._lock = threading.Lock()
         self.auto_advance = auto_advance
         self._roll_visits = 0
@@ -104,9 +107,6 @@ class SinaRollSite:
         self.round = 0
         self.log: list[tuple[str, str, int]] = []  # (method, path with query, status) in arrival order
         self.hits: Counter[str] = Counter()
-        self._httpd: ThreadingHTTPServer | None = None
-        self._thread: threading.Thread | None = None
-        self.port = 0
         self._add(initial, republish=False)
 
     # -- content ---------------------------------------------------------------------------------
@@ -162,7 +162,7 @@ class SinaRollSite:
     def base_url(self) -> str:
         return f"http://127.0.0.1:{self.port}"
 
-    def url(self, path: str) -> str:
+    def url(self, path: str = "/") -> str:
         return self.base_url + path
 
     def roll_json(self, num: int, page: int) -> bytes:
@@ -227,48 +227,11 @@ class SinaRollSite:
         headers, body = self.article_page(a)
         return 200, headers, body
 
-    def start(self, port: int = 0) -> SinaRollSite:
-        site = self
-
-        class _Handler(BaseHTTPRequestHandler):
-            protocol_version = "HTTP/1.1"
-
-            def log_message(self, format: str, *args: Any) -> None:
-                log.debug("sina emulator: " + format, *args)
-
-            def do_GET(self) -> None:
-                status, headers, body = site.handle("GET", self.path)
-                with site._lock:
-                    site.log.append(("GET", self.path, status))
-                self.send_response(status)
-                for k, v in headers.items():
-                    self.send_header(k, v)
-                self.send_header("Content-Length", str(len(body)))
-                self.end_headers()
-                self.wfile.write(body)
-
-        httpd = ThreadingHTTPServer(("127.0.0.1", port), _Handler)
-        httpd.daemon_threads = True
-        self._httpd = httpd
-        self.port = httpd.server_address[1]
-        self._thread = threading.Thread(target=httpd.serve_forever, name="sina-emulator", daemon=True)
-        self._thread.start()
-        return self
-
-    def stop(self) -> None:
-        if self._httpd is not None:
-            self._httpd.shutdown()
-            self._httpd.server_close()
-            self._httpd = None
-        if self._thread is not None:
-            self._thread.join(timeout=10)
-            self._thread = None
-
-    def __enter__(self) -> SinaRollSite:
-        return self.start()
-
-    def __exit__(self, *exc: object) -> None:
-        self.stop()
+    def respond(self, method: str, target: str) -> tuple[int, dict[str, str], bytes]:
+        status, headers, body = self.handle(method, target)
+        with self._lock:
+            self.log.append((method, target, status))
+        return status, headers, body
 
     # -- what was fetched ------------------------------------------------------------------------
     def fetched(self, prefix: str = "") -> list[tuple[str, int]]:
