@@ -113,41 +113,29 @@ def materialize(
     """Create every volume of the pod under pod_dir; return volume name → host directory."""
     ns = pod["metadata"]["namespace"]
     dirs: dict[str, Path] = {}
+    keyed_sources = (("configMap", configmaps, "name"), ("secret", secrets, "secretName"))
     for v in pod.get("spec", {}).get("volumes") or []:
         name = v["name"]
         target = volume_dir(ns, v, pod_dir, claims_dir)
         target.mkdir(parents=True, exist_ok=True)
         dirs[name] = target
-        if "configMap" in v:
-            ref = v["configMap"]
-            obj = configmaps.get(ref["name"])
+        keyed = [(k, objs, name_key) for k, objs, name_key in keyed_sources if k in v]
+        if keyed:
+            kind, objs, name_key = keyed[0]
+            ref = v[kind]
+            obj = objs.get(ref[name_key])
+            label = f"{'ConfigMap' if kind == 'configMap' else 'Secret'} {ref[name_key]!r}"
             if obj is None:
                 if ref.get("optional"):
                     continue
-                raise NotReadyYet(f"ConfigMap {ref['name']!r} not found")
+                raise NotReadyYet(f"{label} not found")
             _write_keys(
                 target,
                 data_of(obj),
                 ref.get("items"),
                 ref.get("defaultMode", 0o644),
                 rewrite,
-                what=f"ConfigMap {ref['name']}",
-                optional=bool(ref.get("optional")),
-            )
-        elif "secret" in v:
-            ref = v["secret"]
-            obj = secrets.get(ref["secretName"])
-            if obj is None:
-                if ref.get("optional"):
-                    continue
-                raise NotReadyYet(f"Secret {ref['secretName']!r} not found")
-            _write_keys(
-                target,
-                data_of(obj),
-                ref.get("items"),
-                ref.get("defaultMode", 0o644),
-                rewrite,
-                what=f"Secret {ref['secretName']}",
+                what=label,
                 optional=bool(ref.get("optional")),
             )
         elif "projected" in v:
