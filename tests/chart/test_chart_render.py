@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -149,13 +150,18 @@ def test_podmonitor_in_namespaced_mode_looks_only_at_watched_namespaces(helm: He
 def test_notes_tell_the_user_what_to_do_next(helm: Helm) -> None:
     notes = helm.notes()
     for step in (
-        "kubectl apply -f examples/crawl.yaml",
+        "kubectl apply -f examples/crawl-scheduled.yaml",
         "kubectl get crawls -w",
         "kubectl scale crawl/sina-roll --replicas=5",
         "kubecrawl export",
         "helm uninstall",
     ):
         assert step in notes, step
+    # the crawl the notes scale is the one they tell the user to apply
+    import yaml
+
+    applied = yaml.safe_load((Path(__file__).resolve().parents[2] / "examples" / "crawl-scheduled.yaml").read_text())
+    assert applied["metadata"]["name"] == "sina-roll"
     assert "kubecrawl/worker:0.1.0" in notes
     namespaced = helm.notes(OPTIONS["namespaced"])
     assert "crawls-a, crawls-b" in namespaced
