@@ -88,6 +88,22 @@ def _write(path: Path, content: bytes, mode: int) -> None:
     os.chmod(path, mode)
 
 
+def _write_keyed(
+    target: Path,
+    ref: Mapping[str, Any],
+    obj: Mapping[str, Any] | None,
+    label: str,
+    mode: int,
+    rewrite: Rewriter,
+) -> None:
+    """The keys of a ConfigMap or Secret as files (a volume, or one source of a projected volume)."""
+    if obj is None:
+        if ref.get("optional"):
+            return
+        raise NotReadyYet(f"{label} not found")
+    _write_keys(target, data_of(obj), ref.get("items"), mode, rewrite, what=label, optional=bool(ref.get("optional")))
+
+
 def volume_dir(namespace: str, volume: Mapping[str, Any], pod_dir: Path, claims_dir: Path) -> Path:
     """Where a volume lives on this machine: per pod, or per claim so a StatefulSet pod keeps its data."""
     if "persistentVolumeClaim" in volume:
@@ -123,21 +139,8 @@ def materialize(
         if keyed:
             kind, objs, name_key = keyed[0]
             ref = v[kind]
-            obj = objs.get(ref[name_key])
             label = f"{'ConfigMap' if kind == 'configMap' else 'Secret'} {ref[name_key]!r}"
-            if obj is None:
-                if ref.get("optional"):
-                    continue
-                raise NotReadyYet(f"{label} not found")
-            _write_keys(
-                target,
-                data_of(obj),
-                ref.get("items"),
-                ref.get("defaultMode", 0o644),
-                rewrite,
-                what=label,
-                optional=bool(ref.get("optional")),
-            )
+            _write_keyed(target, ref, objs.get(ref[name_key]), label, ref.get("defaultMode", 0o644), rewrite)
         elif "projected" in v:
             _projected(kube, pod, target, v["projected"], configmaps, secrets, pod_ip, host_ip, rewrite, server)
         elif "downwardAPI" in v:
@@ -164,36 +167,10 @@ def _projected(
     for src in projected.get("sources") or []:
         if "configMap" in src:
             ref = src["configMap"]
-            obj = configmaps.get(ref["name"])
-            if obj is None:
-                if ref.get("optional"):
-                    continue
-                raise NotReadyYet(f"ConfigMap {ref['name']!r} not found")
-            _write_keys(
-                target,
-                data_of(obj),
-                ref.get("items"),
-                mode,
-                rewrite,
-                what=f"ConfigMap {ref['name']}",
-                optional=bool(ref.get("optional")),
-            )
+            _write_keyed(target, ref, configmaps.get(ref["name"]), f"ConfigMap {ref['name']!r}", mode, rewrite)
         elif "secret" in src:
             ref = src["secret"]
-            obj = secrets.get(ref["name"])
-            if obj is None:
-                if ref.get("optional"):
-                    continue
-                raise NotReadyYet(f"Secret {ref['name']!r} not found")
-            _write_keys(
-                target,
-                data_of(obj),
-                ref.get("items"),
-                mode,
-                rewrite,
-                what=f"Secret {ref['name']}",
-                optional=bool(ref.get("optional")),
-            )
+            _write_keyed(target, ref, secrets.get(ref["name"]), f"Secret {ref['name']!r}", mode, rewrite)
         elif "downwardAPI" in src:
             for item in src["downwardAPI"].get("items") or []:
                 value = field_ref(pod, item["fieldRef"]["fieldPath"], pod_ip, host_ip) if "fieldRef" in item else ""
