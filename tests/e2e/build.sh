@@ -126,6 +126,14 @@ ensure_redis() {
     DEBIAN_FRONTEND=noninteractive ${sudo} apt-get install -y -qq redis-server >/dev/null
 }
 
+# Builds into the shared cache hold a lock, so two runs (or a fixture and `make e2e-build`)
+# started at once build once and never move each other's half-built files.
+if [ "${1:-all}" != print-bin ]; then
+    mkdir -p "${CACHE}"
+    exec 9>"${CACHE}/.build.lock"
+    flock 9
+fi
+
 case "${1:-all}" in
     helm) build_helm ;;
     k8s) build_k8s ;;

@@ -41,6 +41,8 @@ if [[ "$current" == "$RECIPE" ]]; then
 fi
 
 mkdir -p "$CACHE"
+exec 9>"$CACHE/.build.lock"   # one debootstrap at a time into the shared cache
+flock 9
 TARBALL="$CACHE/standin-$RECIPE.tar"
 if [[ ! -s "$TARBALL" ]]; then
     WORK="$(mktemp -d "$CACHE/rootfs.XXXXXX")"
@@ -51,8 +53,8 @@ if [[ ! -s "$TARBALL" ]]; then
     rm -rf "$WORK/rootfs/var/lib/apt/lists/"* "$WORK/rootfs/var/cache/apt/"*.bin \
         "$WORK/rootfs/var/cache/apt/archives/"*.deb "$WORK/rootfs/usr/share/doc/"* \
         "$WORK/rootfs/usr/share/man/"* "$WORK/rootfs/usr/share/locale/"*
-    tar -C "$WORK/rootfs" --numeric-owner -cf "$TARBALL.part" .
-    mv "$TARBALL.part" "$TARBALL"
+    tar -C "$WORK/rootfs" --numeric-owner -cf "$WORK/standin.tar" .
+    mv "$WORK/standin.tar" "$TARBALL"
 fi
 
 podman import \

@@ -16,6 +16,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from .cachefiles import write_atomic
 from .kube import ApiError, Kube
 from .pod import PodRunner
 from .podspec import DnsTable, selects, target_port
@@ -276,10 +277,7 @@ class Node:
             path = self.hosts_file(ns)
             if path.exists() and path.read_text() == content:
                 continue
-            path.parent.mkdir(parents=True, exist_ok=True)
-            tmp = path.with_suffix(".tmp")
-            tmp.write_text(content)
-            tmp.rename(path)
+            write_atomic(path, content)
 
     # -- for tests -------------------------------------------------------------------------------
     def runner(self, namespace: str, name: str) -> PodRunner | None:

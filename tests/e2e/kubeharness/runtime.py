@@ -20,6 +20,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from . import procs
+from .cachefiles import build_once
 
 logger = logging.getLogger(__name__)
 
@@ -169,20 +170,21 @@ class VenvRuntime(Runtime):
             return 124
 
     def shim(self) -> Path:
-        """Compile (once per source version) the LD_PRELOAD shim that gives each pod its own IP."""
+        """Compile (once per source version) the LD_PRELOAD shim that gives each pod its own IP.
+
+        Safe to call from every pod thread at once: one build, under a lock, to a unique temp name."""
         if self._shim is None:
             source = SHIM_SOURCE.read_bytes()
             out = self.shim_dir / f"podnet-{hashlib.sha256(source).hexdigest()[:12]}.so"
-            if not out.exists():
-                self.shim_dir.mkdir(parents=True, exist_ok=True)
-                tmp = out.with_suffix(f".{os.getpid()}.tmp")
-                cc = shutil.which("cc") or shutil.which("gcc")
-                if cc is None:
-                    raise RuntimeError("a C compiler (cc) is needed to build the pod network shim")
-                subprocess.run([cc, "-shared", "-fPIC", "-O2", "-o", str(tmp), str(SHIM_SOURCE), "-ldl"], check=True)
-                tmp.rename(out)
-            self._shim = out
+            self._shim = build_once(out, _compile_shim)
         return self._shim
+
+
+def _compile_shim(tmp: Path) -> None:
+    cc = shutil.which("cc") or shutil.which("gcc")
+    if cc is None:
+        raise RuntimeError("a C compiler (cc) is needed to build the pod network shim")
+    subprocess.run([cc, "-shared", "-fPIC", "-O2", "-o", str(tmp), str(SHIM_SOURCE), "-ldl"], check=True)
 
 
 def rewrite_paths(text: str, mounts: Mapping[str, Path]) -> str:
