@@ -13,7 +13,9 @@ it through two batched calls on the hot path:
 from __future__ import annotations
 
 import hashlib
+import time
 from abc import ABC, abstractmethod
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -74,6 +76,14 @@ class RoundInfo:
     seeding: bool
 
 
+@dataclass(slots=True)
+class StoreHealth:
+    """What a liveness probe needs to know about the store: reachable and accepting commits."""
+
+    ok: bool
+    detail: str = "ok"
+
+
 class Backend(ABC):
     """Queue + fingerprints + leases + items + stats + round metadata of one crawl."""
 
@@ -81,6 +91,23 @@ class Backend(ABC):
     writes_output: bool = True
 
     item_dedup: str = "skip"  # skip / update / off
+
+    #: who holds this store's leases: stable per pod in Redis, unique per process locally
+    worker_id: str = "local"
+
+    #: wall clock (epoch seconds) for fingerprint ages; tests inject a fake one
+    clock: Callable[[], float] = staticmethod(time.time)
+
+    #: hostile or corrupt queue entries this process rejected (counted, never fetched)
+    rejected: int = 0
+
+    def counters(self) -> dict[str, int]:
+        """Store-side counters of this process for metrics and the summary (rejected, reaped, round_trips)."""
+        return {"rejected": self.rejected}
+
+    async def health(self) -> StoreHealth:
+        """Whether the store answers now (one cheap probe; never waits out an outage)."""
+        return StoreHealth(True)
 
     async def open(self) -> None:
         """Connect / create schema; reclaim leases that a previous run of this worker left."""
