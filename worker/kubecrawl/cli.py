@@ -88,8 +88,13 @@ def cmd_crawl(args: argparse.Namespace) -> int:
         raise ConfigurationError("no spider given: pass SPIDER or set KUBECRAWL_SPIDER")
     spider_cls = load_spider_class(ref)
     settings = _crawl_settings(args, dict(spider_cls.custom_settings))
-    if settings.role == "slave" and settings.health_port is None and "health_port" not in _explicit(args):
-        settings.health_port = 8080
+    if (
+        settings.role == "slave"
+        and settings.health_port is None
+        and os.environ.get("KUBERNETES_SERVICE_HOST")
+        and "health_port" not in _explicit(args)
+    ):
+        settings.health_port = 8080  # the probes of the operator's pods; a laptop runs many slaves side by side
     _setup_logging(settings)
     if settings.role == "none" and settings.output is None and settings.state_dir is None:
         log.warning("no -o/--output given: items are counted but not written anywhere")
@@ -120,7 +125,7 @@ async def _run(proc: Any, settings: Settings) -> int:
     proc.on_progress = progress.update
     with progress:
         code: int = await proc.run()
-    progress.summary(proc.stats, settings, proc.rounds_run)
+    progress.summary(proc.stats, settings, proc.rounds_run, proc.item_key, proc.fatal)
     return code
 
 

@@ -8,9 +8,7 @@ per-process registry: pages, items, errors by kind, in-flight, queue depth, fetc
 from __future__ import annotations
 
 import asyncio
-import functools
 import logging
-import time
 from collections.abc import Iterator
 from typing import Any
 
@@ -49,14 +47,16 @@ class _StatsCollector(Collector):
             if key.startswith("error:"):
                 errors.add_metric([key[6:]], v)
         yield errors
-        backend = self.proc.backend
-        rt = getattr(backend, "round_trips", None)
-        if rt is not None:
-            yield CounterMetricFamily("kubecrawl_redis_round_trips", "Redis round trips sent by this process", value=rt)
-        rejected = getattr(backend, "rejected", 0)
-        yield CounterMetricFamily("kubecrawl_rejected", "Hostile or corrupt queue entries rejected", value=rejected)
+        store = self.proc.backend.counters()
+        if "round_trips" in store:
+            yield CounterMetricFamily(
+                "kubecrawl_redis_round_trips", "Redis round trips sent by this process", value=store["round_trips"]
+            )
+        yield CounterMetricFamily(
+            "kubecrawl_rejected", "Hostile or corrupt queue entries rejected", value=store.get("rejected", 0)
+        )
         engine = self.proc.engine
-        held = len(engine._held) if engine is not None else 0
+        held = engine.snapshot().held if engine is not None else 0
         yield GaugeMetricFamily(
             "kubecrawl_in_flight", "Requests leased by this process and not yet committed", value=held
         )
@@ -68,18 +68,6 @@ class _StatsCollector(Collector):
             yield GaugeMetricFamily(
                 "kubecrawl_crawl_in_flight", "Requests leased by any worker of the crawl", value=self.crawl_in_flight
             )
-
-
-def _timed_fetch(fetch: Any, hist: Histogram) -> Any:
-    @functools.wraps(fetch)
-    async def wrapper(*args: Any, **kwargs: Any) -> Any:
-        t0 = time.perf_counter()
-        try:
-            return await fetch(*args, **kwargs)
-        finally:
-            hist.observe(time.perf_counter() - t0)
-
-    return wrapper
 
 
 class HealthServer:
@@ -101,10 +89,7 @@ class HealthServer:
         self._runner: web.AppRunner | None = None
 
     async def start(self) -> None:
-        downloader = getattr(self.proc, "downloader", None)
-        if downloader is not None:
-            # latency hook: time every fetch of this process's downloader (instance attribute, no core change)
-            downloader.fetch = _timed_fetch(downloader.fetch, self.latency)
+        self.proc.fetch_observers.append(self.latency.observe)
         app = web.Application()
         app.router.add_get("/healthz", self._healthz)
         app.router.add_get("/readyz", self._readyz)
@@ -125,16 +110,17 @@ class HealthServer:
             self._runner = None
 
     async def _store_ok(self) -> tuple[bool, str]:
-        client = getattr(self.proc.backend, "r", None)
-        if client is None:
-            return True, "ok"
         try:
-            await asyncio.wait_for(client.ping(), _PROBE_TIMEOUT)
+            health = await asyncio.wait_for(self.proc.backend.health(), _PROBE_TIMEOUT)
         except Exception as exc:
-            return False, f"redis unreachable: {exc!r}"
-        return True, "ok"
+            return False, f"store unreachable: {exc!r}"
+        return health.ok, health.detail
 
     async def _healthz(self, _request: web.Request) -> web.Response:
+        """Alive: the engine has not failed and the store answers."""
+        engine = self.proc.engine
+        if engine is not None and engine.fatal:
+            return web.Response(status=503, text=f"failed: {engine.fatal}\n")
         ok, why = await self._store_ok()
         return web.Response(status=200 if ok else 503, text=why + "\n")
 
@@ -142,7 +128,10 @@ class HealthServer:
         engine = self.proc.engine
         if engine is None:
             return web.Response(status=503, text="starting\n")
-        if engine._stopping:
+        snap = engine.snapshot()
+        if snap.fatal:
+            return web.Response(status=503, text=f"failed: {snap.fatal}\n")
+        if snap.stopping:
             return web.Response(status=503, text="stopping\n")
         ok, why = await self._store_ok()
         return web.Response(status=200 if ok else 503, text=why + "\n")

@@ -43,6 +43,15 @@ async def _maybe_await(value: Any) -> Any:
     return await value if inspect.isawaitable(value) else value
 
 
+class PipelineFailed(Exception):
+    """A pipeline raised something other than :class:`DropItem` on one item; ``cause`` is what it raised."""
+
+    def __init__(self, pipeline: Any, cause: Exception) -> None:
+        super().__init__(f"item pipeline {type(pipeline).__name__} raised {cause!r}")
+        self.pipeline = pipeline
+        self.cause = cause
+
+
 class PipelineChain:
     def __init__(self, pipelines: list[Any]) -> None:
         self.pipelines = pipelines
@@ -61,13 +70,18 @@ class PipelineChain:
                     log.exception("item pipeline %r failed to close", p)
 
     async def process(self, item: dict[str, Any], spider: Any) -> dict[str, Any] | None:
-        """The item after every pipeline, or ``None`` if one dropped it."""
+        """The item after every pipeline, or ``None`` if one dropped it.
+
+        Raises :class:`PipelineFailed` naming the pipeline when one fails on this item (the caller sets
+        the item aside and goes on with the next)."""
         for p in self.pipelines:
             try:
                 item = await _maybe_await(p.process_item(item, spider))
             except DropItem as exc:
                 log.debug("item dropped by %s: %s", type(p).__name__, exc)
                 return None
+            except Exception as exc:
+                raise PipelineFailed(p, exc) from exc
             if item is None:
                 return None
         return item

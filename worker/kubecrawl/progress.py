@@ -10,7 +10,7 @@ from typing import TYPE_CHECKING, Any
 import orjson
 
 if TYPE_CHECKING:
-    from .engine import Engine
+    from .core.engine import Engine
     from .settings import Settings
     from .stats import Stats
 
@@ -47,17 +47,28 @@ class Progress:
         elapsed = max(s.elapsed, 1e-9)
         line = (
             f"pages {s['pages']}  items {s['items']}  errors {s['errors']}  "
-            f"in flight {engine._active}  {s['pages'] / elapsed:.1f} pages/s"
+            f"in flight {engine.snapshot().active}  {s['pages'] / elapsed:.1f} pages/s"
         )
         if self._live is not None:
             self._live.update(line)
         else:
             log.info(line)
 
-    def summary(self, stats: Stats, settings: Settings, rounds: int) -> None:
+    def summary(
+        self,
+        stats: Stats,
+        settings: Settings,
+        rounds: int,
+        item_key: list[str] | None = None,
+        fatal: str | None = None,
+    ) -> None:
         data = stats.summary()
         data["rounds"] = rounds
         data["role"] = settings.role
+        # what the content dedup used, next to items_duplicate: a reader sees why items were not stored
+        data["item_key"] = ",".join(item_key) if item_key else "(none: content dedup off)"
+        if fatal:
+            data["failed"] = fatal
         if settings.output is not None:
             data["output"] = str(settings.output)
         if self.live:

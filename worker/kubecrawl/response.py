@@ -147,7 +147,9 @@ class Response:
             if not href:
                 continue
             href = href.strip()
-            if href and not href.startswith(("javascript:", "mailto:", "#", "tel:", "data:")):
+            # other schemes (javascript:, mailto:, ...) are refused and counted where the request is
+            # yielded (skipped_scheme); a bare fragment is this page again
+            if href and not href.startswith("#"):
                 out.append(make(self.urljoin(href)))
         return out
 

@@ -276,7 +276,7 @@ class SpiderRules(_Rules):
     item_key: list[str] = Field(
         default_factory=list,
         description="Item fields that form the content key; an item whose key was stored before is not "
-        "stored again (default: the item_key setting, url,title,author).",
+        "stored again (default: the item_key setting; empty means no content dedup).",
     )
     item_dedup: Literal["skip", "update", "off"] | None = Field(
         None, description="skip: store a key once; update: store a new version when the content changed; off."

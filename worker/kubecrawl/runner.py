@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import inspect
 import logging
 import signal
 import time
@@ -10,8 +11,8 @@ from collections.abc import Callable
 from typing import Any
 
 from .backends.base import Backend
+from .core.engine import Engine
 from .downloader import Downloader
-from .engine import Engine
 from .netguard import SSRFGuard, guard_enabled
 from .pipelines import PipelineChain, load_pipeline
 from .settings import Settings
@@ -21,23 +22,41 @@ from .stats import Stats
 log = logging.getLogger(__name__)
 
 
+async def _maybe_await(value: Any) -> Any:
+    """Spider hooks may be sync (Scrapy's ``closed(self, reason)``) or async."""
+    return await value if inspect.isawaitable(value) else value
+
+
 def crawl_name(settings: Settings, spider: Spider) -> str:
     return settings.crawl or spider.name
 
 
+def item_key_of(settings: Settings, spider: Spider) -> list[str]:
+    """The item content key: the spider's ``item_key``, else the setting; empty means no content dedup."""
+    return list(spider.item_key or settings.item_key)
+
+
+def item_dedup_of(settings: Settings, spider: Spider) -> str:
+    """Content dedup is opt-in: ``off`` unless an item key is set (a default never drops items)."""
+    return settings.item_dedup if item_key_of(settings, spider) else "off"
+
+
 def make_backend(settings: Settings, spider: Spider) -> Backend:
     """The store for the role: memory or SQLite for ``none``, Redis for ``master``/``slave``."""
+    dedup = item_dedup_of(settings, spider)
     if settings.role == "none":
         if settings.state_dir is not None:
             from .backends.sqlite import SQLiteBackend
 
-            return SQLiteBackend(settings.state_dir, settings.output, settings.item_dedup, settings.fingerprint_ttl)
+            return SQLiteBackend(settings.state_dir, settings.output, dedup, settings.fingerprint_ttl)
         from .backends.memory import MemoryBackend
 
-        return MemoryBackend(settings.output, settings.item_dedup, settings.fingerprint_ttl)
+        return MemoryBackend(settings.output, dedup, settings.fingerprint_ttl)
     from .backends.redis import RedisBackend
 
-    return RedisBackend.from_settings(settings, crawl_name(settings, spider))
+    backend = RedisBackend.from_settings(settings, crawl_name(settings, spider))
+    backend.item_dedup = dedup
+    return backend
 
 
 def next_round_at(settings: Settings, last_start: float) -> float | None:
@@ -68,6 +87,9 @@ class CrawlProcess:
         self._stop = asyncio.Event()
         self.rounds_run = 0
         self.on_progress: Callable[[Engine], None] | None = None
+        #: called with each fetch's duration in seconds (the health server's latency histogram)
+        self.fetch_observers: list[Callable[[float], None]] = []
+        self.item_key = item_key_of(settings, spider)
 
     def request_stop(self, reason: str = "signal") -> None:
         self._stop.set()
@@ -75,7 +97,16 @@ class CrawlProcess:
             self.engine.request_stop(reason)
 
     def _new_engine(self) -> Engine:
-        eng = Engine(self.spider, self.s, self.backend, self.downloader, self.pipelines, self.stats)
+        eng = Engine(
+            self.spider,
+            self.s,
+            self.backend,
+            self.downloader,
+            self.pipelines,
+            self.stats,
+            item_key=self.item_key,
+            fetch_observers=self.fetch_observers,
+        )
         eng.on_progress = self.on_progress
         if self._stop.is_set():
             eng.request_stop("signal")
@@ -101,12 +132,17 @@ class CrawlProcess:
             except (NotImplementedError, RuntimeError):
                 pass
 
+    @property
+    def fatal(self) -> str | None:
+        """Why the last engine stopped with an error (the process then exits 1), if it did."""
+        return self.engine.fatal if self.engine is not None else None
+
     async def run(self) -> int:
         await self.backend.open()
         health: Any = None
         try:
             await self.pipelines.open(self.spider)
-            await self.spider.opened()
+            await _maybe_await(self.spider.opened())
             if self.s.health_port is not None:
                 from .health import HealthServer
 
@@ -118,11 +154,14 @@ class CrawlProcess:
                 await self._new_engine().crawl()
             else:
                 await self._run_local()
-            return 0
+            return 1 if self.fatal else 0
         finally:
             if health is not None:
                 await health.stop()
-            await self.spider.closed(self.engine.stop_reason if self.engine else "finished")
+            try:
+                await _maybe_await(self.spider.closed(self.engine.stop_reason if self.engine else "finished"))
+            except Exception:
+                log.exception("spider %s: closed() failed", self.spider.name)
             await self.pipelines.close(self.spider)
             await self.downloader.close()
             await self.backend.close()
@@ -146,6 +185,8 @@ class CrawlProcess:
             started = time.time()
             await self._new_engine().seed()
             self.rounds_run += 1
+            if self.fatal:
+                return
             due = next_round_at(self.s, started)
             if due is None or not self._more_rounds() or not await self._wait_until(due):
                 return
@@ -163,6 +204,8 @@ class CrawlProcess:
             resuming = False
             await engine.crawl()
             self.rounds_run += 1
+            if self.fatal:
+                return
             due = next_round_at(self.s, started)
             if due is None or not self._more_rounds() or not await self._wait_until(due):
                 return

@@ -58,7 +58,7 @@ class Settings(BaseModel):
     exit_when_idle: bool = False
     """Slave: exit 0 once the round is complete (seeded, queue empty, nothing in flight)."""
     health_port: int | None = Field(None, ge=0, le=65535)
-    """Serve /healthz, /readyz and /metrics on this port (slaves default to 8080)."""
+    """Serve /healthz, /readyz and /metrics on this port (slaves in Kubernetes default to 8080; elsewhere off)."""
 
     # politeness and downloading
     concurrency: int = Field(32, ge=1, le=10_000)
@@ -108,10 +108,10 @@ class Settings(BaseModel):
     # items
     item_pipelines: list[str] = []
     """Item pipeline classes (pkg.module.Class), run in order before items are stored."""
-    item_key: list[str] = ["url", "title", "author"]
-    """Item fields whose values form the content fingerprint (comma list)."""
+    item_key: list[str] = []
+    """Item fields whose values form the content fingerprint (comma list); empty (the default): no content dedup."""
     item_dedup: Literal["skip", "update", "off"] = "skip"
-    """skip: never store an item whose key was stored; update: store again when its content changed; off."""
+    """With an item_key: skip never stores an item whose key was stored; update stores it again when its content changed; off."""
     fingerprint_ttl: float | None = Field(None, gt=0)
     """Seconds after which a seen request may be fetched again (re-visit age)."""
 

@@ -51,6 +51,8 @@ class Stats:
             "retries": self.counts["retries"],
             "bytes": self.counts["bytes"],
             "robots_denied": self.counts["robots_denied"],
+            "skipped_scheme": self.counts["skipped_scheme"],
+            "ignored": self.counts["ignored"],
             "rejected": self.counts["rejected"],
             "elapsed_s": round(elapsed, 3),
             "pages_per_s": round(pages / elapsed, 1) if elapsed > 0 else 0.0,

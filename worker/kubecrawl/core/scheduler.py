@@ -1,0 +1,356 @@
+"""The scheduler: the engine's only way to the store.
+
+It keeps a small local buffer of leased requests topped up (``feed``), hands leases to the engine's
+workers (``next_lease``), collects their outcomes (``complete``) and commits them in batches, by size
+or on a tick (``flush``); it remembers exact URLs it committed (the known-URL cache the scraper
+checks before any fingerprint work), heartbeats, and on stop commits what is pending and hands
+unprocessed leases back (``close``).
+
+A request is acked only when its outcome is committed, so a process that dies loses nothing: the store
+hands its leases out again. A commit that fails because of one bad entry is split until the bad entry
+is found, which is then set aside and counted; a store that fails is retried with backoff for a bounded
+time and then reported as fatal (the engine exits non-zero).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import sqlite3
+import time
+from collections import deque
+from collections.abc import Callable
+
+from ..backends.base import Backend, CommitResult, Lease, Outcome
+from ..errors import StorageError
+from ..request import Request
+from ..settings import Settings
+from ..stats import Stats
+
+log = logging.getLogger(__name__)
+
+#: counters the store keeps itself from what a commit actually did
+STORE_COUNTED = frozenset({"filtered", "items", "items_duplicate", "enqueued"})
+#: errors of the store itself (as opposed to one bad entry in a batch): retried, then fatal
+STORE_ERRORS: tuple[type[BaseException], ...] = (StorageError, sqlite3.Error, OSError)
+#: how long store errors are retried before the crawl stops with an error
+STORE_RETRY_S = 120.0
+#: how long "work queued, nothing can be leased, nothing in flight" may last before the crawl says so and stops
+STALL_S = 30.0
+_KNOWN_MAX = 500_000
+
+
+class StoreFailed(Exception):
+    """The store kept failing for longer than the retry window; the crawl cannot go on."""
+
+
+class Stalled(Exception):
+    """Work is queued but none can be leased and none is in flight: the crawl would wait forever."""
+
+
+class Scheduler:
+    """Feeds leases, collects outcomes and commits them (see module docstring)."""
+
+    def __init__(self, backend: Backend, settings: Settings, stats: Stats) -> None:
+        self.backend = backend
+        self.s = settings
+        self.stats = stats
+        self.slave = settings.role == "slave"
+        self.buffer: deque[Lease] = deque()
+        self.held: dict[str, Lease] = {}  # leased and not yet committed
+        self.pending: list[Outcome] = []
+        self.active = 0  # leases handed to workers and not yet completed
+        self.known_urls: set[str] = set()  # exact URLs committed by this process (see Scraper.add_request)
+        self.done = asyncio.Event()  # set when the store has no more work for this process
+        self.stop_reason = "finished"
+        self.last_commit_at = time.monotonic()
+        self._buffer_ready = asyncio.Event()
+        self._wake = asyncio.Event()
+        self._commit_lock = asyncio.Lock()
+        self._closing = False
+        self._stopping = False
+        self._stall_since: float | None = None
+        self._dup_logged = 0
+
+    # -- named predicates ------------------------------------------------------------------------
+    def wanted(self) -> int:
+        """How many more leases the buffer can take now."""
+        return self.s.concurrency + self.s.pop_batch - len(self.buffer) - self.active
+
+    def needs_backout(self) -> bool:
+        """Enough is buffered or in flight: leasing more now would only hold leases others could use."""
+        return self.wanted() < min(self.s.pop_batch, self.s.concurrency)
+
+    def is_idle(self) -> bool:
+        """Nothing buffered, nothing being processed, nothing waiting to be committed by this process."""
+        return self.active == 0 and not self.buffer and not self.pending
+
+    async def is_complete(self) -> bool:
+        """There is no more work for this process: local roles when the queue is empty; a slave when
+        the round is seeded and nothing is queued or in flight anywhere (only with ``exit_when_idle``)."""
+        if not self.slave:
+            return await self.backend.queued() == 0
+        return bool(self.s.exit_when_idle) and await self.backend.is_complete()
+
+    async def is_stalled(self) -> bool:
+        """Requests are queued, this process is idle, nobody holds a lease, and yet none can be leased."""
+        return await self.backend.queued() > 0 and await self.backend.in_flight() == 0
+
+    # -- workers' side ---------------------------------------------------------------------------
+    async def next_lease(self) -> Lease | None:
+        """The next lease to process, waiting for one; None once stopping (the worker then ends)."""
+        while True:
+            if self._stopping:
+                return None
+            if self.buffer:
+                self.active += 1
+                return self.buffer.popleft()
+            self._buffer_ready.clear()
+            await self._buffer_ready.wait()
+
+    def complete(self, oc: Outcome) -> None:
+        """A worker finished a lease: queue its outcome for the next commit."""
+        self.active -= 1
+        self.pending.append(oc)
+        if len(self.pending) >= self.s.pop_batch or not self.buffer:
+            self._wake.set()
+
+    def abandon(self) -> None:
+        """A worker was cancelled mid-lease: the lease stays held and is released on close."""
+        self.active -= 1
+
+    def stop(self, reason: str) -> None:
+        """Stop handing out leases; workers finish what they have."""
+        if not self._stopping:
+            self._stopping = True
+            self.stop_reason = reason
+            self._wake.set()
+            self._buffer_ready.set()
+            self.done.set()
+
+    # -- feeding -----------------------------------------------------------------------------------
+    async def feed(self) -> None:
+        """Keep the buffer topped up until the store has no more work (then set ``done``) or a stop.
+
+        Raises :class:`StoreFailed` or :class:`Stalled` instead of waiting forever."""
+        backoff = 0.01
+        while not self._stopping and not self._closing:
+            if self.needs_backout():
+                self._wake.clear()
+                await self._wait_wake(0.5)
+                continue
+            leases = await self._store("pop", self.backend.pop, min(self.wanted(), self.s.pop_batch))
+            if leases:
+                backoff = 0.01
+                self._stall_since = None
+                for lease in leases:
+                    self.held[lease.id] = lease
+                self.buffer.extend(leases)
+                self._buffer_ready.set()
+                continue
+            # nothing to pop: commit what is pending (it may hold new requests), then look again
+            if self.pending:
+                await self.flush()
+                continue
+            if self.active == 0 and not self.buffer:
+                await self.flush()  # waits for a commit in progress; it may enqueue more
+                if self.pending or self.buffer:
+                    continue
+                if await self._store("completion check", self.is_complete):
+                    if self.slave:
+                        self.stop_reason = "idle"
+                    self.done.set()
+                    return
+                await self._check_stall()
+            self._wake.clear()
+            await self._wait_wake(backoff if self.slave else 0.5)
+            if self.slave:
+                backoff = min(backoff * 2, 1.0)
+
+    async def _check_stall(self) -> None:
+        if not await self._store("stall check", self.is_stalled):
+            self._stall_since = None
+            return
+        now = time.monotonic()
+        if self._stall_since is None:
+            self._stall_since = now
+            log.warning(
+                "%d request(s) queued but none can be leased and none is in flight; stopping in %.0fs if that lasts",
+                await self.backend.queued(),
+                STALL_S,
+            )
+        elif now - self._stall_since > STALL_S:
+            raise Stalled(
+                f"{await self.backend.queued()} request(s) stayed queued for {STALL_S:.0f}s with nothing in flight "
+                "and none could be leased; the store may hold entries this worker cannot read"
+            )
+
+    async def _wait_wake(self, timeout: float) -> None:
+        try:
+            await asyncio.wait_for(self._wake.wait(), timeout)
+        except TimeoutError:
+            pass
+
+    async def tick(self, on_beat: Callable[[], None] | None = None) -> None:
+        """Periodic duties until closed: flush pending outcomes; every 5 s heartbeat and ``on_beat``."""
+        last_beat = 0.0
+        while not self._closing:
+            await asyncio.sleep(0.05)
+            if self.pending:
+                await self.flush()
+            now = time.monotonic()
+            if now - last_beat > 5:
+                last_beat = now
+                try:
+                    await self.backend.heartbeat(self.backend.worker_id)
+                except Exception as exc:  # a missed heartbeat is not fatal; the next one may pass
+                    log.warning("heartbeat failed: %s", exc)
+                if on_beat is not None:
+                    on_beat()
+
+    async def _store(self, what: str, fn, *args):  # type: ignore[no-untyped-def]
+        """Call the store, retrying store errors with backoff for up to STORE_RETRY_S, then StoreFailed."""
+        delay = 0.2
+        first: float | None = None
+        while True:
+            try:
+                return await fn(*args)
+            except STORE_ERRORS as exc:
+                now = time.monotonic()
+                if first is None:
+                    first = now
+                    log.warning("store error during %s (%s); retrying for up to %.0fs", what, exc, STORE_RETRY_S)
+                elif now - first > STORE_RETRY_S:
+                    raise StoreFailed(f"the store kept failing during {what} for {now - first:.0f}s: {exc}") from exc
+                if self._closing and now - first > 5:
+                    raise StoreFailed(f"the store failed during {what} while stopping: {exc}") from exc
+                await asyncio.sleep(delay)
+                delay = min(delay * 2, 5.0)
+
+    # -- committing ----------------------------------------------------------------------------------
+    async def commit_seeds(self, requests: list[Request]) -> CommitResult:
+        """Enqueue start requests (no lease to ack), with the same isolation and retries as any commit."""
+        res = await self._store("seed commit", self._commit_isolating, [Outcome(None, requests=requests)])
+        self.stats.inc("filtered", res.filtered)
+        self.stats.inc("enqueued", res.enqueued)
+        return res
+
+    async def flush(self) -> None:
+        """Commit every pending outcome (one batch)."""
+        async with self._commit_lock:
+            if not self.pending:
+                return
+            batch, self.pending = self.pending, []
+            delta = {k: v for k, v in self.stats.delta().items() if k not in STORE_COUNTED}
+            if delta:
+                last = batch[-1]
+                for k, v in delta.items():
+                    last.stats[k] = last.stats.get(k, 0) + v
+            try:
+                res = await self._store("commit", self._commit_isolating, batch)
+            except BaseException:
+                self.pending[:0] = batch  # nothing acked: kept for a later attempt or the lease reaper
+                raise
+            self.last_commit_at = time.monotonic()
+            known = self.known_urls
+            for oc in batch:
+                if oc.lease_id is not None:
+                    self.held.pop(oc.lease_id, None)
+                for req in oc.requests:
+                    if not req.dont_filter and req.fingerprint_ttl is None:
+                        known.add(req.url)
+            self.stats.inc("filtered", res.filtered)
+            self.stats.inc("items", res.items_stored)
+            self.stats.inc("enqueued", res.enqueued)
+            if res.items_duplicate:
+                self._count_duplicates(res.items_duplicate)
+            if len(known) > _KNOWN_MAX:
+                known.clear()
+        self._wake.set()
+
+    def _count_duplicates(self, n: int) -> None:
+        self.stats.inc("items_duplicate", n)
+        total = self.stats["items_duplicate"]
+        if total >= 2 * self._dup_logged:  # at the first, then each time the total doubles
+            self._dup_logged = total
+            log.info(
+                "%d item(s) so far not stored again: an item with the same item_key (%s) was stored before "
+                "(item_dedup=%s)",
+                total,
+                ", ".join(self.s.item_key) or "whole item",
+                self.backend.item_dedup,
+            )
+
+    async def _commit_isolating(self, batch: list[Outcome]) -> CommitResult:
+        """Commit ``batch``; if an entry in it (not the store) fails, find it by splitting and set it aside.
+
+        The scraper already refuses requests that cannot be fingerprinted or serialised, so this is the
+        second wall: whatever slips through costs only itself, never the rest of its batch."""
+        try:
+            return await self.backend.commit(batch)
+        except STORE_ERRORS:
+            raise
+        except Exception as exc:
+            failure = exc
+        total = CommitResult()
+        if len(batch) > 1:
+            log.warning("a commit of %d outcomes failed (%r): committing them one by one", len(batch), failure)
+            for oc in batch:
+                _add(total, await self._commit_isolating([oc]))
+            return total
+        oc = batch[0]
+        if not oc.requests and not oc.items:
+            raise StoreFailed(f"the store refused an acknowledgement: {failure!r}") from failure
+        for req in oc.requests:
+            await self._commit_part(Outcome(None, requests=[req]), req.url, total)
+        for rec in oc.items:
+            await self._commit_part(Outcome(None, items=[rec]), "an item", total)
+        try:
+            _add(total, await self.backend.commit([Outcome(oc.lease_id, stats=oc.stats)]))
+        except STORE_ERRORS:
+            raise
+        except Exception as exc:
+            raise StoreFailed(f"the store refused an acknowledgement: {exc!r}") from exc
+        return total
+
+    async def _commit_part(self, part: Outcome, what: str, total: CommitResult) -> None:
+        try:
+            _add(total, await self.backend.commit([part]))
+        except STORE_ERRORS:
+            raise
+        except Exception as exc:
+            self.stats.error(f"commit:{type(exc).__name__}")
+            log.error("set aside %s: the store could not take it (%r)", what, exc)
+
+    # -- stopping --------------------------------------------------------------------------------------
+    async def close(self) -> None:
+        """Commit what is pending, hand unprocessed leases back. Store errors are logged, not raised:
+        whatever is not acked is leased out again by the store (Redis reaper, SQLite reopen)."""
+        self._closing = True
+        self._wake.set()
+        try:
+            await self.flush()
+        except Exception as exc:
+            log.error(
+                "could not commit %d outcome(s) at stop (%s); their requests will be fetched again",
+                len(self.pending),
+                exc,
+            )
+        leftover = list(self.held)
+        if leftover:
+            try:
+                await self.backend.release(leftover)
+                log.info("handed %d unprocessed request(s) back to the queue", len(leftover))
+            except Exception as exc:
+                log.error(
+                    "could not hand back %d lease(s) (%s); they return when their lease expires", len(leftover), exc
+                )
+        self.held.clear()
+        self.buffer.clear()
+
+
+def _add(total: CommitResult, res: CommitResult) -> None:
+    total.enqueued += res.enqueued
+    total.filtered += res.filtered
+    total.items_stored += res.items_stored
+    total.items_duplicate += res.items_duplicate

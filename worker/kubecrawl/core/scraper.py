@@ -1,0 +1,312 @@
+"""The scraper: one lease in, one :class:`~kubecrawl.backends.base.Outcome` out.
+
+It downloads (robots.txt and the HTTP-status policy included), runs the callback, normalises what the
+callback produced (async generator, generator, coroutine, iterable or a single object), checks every
+request it yielded, runs every item through the pipelines and builds the item records. It knows nothing
+about the store: the scheduler commits what it returns.
+
+Fault isolation: anything that goes wrong with one yielded request or one item (an unparseable URL, a
+non-JSON ``meta`` value, a pipeline that raises, an item that cannot be serialised) is logged with its
+URL, counted by kind and set aside; the rest of the page's output is kept.
+"""
+
+from __future__ import annotations
+
+import inspect
+import logging
+import math
+import time
+from collections.abc import AsyncIterator, Callable, Container, Iterable
+from typing import Any
+
+from ..backends.base import ItemRecord, Lease, Outcome
+from ..downloader import Downloader, DownloadError, Redirected
+from ..errors import IgnoreRequest, SpiderError
+from ..pipelines import PipelineChain, PipelineFailed
+from ..request import Request
+from ..response import Response
+from ..settings import Settings
+from ..spider import Spider, to_item_dict
+from ..stats import Stats
+from ..urls import check_request_url
+
+log = logging.getLogger(__name__)
+
+#: kinds counted with Stats.inc (expected on real sites) rather than as errors
+NOT_ERRORS = frozenset({"skipped_scheme"})
+
+
+class RequestRefused(Exception):
+    """A yielded request that can never be scheduled; ``kind`` is its counter."""
+
+    def __init__(self, kind: str, message: str) -> None:
+        super().__init__(message)
+        self.kind = kind
+
+
+def check_request(req: Request, wire: bool) -> None:
+    """Raise :class:`RequestRefused` unless ``req`` can be scheduled, fingerprinted and (``wire``) serialised.
+
+    Runs where the request is yielded, so one bad request is refused there, with its own message,
+    instead of failing the commit of a whole batch later.
+    """
+    kind = check_request_url(req.url)
+    if kind is not None:
+        raise RequestRefused(kind, f"{kind}: {req.url[:300]!r}")
+    try:
+        req.fingerprint  # noqa: B018 - computed (and cached) now, so a bad URL fails here
+    except Exception as exc:
+        raise RequestRefused("bad_url", f"bad_url: {req.url[:300]!r} cannot be fingerprinted ({exc})") from None
+    if not wire:
+        return
+    for field in ("meta", "cb_kwargs"):
+        value = getattr(req, field)
+        if value:
+            problem = non_json_path(value, field)
+            if problem is not None:
+                raise RequestRefused(
+                    "unserializable_meta",
+                    f"{req.url[:300]}: {problem} is not JSON data; requests travel through the store as JSON "
+                    "(str, int, float, bool, None, list, dict with str keys)",
+                )
+    for name, hv in req.headers.items():
+        if not isinstance(name, str) or not isinstance(hv, str):
+            raise RequestRefused("unserializable_meta", f"{req.url[:300]}: header {name!r} must map str to str")
+
+
+def non_json_path(value: Any, path: str, depth: int = 0) -> str | None:
+    """Where ``value`` stops being JSON that comes back unchanged, e.g. ``meta['tags'] (set)``; None if it is."""
+    if isinstance(value, str) or value is None or isinstance(value, bool):
+        return None
+    if isinstance(value, int):
+        return None if -(2**63) <= value < 2**64 else f"{path} (int beyond 64 bits)"
+    if isinstance(value, float):
+        return None if math.isfinite(value) else f"{path} (non-finite float)"
+    if depth > 64:
+        return f"{path} (nested more than 64 levels)"
+    if isinstance(value, dict):
+        for k, v in value.items():
+            if not isinstance(k, str):
+                return f"{path} (key {k!r} is {type(k).__name__}, not str)"
+            found = non_json_path(v, f"{path}[{k!r}]", depth + 1)
+            if found is not None:
+                return found
+        return None
+    if isinstance(value, list | tuple):  # a tuple comes back as a list
+        for i, v in enumerate(value):
+            found = non_json_path(v, f"{path}[{i}]", depth + 1)
+            if found is not None:
+                return found
+        return None
+    return f"{path} ({type(value).__name__})"
+
+
+def _handled_statuses(spider: Spider, req: Request) -> tuple[int, ...]:
+    meta = req.meta.get("handle_httpstatus_list")
+    if isinstance(meta, list):
+        return tuple(meta)
+    return tuple(getattr(spider, "handle_httpstatus_list", ()) or ())
+
+
+def _single(value: Any) -> bool:
+    return isinstance(value, Request | dict) or to_item_dict(value) is not None
+
+
+def callback_output(result: Any) -> Iterable[Any] | AsyncIterator[Any]:
+    """What a callback returned, as something to iterate: the one normalisation of callback output."""
+    if inspect.isasyncgen(result):
+        return result
+    if inspect.isawaitable(result):
+        return _awaited(result)
+    if result is None:
+        return ()
+    if _single(result):
+        return (result,)
+    return result  # type: ignore[no-any-return]
+
+
+async def _awaited(aw: Any) -> AsyncIterator[Any]:
+    value = await aw
+    if inspect.isasyncgen(value):
+        async for x in value:
+            yield x
+        return
+    for x in callback_output(value):  # type: ignore[union-attr]
+        yield x
+
+
+class Scraper:
+    """Turns one lease into one outcome (see module docstring)."""
+
+    def __init__(
+        self,
+        spider: Spider,
+        settings: Settings,
+        downloader: Downloader,
+        pipelines: PipelineChain,
+        stats: Stats,
+        *,
+        item_key: list[str],
+        wire: bool,
+        known_urls: Container[str] = frozenset(),
+        fetch_observers: Iterable[Callable[[float], None]] = (),
+    ) -> None:
+        self.spider = spider
+        self.s = settings
+        self.downloader = downloader
+        self.pipelines = pipelines
+        self.stats = stats
+        self.item_key = item_key
+        self.wire = wire  # the store serialises requests (SQLite, Redis): meta must be JSON data
+        self.known_urls = known_urls  # exact URLs already committed (owned by the scheduler)
+        self.known_on = settings.fingerprint_ttl is None
+        self.fetch_observers = list(fetch_observers)
+
+    # -- one lease -----------------------------------------------------------------------------
+    async def process(self, lease: Lease) -> Outcome:
+        req = lease.request
+        oc = Outcome(lease.id)
+        stats = self.stats
+        try:
+            allowed = await self.downloader.allowed_by_robots(req.url)
+        except Exception as exc:
+            log.warning("robots.txt check failed for %s: %s", req.url, exc)
+            allowed = True
+        if not allowed:
+            stats.inc("robots_denied")
+            log.debug("disallowed by robots.txt: %s", req.url)
+            return oc
+        t0 = time.perf_counter()
+        try:
+            resp = await self.downloader.fetch(req)
+        except Redirected as redirect:
+            stats.inc("redirects")
+            self.add_request(redirect.request, None, oc)
+            return oc
+        except DownloadError as exc:
+            stats.error(exc.kind)
+            log.info("failed %s: %s", req.url, exc)
+            await self._errback(req, exc, oc)
+            return oc
+        finally:
+            if self.fetch_observers:
+                elapsed = time.perf_counter() - t0
+                for observe in self.fetch_observers:
+                    observe(elapsed)
+        stats.inc("pages")
+        stats.inc("bytes", len(resp.body))
+        if not 200 <= resp.status < 300 and resp.status not in _handled_statuses(self.spider, req):
+            stats.error(f"http_{resp.status}")
+            await self._errback(req, DownloadError(f"http_{resp.status}", f"HTTP {resp.status} {resp.url}"), oc)
+            return oc
+        try:
+            callback = self.spider.resolve_callback(req.callback)
+        except SpiderError as exc:
+            stats.error("no_callback")
+            log.error("%s: %s", req.url, exc)
+            return oc
+        await self._run_callback(callback, (resp,), req.cb_kwargs, resp, oc)
+        return oc
+
+    async def _errback(self, req: Request, exc: Exception, oc: Outcome) -> None:
+        if not req.errback:
+            return
+        try:
+            fn = self.spider.resolve_callback(req.errback)
+        except SpiderError as err:
+            self.stats.error("no_callback")
+            log.error("%s: %s", req.url, err)
+            return
+        await self._run_callback(fn, (req, exc), {}, None, oc)
+
+    async def _run_callback(
+        self, fn: Callable[..., Any], args: tuple[Any, ...], kwargs: dict[str, Any], resp: Response | None, oc: Outcome
+    ) -> None:
+        where = resp.url if resp is not None else args[0].url
+        try:
+            output = callback_output(fn(*args, **kwargs))
+            if isinstance(output, AsyncIterator):
+                async for obj in output:
+                    if type(obj) is Request:
+                        self.add_request(obj, resp, oc)
+                    else:
+                        await self.handle_output(obj, resp, oc)
+            else:
+                for obj in output:
+                    if type(obj) is Request:
+                        self.add_request(obj, resp, oc)
+                    else:
+                        await self.handle_output(obj, resp, oc)
+        except IgnoreRequest as exc:
+            self.stats.inc("ignored")
+            log.debug("callback %s ignored %s: %s", getattr(fn, "__name__", fn), where, exc)
+        except Exception as exc:
+            self.stats.error(f"spider:{type(exc).__name__}")
+            log.error("spider callback %s failed on %s: %r", getattr(fn, "__name__", fn), where, exc, exc_info=exc)
+
+    # -- what a callback yields ------------------------------------------------------------------
+    def add_request(self, req: Request, resp: Response | None, oc: Outcome) -> None:
+        """A request a callback yielded: dropped if its exact URL was committed before (no fingerprint
+        work), refused and counted if it can never be scheduled, else added to the outcome."""
+        if (
+            self.known_on
+            and req.url in self.known_urls
+            and not req.dont_filter
+            and req.fingerprint_ttl is None
+            and req.method == "GET"
+            and not req.body
+        ):
+            self.stats.inc("filtered")
+            return
+        if resp is not None:
+            rnd = resp.request.meta.get("round")
+            if rnd is not None and "round" not in req.meta:
+                req.meta["round"] = rnd
+        if self.refused(req, resp.url if resp is not None else None):
+            return
+        oc.requests.append(req)
+
+    def refused(self, req: Request, page: str | None) -> bool:
+        """Check ``req`` (see :func:`check_request`); count and log it if refused."""
+        try:
+            check_request(req, self.wire)
+        except RequestRefused as exc:
+            if exc.kind in NOT_ERRORS:
+                self.stats.inc(exc.kind)
+                log.debug("not scheduled (from %s): %s", page, exc)
+            else:
+                self.stats.error(exc.kind)
+                log.warning("request set aside (from %s): %s", page, exc)
+            return True
+        return False
+
+    async def handle_output(self, obj: Any, resp: Response | None, oc: Outcome) -> None:
+        if isinstance(obj, Request):
+            self.add_request(obj, resp, oc)
+            return
+        if obj is None:
+            return
+        where = resp.url if resp is not None else "an errback"
+        item = to_item_dict(obj)
+        if item is None:
+            self.stats.error("bad_output")
+            log.error(
+                "callback on %s yielded %s; expected a Request, a dict, a dataclass or a pydantic model",
+                where,
+                type(obj).__name__,
+            )
+            return
+        try:
+            processed = await self.pipelines.process(item, self.spider)
+        except PipelineFailed as exc:
+            self.stats.error(f"pipeline:{type(exc.cause).__name__}")
+            log.error("item from %s set aside: %s", where, exc, exc_info=exc.cause)
+            return
+        if processed is None:
+            self.stats.inc("dropped")
+            return
+        try:
+            oc.items.append(ItemRecord.build(processed, self.item_key))
+        except (TypeError, ValueError, RecursionError) as exc:
+            self.stats.error("unserializable_item")
+            log.error("item from %s set aside: it cannot be serialised as JSON (%s)", where, exc)
