@@ -8,11 +8,13 @@ The redirect loop of :func:`follow` is the scraper's: a ``Redirected`` request i
 
 from __future__ import annotations
 
+import functools
 import gzip
 import socket
 import subprocess
 import sys
 import threading
+import tracemalloc
 import zlib
 from collections.abc import AsyncIterator, Callable
 from typing import Any
@@ -23,6 +25,7 @@ import zstandard
 
 import kubecrawl
 from kubecrawl import downloader as downloader_module
+from kubecrawl.compression import DECODERS
 from kubecrawl.downloader import ACCEPT_ENCODING, Downloader, DownloadError, Redirected
 from kubecrawl.request import Request
 from kubecrawl.response import Response
@@ -304,17 +307,15 @@ async def test_corrupt_compressed_body_is_a_decode_error_tried_once(
     assert d.stats["retries"] == 0
 
 
-async def test_accept_encoding_advertises_what_httpx_decodes(
+async def test_accept_encoding_advertises_exactly_what_is_decoded(
     http_server: TestHTTPServer, make_downloader: Callable[..., Downloader]
 ) -> None:
-    from httpx._decoders import SUPPORTED_DECODERS
-
     seen = Witness()
     http_server.route("/ae", seen)
     await make_downloader().fetch(Request(http_server.url("/ae")))
     advertised = [c.strip() for c in seen.only.headers["accept-encoding"].split(",")]
     assert advertised == ["gzip", "deflate", "br", "zstd"]  # brotli and zstandard are dependencies
-    assert set(advertised) <= set(SUPPORTED_DECODERS)
+    assert advertised == list(DECODERS)
     assert seen.only.headers["accept-encoding"] == ACCEPT_ENCODING
 
 
@@ -324,13 +325,96 @@ def test_accept_encoding_leaves_out_what_is_not_installed() -> None:
         "import sys\n"
         "for m in ('brotli', 'brotlicffi', 'zstandard'): sys.modules[m] = None\n"
         "from kubecrawl.downloader import ACCEPT_ENCODING\n"
-        "from httpx._decoders import SUPPORTED_DECODERS\n"
-        "print(ACCEPT_ENCODING, sorted(SUPPORTED_DECODERS), sep='|')\n"
+        "from kubecrawl.compression import DECODERS\n"
+        "print(ACCEPT_ENCODING, sorted(DECODERS), sep='|')\n"
     )
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout.strip()
-    advertised, decoders = out.split("|")
-    assert advertised == "gzip, deflate"
-    assert "br" not in decoders and "zstd" not in decoders
+    assert out == "gzip, deflate|['deflate', 'gzip']"
+
+
+BOMBS: dict[str, Callable[[bytes], bytes]] = {
+    "br": lambda data: brotli.compress(data, quality=5),  # 64 MiB of zeros in about 100 bytes
+    "zstd": lambda data: zstandard.ZstdCompressor(level=3).compress(data),
+    "gzip": lambda data: gzip.compress(data, 1),
+}
+
+
+@functools.cache
+def bomb_of(coding: str) -> bytes:
+    return BOMBS[coding](b"\0" * (64 << 20))
+
+
+@pytest.mark.parametrize("coding", list(BOMBS))
+async def test_decompression_bomb_stops_at_max_body_size(
+    http_server: TestHTTPServer, make_downloader: Callable[..., Downloader], coding: str
+) -> None:
+    bomb = bomb_of(coding)
+    http_server.route("/bomb", lambda _r: (200, {"Content-Encoding": coding}, bomb))
+    d = make_downloader(max_body_size=1 << 20, max_retries=3)
+    tracemalloc.start()
+    try:
+        with pytest.raises(DownloadError) as caught:
+            await d.fetch(Request(http_server.url("/bomb")))
+        peak = tracemalloc.get_traced_memory()[1]
+    finally:
+        tracemalloc.stop()
+    assert caught.value.kind == "too_large" and not caught.value.retryable
+    assert peak < 16 << 20, f"peak {peak >> 20} MiB while decoding a {len(bomb)}-byte {coding} bomb"
+    assert http_server.hits["/bomb"] == 1
+
+
+async def test_truncated_gzip_keeps_what_it_held_and_is_counted(
+    http_server: TestHTTPServer, make_downloader: Callable[..., Downloader]
+) -> None:
+    data = gzip.compress(PAGE)
+    http_server.route("/cut", lambda _r: (200, {"Content-Encoding": "gzip"}, data[: len(data) // 2]))
+    d = make_downloader()
+    resp = await d.fetch(Request(http_server.url("/cut")))
+    assert 0 < len(resp.body) < len(PAGE) and PAGE.startswith(resp.body)
+    assert d.stats["decode_truncated"] == 1
+
+
+async def test_gzip_members_one_after_another_all_decode(
+    http_server: TestHTTPServer, make_downloader: Callable[..., Downloader]
+) -> None:
+    half = len(PAGE) // 2
+    data = gzip.compress(PAGE[:half]) + gzip.compress(PAGE[half:])  # as `cat a.gz b.gz` makes
+    http_server.route("/two", lambda _r: (200, {"Content-Encoding": "gzip"}, data))
+    resp = await make_downloader().fetch(Request(http_server.url("/two")))
+    assert resp.body == PAGE
+
+
+async def test_zstd_window_above_rfc_9659_limit_is_refused(
+    http_server: TestHTTPServer, make_downloader: Callable[..., Downloader]
+) -> None:
+    params = zstandard.ZstdCompressionParameters.from_level(3, window_log=27)  # a 128 MiB window
+    stream = zstandard.ZstdCompressor(compression_params=params).compressobj()  # size unknown: window kept
+    data = stream.compress(PAGE) + stream.flush()
+    assert zstandard.get_frame_parameters(data).window_size == 1 << 27
+    http_server.route("/wide", lambda _r: (200, {"Content-Encoding": "zstd"}, data))
+    with pytest.raises(DownloadError) as caught:
+        await make_downloader().fetch(Request(http_server.url("/wide")))
+    assert caught.value.kind == "decode_error"
+
+
+async def test_unknown_coding_passes_through_and_empty_body_is_not_decoded(
+    http_server: TestHTTPServer, make_downloader: Callable[..., Downloader]
+) -> None:
+    http_server.route("/odd", lambda _r: (200, {"Content-Encoding": "utf-8"}, b"<p>plain</p>"))
+    http_server.route("/head", lambda _r: (204, {"Content-Encoding": "gzip"}, b""))
+    d = make_downloader()
+    assert (await d.fetch(Request(http_server.url("/odd")))).body == b"<p>plain</p>"
+    assert (await d.fetch(Request(http_server.url("/head")))).body == b""
+
+
+async def test_robots_txt_is_decoded_like_a_page(
+    http_server: TestHTTPServer, make_downloader: Callable[..., Downloader]
+) -> None:
+    robots = brotli.compress(b"User-agent: *\nDisallow: /private/\n")
+    http_server.route("/robots.txt", lambda _r: (200, {"Content-Encoding": "br", "Content-Type": "text/plain"}, robots))
+    d = make_downloader(obey_robots=True)
+    assert not await d.allowed_by_robots(http_server.url("/private/x"))
+    assert await d.allowed_by_robots(http_server.url("/public/x"))
 
 
 # -- scheme guard, URL checks, the error table --------------------------------------------------

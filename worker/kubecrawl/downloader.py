@@ -22,6 +22,7 @@ from urllib.parse import SplitResult, urljoin, urlsplit
 import httpx
 from protego import Protego
 
+from .compression import ACCEPT_ENCODING, decode_body
 from .errors import DownloadError
 from .netguard import SSRFGuard, SSRFRefused, is_ssrf_error
 from .request import Request, canonical_url
@@ -44,40 +45,13 @@ _BODY_HEADERS = frozenset(
 )
 
 
-def _accept_encoding() -> str:
-    """The content-codings this process decodes, for ``Accept-Encoding``. httpx decodes gzip and
-    deflate always, ``br`` when brotli (or brotlicffi) imports and ``zstd`` when zstandard does;
-    both come with the ``httpx[brotli,zstd]`` dependency, but advertising one that cannot be
-    decoded would hand the spider compressed bytes, so each is checked."""
-    codings = ["gzip", "deflate"]
-    try:
-        import brotli  # noqa: F401
-    except ImportError:
-        try:
-            import brotlicffi  # noqa: F401
-        except ImportError:
-            pass
-        else:
-            codings.append("br")
-    else:
-        codings.append("br")
-    try:
-        import zstandard  # noqa: F401
-    except ImportError:
-        pass
-    else:
-        codings.append("zstd")
-    return ", ".join(codings)
-
-
-ACCEPT_ENCODING = _accept_encoding()
-
 # The one translation of transport exceptions into DownloadError kinds: type -> (kind, retryable).
 # Looked up along the exception's MRO, so the most specific entry wins. httpx-aiohttp maps aiohttp's
 # errors to httpx's, but lossily (a refused connection becomes ConnectTimeout), so with that transport
 # the aiohttp error it wraps is looked up first, in the aiohttp entries, and both transports give one
-# failure the same kind. decode_error is not retried: a corrupt compressed body is what the server sends, and the
-# same bytes would come back; a body cut short in transit is a ``network`` error, which is retried.
+# failure the same kind. decode_error (raised by compression.py; httpx's DecodingError only in case)
+# is not retried: a corrupt compressed body is what the server sends, and the same bytes would come
+# back; a body cut short in transit is a ``network`` error, which is retried.
 _ERROR_KINDS: dict[type[BaseException], tuple[str, bool]] = {
     SSRFRefused: ("ssrf_refused", False),
     httpx.TimeoutException: ("timeout", True),
@@ -220,14 +194,15 @@ class Downloader:
         try:
             if self.guard is not None:
                 await self.guard.check_url(url)
-            resp = await self.client.get(url, follow_redirects=True)
-        except (httpx.HTTPError, httpx.InvalidURL, SSRFRefused) as exc:
+            async with self.client.stream("GET", url, follow_redirects=True) as resp:
+                if resp.status_code >= 400:
+                    return None  # no robots.txt: everything allowed
+                content = await self._read_limited(resp, url)  # bounded and decoded like any page
+        except (httpx.HTTPError, httpx.InvalidURL, SSRFRefused, DownloadError) as exc:
             log.info("robots.txt of %s unreachable (%s): allowing all", origin, exc)
             return None
-        if resp.status_code >= 400:
-            return None  # no robots.txt: everything allowed
         try:
-            return Protego.parse(resp.content[:500_000].decode("utf-8", "replace"))
+            return Protego.parse(content[:500_000].decode("utf-8", "replace"))
         except Exception as exc:  # protego is lenient; this is a last resort
             log.warning("unparsable robots.txt at %s (%s): allowing all", url, exc)
             return None
@@ -376,12 +351,24 @@ class Downloader:
             raise DownloadError("too_large", f"{url}: Content-Length {declared} exceeds max_body_size {limit}")
         chunks: list[bytes] = []
         total = 0
-        async for chunk in resp.aiter_bytes():  # decoded: httpx applies Content-Encoding here
+        async for chunk in resp.aiter_raw():  # as sent: compression.py decodes, with a bound
             total += len(chunk)
             if total > limit:
                 raise DownloadError("too_large", f"{url}: body exceeds max_body_size {limit}")
             chunks.append(chunk)
-        return b"".join(chunks)
+        body = chunks[0] if len(chunks) == 1 else b"".join(chunks)
+        coding = resp.headers.get("content-encoding")
+        if coding is None:
+            return body
+        try:
+            body, truncated = decode_body(body, coding, limit)
+        except DownloadError as exc:
+            exc.args = (f"{url}: {exc}",)
+            raise
+        if truncated:
+            self.stats.inc("decode_truncated")
+            log.info("%s: %s body ended before its compressed stream did; kept what it held", url, coding)
+        return body
 
 
 def _lookup(table: dict[type[BaseException], tuple[str, bool]], exc: BaseException | None) -> tuple[str, bool] | None:
