@@ -18,11 +18,12 @@ Handler = Callable[["RequestInfo"], Reply]
 
 
 class RequestInfo:
-    def __init__(self, method: str, path: str, headers: dict[str, str], hits: int) -> None:
+    def __init__(self, method: str, path: str, headers: dict[str, str], hits: int, body: bytes = b"") -> None:
         self.method = method
         self.path = path
         self.headers = headers
         self.hits = hits  # how many times this path was requested, this one included
+        self.body = body  # the request body as received
 
 
 class TestHTTPServer:
@@ -59,8 +60,7 @@ class TestHTTPServer:
 
             def _serve(self) -> None:
                 length = int(self.headers.get("content-length") or 0)
-                if length:
-                    self.rfile.read(length)
+                received = self.rfile.read(length) if length else b""
                 path = self.path
                 with server._lock:
                     server.log.append((self.command, path))
@@ -70,7 +70,7 @@ class TestHTTPServer:
                 if handler is None:
                     status, headers, body = 404, {"Content-Type": "text/plain"}, b"not found"
                 else:
-                    status, headers, body = handler(RequestInfo(self.command, path, dict(self.headers), hits))
+                    status, headers, body = handler(RequestInfo(self.command, path, dict(self.headers), hits, received))
                 try:
                     self.send_response(status)
                     for k, v in headers.items():
@@ -91,6 +91,7 @@ class TestHTTPServer:
             do_GET = _serve
             do_POST = _serve
             do_HEAD = _serve
+            do_PUT = _serve
 
         class _Server(ThreadingHTTPServer):
             def handle_error(self, request: Any, client_address: Any) -> None:

@@ -4,7 +4,15 @@ The public API: ``from kubecrawl import Spider, Request, Response, Item, Setting
 """
 
 from ._version import __version__
-from .errors import ConfigurationError, DropItem, IgnoreRequest, KubecrawlError, SpiderError, StorageError
+from .errors import (
+    ConfigurationError,
+    DownloadError,
+    DropItem,
+    IgnoreRequest,
+    KubecrawlError,
+    SpiderError,
+    StorageError,
+)
 from .pipelines import ItemPipeline
 from .request import Request
 from .response import Response
@@ -13,6 +21,7 @@ from .spider import Item, Spider
 
 __all__ = [
     "ConfigurationError",
+    "DownloadError",
     "DropItem",
     "IgnoreRequest",
     "Item",

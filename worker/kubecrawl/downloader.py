@@ -2,7 +2,10 @@
 
 The client runs on aiohttp's transport by default (``httpx-aiohttp``; 3-4x less CPU per request than
 httpx's default transport, see docs/benchmarks.md) and keeps httpx's API. Redirects are followed here,
-hop by hop, so every hop passes the same checks (robots.txt, SSRF guard, loop guard).
+hop by hop, so every hop passes the same checks (robots.txt, SSRF guard, loop guard), and a hop to
+another origin loses the request's credentials (docs/security.md). Every failure leaves :meth:`fetch`
+as one :class:`~kubecrawl.errors.DownloadError`: transport exceptions are translated by one table,
+``_ERROR_KINDS``, at one boundary (as httpx maps httpcore's errors to its own).
 """
 
 from __future__ import annotations
@@ -14,29 +17,64 @@ import time
 from dataclasses import dataclass
 from email.utils import parsedate_to_datetime
 from typing import Any
-from urllib.parse import urljoin, urlsplit
+from urllib.parse import SplitResult, urljoin, urlsplit
 
 import httpx
 from protego import Protego
 
+from .compression import ACCEPT_ENCODING, decode_body
+from .errors import DownloadError
 from .netguard import SSRFGuard, SSRFRefused, is_ssrf_error
-from .request import Request
+from .request import Request, canonical_url
 from .response import Response
 from .settings import Settings
 from .stats import Stats
 
 log = logging.getLogger(__name__)
 
+__all__ = ["ACCEPT_ENCODING", "DownloadError", "Downloader", "Redirected"]
+
 _REDIRECTS = {301, 302, 303, 307, 308}
+_DEFAULT_PORTS = {"http": 80, "https": 443}
+# Dropped from a redirect's follow-up when it goes to another origin (httpx's _redirect_headers and
+# Scrapy's RedirectMiddleware do the same; Host is the old origin's and the transport sets the new one).
+_CREDENTIAL_HEADERS = frozenset({"authorization", "cookie", "proxy-authorization", "host"})
+# Dropped with the body when a redirect turns the request into a GET (as Scrapy does).
+_BODY_HEADERS = frozenset(
+    {"content-type", "content-length", "content-encoding", "transfer-encoding", "content-language", "content-location"}
+)
 
 
-class DownloadError(Exception):
-    """A request that failed for good; ``kind`` is the counter name (``timeout``, ``http_503``...)."""
+# The one translation of transport exceptions into DownloadError kinds: type -> (kind, retryable).
+# Looked up along the exception's MRO, so the most specific entry wins. httpx-aiohttp maps aiohttp's
+# errors to httpx's, but lossily (a refused connection becomes ConnectTimeout), so with that transport
+# the aiohttp error it wraps is looked up first, in the aiohttp entries, and both transports give one
+# failure the same kind. decode_error (raised by compression.py; httpx's DecodingError only in case)
+# is not retried: a corrupt compressed body is what the server sends, and the same bytes would come
+# back; a body cut short in transit is a ``network`` error, which is retried.
+_ERROR_KINDS: dict[type[BaseException], tuple[str, bool]] = {
+    SSRFRefused: ("ssrf_refused", False),
+    httpx.TimeoutException: ("timeout", True),
+    httpx.DecodingError: ("decode_error", False),
+    httpx.InvalidURL: ("invalid_url", False),
+    httpx.UnsupportedProtocol: ("invalid_url", False),
+    httpx.LocalProtocolError: ("invalid_request", False),
+    httpx.TransportError: ("network", True),
+    # what a request's own headers raise while being encoded (a non-ASCII value in both transports,
+    # a CR/LF in aiohttp's); the URL is checked before anything is sent
+    ValueError: ("invalid_request", False),
+}
 
-    def __init__(self, kind: str, message: str, retries: int = 0) -> None:
-        super().__init__(message)
-        self.kind = kind
-        self.retries = retries
+
+def _aiohttp_error_kinds() -> dict[type[BaseException], tuple[str, bool]]:
+    import aiohttp
+
+    return {
+        aiohttp.InvalidURL: ("invalid_url", False),
+        aiohttp.ServerTimeoutError: ("timeout", True),  # connect and socket-read timeouts
+        aiohttp.ClientError: ("network", True),
+        asyncio.TimeoutError: ("timeout", True),
+    }
 
 
 @dataclass(slots=True)
@@ -63,10 +101,12 @@ class Downloader:
             max_keepalive_connections=s.concurrency,
             keepalive_expiry=30,
         )
-        headers = {"User-Agent": s.user_agent, "Accept-Encoding": "gzip, deflate", **s.default_headers}
+        headers = {"User-Agent": s.user_agent, "Accept-Encoding": ACCEPT_ENCODING, **s.default_headers}
         timeout = httpx.Timeout(s.download_timeout)
         proxy = httpx.Proxy(s.proxy) if s.proxy else None
+        self._error_kinds = dict(_ERROR_KINDS)
         if s.http_transport == "aiohttp":
+            self._error_kinds.update(_aiohttp_error_kinds())
             from httpx_aiohttp import AiohttpTransport
 
             transport: httpx.AsyncBaseTransport = AiohttpTransport(
@@ -77,6 +117,7 @@ class Downloader:
             )
         else:
             transport = httpx.AsyncHTTPTransport(verify=s.verify_tls, limits=limits, proxy=proxy)
+        self._mapped_errors = tuple(self._error_kinds)
         # The hot path sends httpx.Requests straight to the transport (see _fetch_once); the client,
         # on the same transport and connection pool, serves everything else (robots.txt).
         self.transport = transport
@@ -132,7 +173,13 @@ class Downloader:
     async def allowed_by_robots(self, url: str) -> bool:
         if not self.s.obey_robots:
             return True
-        parts = urlsplit(url)
+        try:
+            parts = urlsplit(url)
+            parts.port  # noqa: B018 -- raises ValueError when out of range or not a number
+        except ValueError:
+            return True  # fetch refuses it as invalid_url
+        if parts.scheme not in _DEFAULT_PORTS or not parts.hostname:
+            return True  # fetch refuses it (skipped_scheme, invalid_url): no robots.txt to ask
         origin = f"{parts.scheme}://{parts.netloc}"
         if origin not in self._robots:
             lock = self._robots_locks.setdefault(origin, asyncio.Lock())
@@ -147,28 +194,44 @@ class Downloader:
         try:
             if self.guard is not None:
                 await self.guard.check_url(url)
-            resp = await self.client.get(url, follow_redirects=True)
-        except (httpx.HTTPError, SSRFRefused) as exc:
+            async with self.client.stream("GET", url, follow_redirects=True) as resp:
+                if resp.status_code >= 400:
+                    return None  # no robots.txt: everything allowed
+                content = await self._read_limited(resp, url)  # bounded and decoded like any page
+        except (httpx.HTTPError, httpx.InvalidURL, SSRFRefused, DownloadError) as exc:
             log.info("robots.txt of %s unreachable (%s): allowing all", origin, exc)
             return None
-        if resp.status_code >= 400:
-            return None  # no robots.txt: everything allowed
         try:
-            return Protego.parse(resp.content[:500_000].decode("utf-8", "replace"))
+            return Protego.parse(content[:500_000].decode("utf-8", "replace"))
         except Exception as exc:  # protego is lenient; this is a last resort
             log.warning("unparsable robots.txt at %s (%s): allowing all", url, exc)
             return None
 
     # -- fetching ----------------------------------------------------------------------------
     async def fetch(self, request: Request) -> Response:
-        """Download ``request`` with retries; raises :class:`DownloadError` when it fails for good."""
+        """Download ``request`` with retries.
+
+        Returns the response (any status not in ``retry_http_codes``), raises :class:`Redirected`
+        with the follow-up request, or :class:`~kubecrawl.errors.DownloadError` (``.request`` set)
+        when it fails for good: at once for a kind that is not retryable, after ``max_retries``
+        retries for one that is."""
         attempt = request.retries
         while True:
             try:
                 return await self._fetch_following_redirects(request)
-            except _Retryable as exc:
+            except DownloadError as exc:
+                if not exc.retryable:
+                    exc.request, exc.retries = request, attempt
+                    raise
                 if attempt >= self.s.max_retries:
-                    raise DownloadError(exc.kind, f"{request.url}: {exc} (after {attempt} retries)", attempt) from None
+                    raise DownloadError(
+                        exc.kind,
+                        f"{request.url}: {exc} (after {attempt} retries)",
+                        attempt,
+                        request=request,
+                        retryable=True,
+                        retry_after=exc.retry_after,
+                    ) from exc.__cause__
                 attempt += 1
                 self.stats.inc("retries")
                 self.stats.inc(f"retry:{exc.kind}")
@@ -188,62 +251,78 @@ class Downloader:
         if status in _REDIRECTS and "location" in headers:
             raise Redirected(self._redirect_request(request, status, headers["location"]))
         if status in self.s.retry_http_codes:
-            raise _Retryable(f"http_{status}", f"HTTP {status}", _retry_after(headers))
+            raise DownloadError(f"http_{status}", f"HTTP {status}", retryable=True, retry_after=_retry_after(headers))
         return Response(url, status, headers, content, request)
 
     def _redirect_request(self, request: Request, status: int, location: str) -> Request:
         chain = [*list(request.meta.get("redirect_urls") or []), request.url]
-        target = urljoin(request.url, location.strip())
-        if not target.startswith(("http://", "https://")):
+        try:
+            target = urljoin(request.url, location.strip())
+            parts = urlsplit(target)
+            port = parts.port  # ValueError when out of range or not a number
+            canonical_url(target)  # the scheduler fingerprints it: refuse here what it could not
+        except ValueError as exc:
+            raise DownloadError("bad_redirect", f"redirect to invalid URL {location[:200]!r}: {exc}") from None
+        if parts.scheme not in _DEFAULT_PORTS or not parts.hostname:
             raise DownloadError("bad_redirect", f"redirect to non-http URL {target[:200]!r}")
         if target in chain:
             raise DownloadError("redirect_loop", f"redirect loop: {' -> '.join([*chain, target])}")
         if len(chain) > self.s.max_redirects:
             raise DownloadError("too_many_redirects", f"more than {self.s.max_redirects} redirects from {chain[0]}")
-        method, body = request.method, request.body
-        if status == 303 or (status in (301, 302) and method == "POST"):
+        method, body, headers = request.method, request.body, request.headers
+        if (status == 303 and method not in ("GET", "HEAD")) or (status in (301, 302) and method == "POST"):
             method, body = "GET", b""
+        if headers:
+            drop = _BODY_HEADERS if method != request.method else frozenset()
+            if not _same_origin(urlsplit(request.url), parts, port):
+                drop = drop | _CREDENTIAL_HEADERS
+            if drop:
+                headers = {k: v for k, v in headers.items() if k.lower() not in drop}
         meta = {**request.meta, "redirect_urls": chain}
         return request.replace(
-            url=target, method=method, body=body, meta=meta, priority=request.priority + 2, retries=0
+            url=target, method=method, body=body, headers=headers, meta=meta, priority=request.priority + 2, retries=0
         )
 
     async def _fetch_once(
         self, request: Request, url: str, method: str, body: bytes
     ) -> tuple[int, httpx.Headers, bytes]:
-        host = urlsplit(url).hostname or ""
-        if self.guard is not None:
-            try:
+        try:
+            parts = urlsplit(url)
+            parts.port  # noqa: B018 -- raises ValueError when out of range or not a number
+        except ValueError as exc:
+            raise DownloadError("invalid_url", f"{url[:200]}: {exc}") from None
+        if parts.scheme not in _DEFAULT_PORTS:
+            raise DownloadError("skipped_scheme", f"not an http(s) URL: {url[:200]}")
+        host = parts.hostname
+        if not host:
+            raise DownloadError("invalid_url", f"no host in {url[:200]}")
+        try:
+            if self.guard is not None:
                 if self.s.http_transport == "aiohttp":
                     await self.guard.check_url(url)  # names are checked again by the resolver
                 else:
                     await self.guard.resolve_and_check(url)
-            except SSRFRefused as exc:
-                raise DownloadError("ssrf_refused", str(exc)) from None
-        slot = self._slot(host)
-        async with slot.sem:
-            await self._wait_delay(slot)
-            try:
+            slot = self._slot(host)
+            async with slot.sem:
+                await self._wait_delay(slot)
                 resp = await self._send(request, url, method, body)
-            except httpx.TimeoutException as exc:
-                raise _Retryable("timeout", f"timeout: {exc or type(exc).__name__}") from None
-            except SSRFRefused as exc:
-                raise DownloadError("ssrf_refused", str(exc)) from None
-            except httpx.TransportError as exc:
-                if is_ssrf_error(exc):
-                    raise DownloadError("ssrf_refused", str(exc)) from None
-                raise _Retryable("network", f"{type(exc).__name__}: {exc}") from None
-            except httpx.InvalidURL as exc:
-                raise DownloadError("invalid_url", str(exc)) from None
-            try:
-                content = await self._read_limited(resp, url)
-            except httpx.TimeoutException as exc:
-                raise _Retryable("timeout", f"timeout reading body: {exc or type(exc).__name__}") from None
-            except httpx.TransportError as exc:
-                raise _Retryable("network", f"{type(exc).__name__} reading body: {exc}") from None
-            finally:
-                await resp.aclose()
+                try:
+                    content = await self._read_limited(resp, url)
+                finally:
+                    await resp.aclose()
+        except self._mapped_errors as exc:
+            raise self._download_error(exc) from exc
         return resp.status_code, resp.headers, content
+
+    def _download_error(self, exc: BaseException) -> DownloadError:
+        """The table lookup: ``exc`` (a transport or guard exception) as a DownloadError."""
+        # the transport's own error first (see _ERROR_KINDS), then httpx's; unknown: a network error
+        hit = _lookup(self._error_kinds, exc.__cause__) or _lookup(self._error_kinds, exc)
+        kind, retryable = hit or ("network", True)
+        if retryable and is_ssrf_error(exc):  # the guard's refusal, wrapped by the transport
+            kind, retryable = "ssrf_refused", False
+        detail = str(exc) or type(exc).__name__
+        return DownloadError(kind, f"{type(exc).__name__}: {detail}", retryable=retryable)
 
     async def _send(self, request: Request, url: str, method: str, body: bytes) -> httpx.Response:
         """httpx.Request to the transport, without AsyncClient.send's per-request machinery
@@ -261,6 +340,7 @@ class Downloader:
             cookies.set_cookie_header(req)
         resp = await self.transport.handle_async_request(req)
         if "set-cookie" in resp.headers:
+            resp.request = req  # httpx's own transport leaves it unset (AsyncClient.send sets it)
             cookies.extract_cookies(resp)
         return resp
 
@@ -271,12 +351,44 @@ class Downloader:
             raise DownloadError("too_large", f"{url}: Content-Length {declared} exceeds max_body_size {limit}")
         chunks: list[bytes] = []
         total = 0
-        async for chunk in resp.aiter_bytes():
+        async for chunk in resp.aiter_raw():  # as sent: compression.py decodes, with a bound
             total += len(chunk)
             if total > limit:
                 raise DownloadError("too_large", f"{url}: body exceeds max_body_size {limit}")
             chunks.append(chunk)
-        return b"".join(chunks)
+        body = chunks[0] if len(chunks) == 1 else b"".join(chunks)
+        coding = resp.headers.get("content-encoding")
+        if coding is None:
+            return body
+        try:
+            body, truncated = decode_body(body, coding, limit)
+        except DownloadError as exc:
+            exc.args = (f"{url}: {exc}",)
+            raise
+        if truncated:
+            self.stats.inc("decode_truncated")
+            log.info("%s: %s body ended before its compressed stream did; kept what it held", url, coding)
+        return body
+
+
+def _lookup(table: dict[type[BaseException], tuple[str, bool]], exc: BaseException | None) -> tuple[str, bool] | None:
+    if exc is not None:
+        for cls in type(exc).__mro__:
+            hit = table.get(cls)
+            if hit is not None:
+                return hit
+    return None
+
+
+def _same_origin(a: SplitResult, b: SplitResult, b_port: int | None) -> bool:
+    """Scheme, host and port (default ports filled in) all equal: the fetch standard's origin, so
+    https -> http on one host is another origin, and so is http -> https (httpx keeps Authorization
+    on that upgrade; Scrapy drops it but keeps Cookie: kubecrawl drops both)."""
+    return (
+        a.scheme == b.scheme
+        and a.hostname == b.hostname
+        and (a.port or _DEFAULT_PORTS.get(a.scheme)) == (b_port or _DEFAULT_PORTS.get(b.scheme))
+    )
 
 
 class Redirected(Exception):
@@ -285,13 +397,6 @@ class Redirected(Exception):
     def __init__(self, request: Request) -> None:
         super().__init__(request.url)
         self.request = request
-
-
-class _Retryable(Exception):
-    def __init__(self, kind: str, message: str, retry_after: float | None = None) -> None:
-        super().__init__(message)
-        self.kind = kind
-        self.retry_after = retry_after
 
 
 def _retry_after(headers: httpx.Headers) -> float | None:

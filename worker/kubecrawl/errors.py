@@ -2,6 +2,11 @@
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from .request import Request
+
 
 class KubecrawlError(Exception):
     """Base class of every error kubecrawl raises on purpose."""
@@ -29,3 +34,33 @@ class DropItem(KubecrawlError):
 
 class IgnoreRequest(KubecrawlError):
     """Raised to drop a request without counting it as an error."""
+
+
+class DownloadError(KubecrawlError):
+    """A request that failed for good: what an errback receives and what the crawl counts.
+
+    ``kind`` is the counter name: ``timeout``, ``network``, ``http_503``, ``too_large``,
+    ``ssrf_refused``, ``invalid_url``, ``skipped_scheme``, ``decode_error``, ``redirect_loop``,
+    ``too_many_redirects``, ``bad_redirect``, ``invalid_request``. ``retries`` is how many retries
+    were spent on it; ``request`` is the :class:`~kubecrawl.Request` that failed (set by the
+    downloader; ``None`` only for an error built outside it). ``retryable`` says whether the
+    downloader would try this kind again (it does, up to ``max_retries``); ``retry_after`` is the
+    server's ``Retry-After`` in seconds, when it sent one.
+    """
+
+    def __init__(
+        self,
+        kind: str,
+        message: str,
+        retries: int = 0,
+        *,
+        request: Request | None = None,
+        retryable: bool = False,
+        retry_after: float | None = None,
+    ) -> None:
+        super().__init__(message)
+        self.kind = kind
+        self.retries = retries
+        self.request = request
+        self.retryable = retryable
+        self.retry_after = retry_after
