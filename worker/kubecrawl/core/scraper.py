@@ -197,7 +197,9 @@ class Scraper:
         stats.inc("bytes", len(resp.body))
         if not 200 <= resp.status < 300 and resp.status not in _handled_statuses(self.spider, req):
             stats.error(f"http_{resp.status}")
-            await self._errback(req, DownloadError(f"http_{resp.status}", f"HTTP {resp.status} {resp.url}"), oc)
+            await self._errback(
+                req, DownloadError(f"http_{resp.status}", f"HTTP {resp.status} {resp.url}", request=req), oc
+            )
             return oc
         try:
             callback = self.spider.resolve_callback(req.callback)
