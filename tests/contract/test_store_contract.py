@@ -414,3 +414,32 @@ async def test_a_store_can_be_driven_concurrently_by_one_process(stores: Stores)
     total = sum(await asyncio.gather(*(worker(n) for n in range(4))))
     assert total == 100  # 50 seeds + one new request from each
     assert await b.queued() == 0 and await b.in_flight() == 0
+
+
+async def test_the_status_reader_agrees_with_the_redis_store_on_rounds(redis_stores: Stores) -> None:
+    """``kubecrawl status`` and the operator read the meta keys themselves: they must say what the store says."""
+    from kubecrawl.status import format_status, read_status
+
+    kit = redis_stores
+    b = await kit.open()
+    server = kit.server
+    assert server is not None
+
+    async def agree() -> str:
+        st = read_status(server.client(), kit.crawl)
+        info = await b.round_info()
+        assert (st.round, st.seeding, st.seeded_round) == (info.round, info.seeding, info.seeded_round)
+        assert st.complete == await b.is_complete()
+        return format_status(st)
+
+    await b.begin_round()
+    await b.commit(seed("/s", dont_filter=True))
+    await b.end_seeding(1)
+    assert "round 1, running" in await agree()
+    (lease,) = await b.pop(1)
+    await b.commit([Outcome(lease.id)])
+    assert "round 1, complete" in await agree()
+    await b.begin_round()
+    assert "round 2, seeding" in await agree()
+    await b.end_seeding(2)
+    assert "round 2, complete" in await agree()

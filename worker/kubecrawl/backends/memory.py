@@ -10,7 +10,17 @@ from pathlib import Path
 from typing import IO
 
 from ..request import Request
-from .base import Backend, CommitResult, ItemRecord, Lease, Outcome, RoundInfo, fingerprint_rule, local_worker_id
+from .base import (
+    NEVER,
+    Backend,
+    CommitResult,
+    ItemRecord,
+    Lease,
+    Outcome,
+    RoundInfo,
+    fingerprint_rule,
+    local_worker_id,
+)
 
 
 class SeenSet:
@@ -25,7 +35,14 @@ class SeenSet:
         """True if ``req`` is admitted (and its fingerprint recorded), by :func:`~.base.fingerprint_rule`."""
         fp = req.fingerprint
         ttl = req.fingerprint_ttl if req.fingerprint_ttl is not None else default_ttl
-        admit, new = fingerprint_rule(self._expires.get(fp), ttl, now)
+        expires = self._expires.get(fp)
+        if ttl is None:  # the hot path of a crawl without ages: the rule, inlined
+            if expires is None:
+                self._expires[fp] = NEVER
+                return True
+            if expires == NEVER:
+                return False
+        admit, new = fingerprint_rule(expires, ttl, now)
         if new is not None:
             self._expires[fp] = new
         return admit
