@@ -8,6 +8,7 @@ the stores it makes, so fingerprint ages and lease deadlines are stepped, never 
 
 from __future__ import annotations
 
+import sqlite3
 import uuid
 from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
@@ -19,7 +20,7 @@ import redis.asyncio as aioredis
 
 from kubecrawl.backends.base import Backend
 from kubecrawl.backends.memory import MemoryBackend
-from kubecrawl.backends.redis import RedisBackend
+from kubecrawl.backends.redis import Keys, RedisBackend
 from kubecrawl.backends.sqlite import SQLiteBackend, export_state_items
 from kubecrawl.status import export_items
 from tests.helpers.redis_server import RedisServer, redis_server
@@ -83,6 +84,19 @@ class Stores:
     async def close(self, b: Backend) -> None:
         self.opened.remove(b)
         await b.close()
+
+    def inject_raw(self, payload: bytes, priority: int = 100) -> None:
+        """Put a raw queue entry behind the store's back (a hostile writer or a corrupt disk)."""
+        if self.kind == "sqlite":
+            db = sqlite3.connect(self.tmp / "state" / "state.sqlite3")
+            with db:
+                db.execute("INSERT INTO queue (prio, data) VALUES (?, ?)", (priority, payload))
+            db.close()
+            return
+        assert self.server is not None and self.kind.startswith("redis")
+        k, r = Keys(self.crawl), self.server.client()
+        r.hset(k.requests, "hostile", payload)
+        r.zadd(k.queue, {"hostile": -priority})
 
     def stored_items(self) -> list[dict[str, Any]]:
         """Every item the store holds, in storage order, read the way users read them."""

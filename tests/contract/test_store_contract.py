@@ -392,6 +392,29 @@ async def test_another_redis_worker_takes_over_leases_only_after_they_expire(red
     assert await other.in_flight() == 2 and await other.queued() == 0
 
 
+@pytest.mark.parametrize(
+    "payload",
+    [
+        b"\x80\x04\x95pickle",  # not JSON: what a pickle starts with
+        b'{"v": 99, "url": "http://127.0.0.1/x"}',  # a format version nobody wrote
+        b'{"v": 1, "url": "file:///etc/passwd"}',  # not http(s)
+        b'{"v": 1, "url": "http://127.0.0.1/x", "headers": {"a": 1}}',  # wrong type inside
+    ],
+    ids=["not-json", "unknown-version", "not-http", "bad-headers"],
+)
+async def test_a_corrupt_queue_entry_is_rejected_counted_and_never_returned(
+    persistent_stores: Stores, payload: bytes
+) -> None:
+    # (memory never decodes: its queue holds Request objects)
+    b = await persistent_stores.open()
+    await b.commit(seed("/good"))
+    persistent_stores.inject_raw(payload)  # ahead of everything
+    assert paths(await b.pop(10)) == ["/good"]
+    assert b.counters()["rejected"] == 1
+    assert await b.queued() == 0 and await b.in_flight() == 1
+    assert await b.pop(10) == []  # dropped, not put back
+
+
 async def test_a_store_can_be_driven_concurrently_by_one_process(stores: Stores) -> None:
     """The scheduler overlaps pop, commit and the probes; each call is applied whole."""
     b = await stores.open()
