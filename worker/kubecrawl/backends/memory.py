@@ -126,10 +126,7 @@ class MemoryBackend(Backend):
         res = CommitResult()
         now = self.clock()
         # all or nothing: a fingerprint that cannot be computed fails the commit before anything changes
-        for oc in outcomes:
-            for req in oc.requests:
-                if not req.dont_filter:
-                    req.fingerprint  # noqa: B018 - computed (and cached) for the check
+        [req.fingerprint for oc in outcomes for req in oc.requests]  # computed (and cached) for the check
         lines: list[bytes] = []
         for oc in outcomes:
             for req in oc.requests:

@@ -26,14 +26,12 @@ from typing import IO
 from ..errors import StorageError, WireFormatError
 from ..request import Request
 from .base import (
-    NEVER,
     Backend,
     CommitResult,
     Lease,
     Outcome,
     RoundInfo,
     StoreHealth,
-    fingerprint_rule,
     local_worker_id,
 )
 
@@ -223,21 +221,24 @@ class SQLiteBackend(Backend):
         return out
 
     def _admit_request(self, req: Request, now: float) -> bool:
+        """:func:`~.base.fingerprint_rule` in SQL (``expires`` NULL = never expires), one statement when admitted."""
         if req.dont_filter:
             return True
         db = self.db
         fp = req.fingerprint
         ttl = req.fingerprint_ttl if req.fingerprint_ttl is not None else self.fingerprint_ttl
-        # the common case first, in one statement: a fingerprint never seen (NULL = never expires)
+        expires = None if ttl is None else now + ttl
+        # never seen: inserted; its age has run out: restarted (NULL: from now on never expires)
         if db.execute(
-            "INSERT OR IGNORE INTO seen (fp, expires) VALUES (?, ?)", (fp, None if ttl is None else now + ttl)
+            "INSERT INTO seen (fp, expires) VALUES (?, ?) ON CONFLICT(fp) DO UPDATE SET expires=excluded.expires"
+            " WHERE seen.expires IS NOT NULL AND seen.expires<=?",
+            (fp, expires, now),
         ).rowcount:
             return True
-        (stored,) = db.execute("SELECT expires FROM seen WHERE fp=?", (fp,)).fetchone()
-        admit, new = fingerprint_rule(NEVER if stored is None else float(stored), ttl, now)
-        if new is not None:
-            db.execute("UPDATE seen SET expires=? WHERE fp=?", (None if new == NEVER else new, fp))
-        return admit
+        if expires is not None:
+            # first seen without an age, now asked for with one: filtered, and ageing from now
+            db.execute("UPDATE seen SET expires=? WHERE fp=? AND expires IS NULL", (expires, fp))
+        return False
 
     def _admit_item(self, key: bytes, content_hash: bytes) -> bool:
         db = self.db
