@@ -7,11 +7,12 @@ cannot have is left out (memory does not outlive its process; lease expiry is a 
 from __future__ import annotations
 
 import asyncio
+import random
 from typing import Any
 
 import pytest
 
-from kubecrawl.backends.base import ItemRecord, Lease, Outcome, RoundInfo
+from kubecrawl.backends.base import ItemRecord, Lease, Outcome, RoundInfo, fingerprint_rule
 from kubecrawl.backends.redis import RedisBackend, default_worker_id
 from kubecrawl.request import Request
 from tests.contract.conftest import Stores
@@ -178,6 +179,27 @@ async def test_fingerprint_age_transitions_give_the_same_answers_on_every_store(
         assert res.enqueued + res.filtered == 1
         answers.append(res.enqueued == 1)
     assert answers == [admitted for _, _, admitted in TTL_SCENARIOS[scenario]]
+
+
+@pytest.mark.parametrize("seed_no", [1, 2, 3])
+async def test_random_age_sequences_match_the_rule_on_every_store(fingerprint_stores: Stores, seed_no: int) -> None:
+    """60 random steps over three URLs: ages, no age, dont_filter and clock jumps, against the rule itself."""
+    rnd = random.Random(seed_no)
+    b = await fingerprint_stores.open()
+    model: dict[str, float] = {}
+    for _ in range(60):
+        fingerprint_stores.clock.advance(rnd.choice([0, 1, 5, 30, 61, 200]))
+        path = rnd.choice(["/x", "/y", "/z"])
+        ttl = rnd.choice([None, None, 10, 60, 100])
+        dont_filter = rnd.random() < 0.1
+        if dont_filter:
+            expected = True
+        else:
+            expected, new = fingerprint_rule(model.get(path), ttl, fingerprint_stores.clock())
+            if new is not None:
+                model[path] = new
+        res = await b.commit(seed(path, fingerprint_ttl=ttl, dont_filter=dont_filter))
+        assert res.enqueued == int(expected), (path, ttl, dont_filter, fingerprint_stores.clock())
 
 
 async def test_the_crawl_wide_fingerprint_age_applies_to_requests_without_their_own(

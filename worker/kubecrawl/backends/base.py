@@ -70,7 +70,7 @@ NEVER = math.inf
 
 
 def fingerprint_rule(expires: float | None, ttl: float | None, now: float) -> tuple[bool, float | None]:
-    """The fingerprint-age rule every store applies (docs/contracts.md, "Request fingerprints").
+    """The fingerprint-age rule every store applies (docs/contracts.md §6); SQLite and Redis restate it in SQL and Lua.
 
     ``expires`` is what the store holds for the fingerprint: ``None`` if never seen, :data:`NEVER` if
     seen without an age, else the time its age runs out. ``ttl`` is the request's age (``None``: none).
