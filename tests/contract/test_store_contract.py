@@ -215,7 +215,8 @@ async def test_the_crawl_wide_fingerprint_age_applies_to_requests_without_their_
     assert (await b.commit(seed("/a", "/b"))).enqueued == 2
 
 
-async def test_a_commit_that_fails_applies_nothing(stores: Stores) -> None:
+@pytest.mark.parametrize("dont_filter", [False, True])
+async def test_a_commit_that_fails_applies_nothing(stores: Stores, dont_filter: bool) -> None:
     class Unfingerprintable(Request):
         __slots__ = ()
 
@@ -228,7 +229,7 @@ async def test_a_commit_that_fails_applies_nothing(stores: Stores) -> None:
     (lease,) = await b.pop(1)
     bad = Outcome(
         lease.id,
-        requests=[req("/new"), Unfingerprintable("http://example.com:66000/x")],
+        requests=[req("/new"), Unfingerprintable("http://example.com:66000/x", dont_filter=dont_filter)],
         items=[item(url="u1")],
         stats={"pages": 1},
     )

@@ -222,10 +222,10 @@ class SQLiteBackend(Backend):
 
     def _admit_request(self, req: Request, now: float) -> bool:
         """:func:`~.base.fingerprint_rule` in SQL (``expires`` NULL = never expires), one statement when admitted."""
+        fp = req.fingerprint  # even for dont_filter: a request that has none is refused by every store
         if req.dont_filter:
             return True
         db = self.db
-        fp = req.fingerprint
         ttl = req.fingerprint_ttl if req.fingerprint_ttl is not None else self.fingerprint_ttl
         expires = None if ttl is None else now + ttl
         # never seen: inserted; its age has run out: restarted (NULL: from now on never expires)
