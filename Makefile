@@ -20,7 +20,7 @@ test: setup e2e-build
 
 # Unit + integration only (no Kubernetes control plane, no image builds).
 test-fast: setup
-	.venv/bin/python -m pytest -q tests/unit tests/integration
+	.venv/bin/python -m pytest -q tests/unit tests/contract tests/integration
 
 lint: setup
 	.venv/bin/ruff check worker operator tests bench

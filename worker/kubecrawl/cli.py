@@ -42,17 +42,21 @@ def _parser() -> argparse.ArgumentParser:
     c.add_argument("-s", "--set", dest="sets", action="append", default=[], metavar="KEY=VALUE")
     c.add_argument("-L", "--log-level")
 
-    for name, helptext in (("status", "show a distributed crawl's progress"), ("export", "write a crawl's items")):
-        sp = sub.add_parser(name, help=helptext)
-        sp.add_argument("--redis-url", default=os.environ.get("KUBECRAWL_REDIS_URL", "redis://127.0.0.1:6379/0"))
-        sp.add_argument(
-            "--crawl", default=os.environ.get("KUBECRAWL_CRAWL"), required="KUBECRAWL_CRAWL" not in os.environ
-        )
-        if name == "status":
-            sp.add_argument("--json", action="store_true")
-        else:
-            sp.add_argument("-o", "--output", type=Path, required=True)
-            sp.add_argument("--since", default="0", help="stream id to start after (default: all)")
+    st = sub.add_parser("status", help="show a distributed crawl's progress")
+    st.add_argument("--redis-url", default=os.environ.get("KUBECRAWL_REDIS_URL", "redis://127.0.0.1:6379/0"))
+    st.add_argument("--crawl", default=os.environ.get("KUBECRAWL_CRAWL"), required="KUBECRAWL_CRAWL" not in os.environ)
+    st.add_argument("--json", action="store_true")
+
+    ex = sub.add_parser(
+        "export", help="write a crawl's items: from Redis (--redis-url, --crawl) or a --state-dir, not both"
+    )
+    ex.add_argument("--redis-url", help="default: env KUBECRAWL_REDIS_URL, unless --state-dir is given")
+    ex.add_argument("--crawl", default=os.environ.get("KUBECRAWL_CRAWL"), help="with --redis-url (env KUBECRAWL_CRAWL)")
+    ex.add_argument("--state-dir", type=Path, help="the --state-dir of a local crawl: every item it stored")
+    ex.add_argument(
+        "-o", "--output", type=Path, required=True, help="JSON-lines file (rewritten, or appended with --since)"
+    )
+    ex.add_argument("--since", help="Redis only: stream id to start after (default: all)")
 
     d = sub.add_parser("demo", help="serve a bundled example site on 127.0.0.1 and crawl it (no internet needed)")
     d.add_argument("-o", "--output", type=Path, default=Path("demo-items.jsonl"))
@@ -141,9 +145,25 @@ def cmd_status(args: argparse.Namespace) -> int:
 
 
 def cmd_export(args: argparse.Namespace) -> int:
-    from .status import export_items, redis_client
+    redis_url: str | None = args.redis_url or (None if args.state_dir else os.environ.get("KUBECRAWL_REDIS_URL"))
+    if (redis_url is None) == (args.state_dir is None):
+        raise ConfigurationError(
+            "export needs exactly one source: --redis-url URL --crawl NAME (or env KUBECRAWL_REDIS_URL), "
+            "or --state-dir DIR"
+        )
+    if args.state_dir is not None:
+        from .backends.sqlite import export_state_items
 
-    n = export_items(redis_client(args.redis_url), args.crawl, args.output, since=args.since)
+        if args.since is not None:
+            raise ConfigurationError("--since applies to a Redis crawl's item stream, not to --state-dir")
+        n = export_state_items(args.state_dir, args.output)
+    else:
+        from .status import export_items, redis_client
+
+        assert redis_url is not None
+        if not args.crawl:
+            raise ConfigurationError("export from Redis needs --crawl NAME (or env KUBECRAWL_CRAWL)")
+        n = export_items(redis_client(redis_url), args.crawl, args.output, since=args.since or "0")
     sys.stderr.write(f"exported {n} item(s) to {args.output}\n")
     return 0
 

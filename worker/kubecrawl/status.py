@@ -32,6 +32,7 @@ class CrawlStatus(BaseModel):
     items: int = 0
     live_workers: int = 0
     workers: list[str] = []
+    #: last round whose seeding finished; ``round`` is the last begun, ``seeding`` whether it still seeds
     seeded_round: int = 0
     round: int = 0
     seeding: bool = False
@@ -138,8 +139,10 @@ def format_status(st: CrawlStatus) -> str:
     )
     rtp = f"{st.round_trips_per_page:.3f}" if st.round_trips_per_page is not None else "-"
     errors = ", ".join(f"{k[6:]}={v}" for k, v in st.stats.items() if k.startswith("error:"))
+    # the round being seeded while seeding, else the last seeded one (the store contract's RoundInfo.round)
+    shown_round = max(st.round, st.seeded_round)
     lines = [
-        f"crawl          {st.crawl}  (round {st.seeded_round}, {state})",
+        f"crawl          {st.crawl}  (round {shown_round}, {state})",
         f"queue          {st.queued:,} queued, {st.in_flight:,} in flight",
         f"seen           {st.seen:,} request fingerprints",
         f"pages          {st.pages:,}  ({st.pages_per_min:,.0f} pages/min, {st.bytes / 1e6:,.1f} MB)",

@@ -13,7 +13,10 @@ it through two batched calls on the hot path:
 from __future__ import annotations
 
 import hashlib
+import math
+import os
 import time
+import uuid
 from abc import ABC, abstractmethod
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -62,6 +65,29 @@ class Outcome:
     stats: dict[str, int] = field(default_factory=dict)
 
 
+#: stored expiry of a fingerprint seen without an age: it never expires
+NEVER = math.inf
+
+
+def fingerprint_rule(expires: float | None, ttl: float | None, now: float) -> tuple[bool, float | None]:
+    """The fingerprint-age rule every store applies (docs/contracts.md §6); SQLite and Redis restate it in SQL and Lua.
+
+    ``expires`` is what the store holds for the fingerprint: ``None`` if never seen, :data:`NEVER` if
+    seen without an age, else the time its age runs out. ``ttl`` is the request's age (``None``: none).
+    Returns whether the request is admitted and the expiry to store from now on (``None``: unchanged).
+
+    * never seen, or its age has run out: admitted; stored with this request's age (none: never expires);
+    * seen and not expired: filtered; but a fingerprint first seen without an age that is now asked for
+      with one starts ageing from now (so it is fetched again once that age has passed).
+    """
+    new = NEVER if ttl is None else now + ttl
+    if expires is None or expires <= now:
+        return True, new
+    if expires == NEVER and ttl is not None:
+        return False, new
+    return False, None
+
+
 @dataclass(slots=True)
 class CommitResult:
     enqueued: int = 0
@@ -72,8 +98,15 @@ class CommitResult:
 
 @dataclass(slots=True)
 class RoundInfo:
+    """Where the crawl is in its rounds, the same on every store.
+
+    ``round`` is the last round begun (0 = never), ``seeding`` whether that round's seeding is still
+    under way (not finished, or interrupted), ``seeded_round`` the last round whose seeding finished.
+    """
+
     round: int
     seeding: bool
+    seeded_round: int = 0
 
 
 @dataclass(slots=True)
@@ -84,8 +117,17 @@ class StoreHealth:
     detail: str = "ok"
 
 
+def local_worker_id() -> str:
+    """A lease owner id unique to this process (local stores: leases never outlive the process)."""
+    return f"local-{os.getpid()}-{uuid.uuid4().hex[:8]}"
+
+
 class Backend(ABC):
-    """Queue + fingerprints + leases + items + stats + round metadata of one crawl."""
+    """Queue + fingerprints + leases + items + stats + round metadata of one crawl.
+
+    docs/contracts.md ("The store") states the behaviour every implementation shares;
+    ``tests/contract/`` checks it on memory, SQLite and Redis. The scheduler is the only caller.
+    """
 
     #: whether items committed here are exported to ``--output`` by the backend itself
     writes_output: bool = True
@@ -95,62 +137,107 @@ class Backend(ABC):
     #: who holds this store's leases: stable per pod in Redis, unique per process locally
     worker_id: str = "local"
 
-    #: wall clock (epoch seconds) for fingerprint ages; tests inject a fake one
+    #: wall clock (epoch seconds) for fingerprint ages; tests inject a fake one (``clock=``)
     clock: Callable[[], float] = staticmethod(time.time)
 
     #: hostile or corrupt queue entries this process rejected (counted, never fetched)
     rejected: int = 0
+    #: expired leases of other workers this process put back in the queue (shared stores)
+    reaped: int = 0
+    #: leases a previous run of this worker held, put back in the queue at :meth:`open`
+    reclaimed: int = 0
 
     def counters(self) -> dict[str, int]:
-        """Store-side counters of this process for metrics and the summary (rejected, reaped, round_trips)."""
-        return {"rejected": self.rejected}
+        """Store-side counters of this process, for metrics and the summary.
+
+        Always ``rejected``, ``reaped`` and ``reclaimed``; Redis adds ``round_trips``. The caller
+        reports them as they are (monotonic within a process); it never resets them.
+        """
+        return {"rejected": self.rejected, "reaped": self.reaped, "reclaimed": self.reclaimed}
 
     async def health(self) -> StoreHealth:
-        """Whether the store answers now (one cheap probe; never waits out an outage)."""
+        """Whether the store answers now: one cheap probe, bounded by a short timeout.
+
+        Never waits out an outage (unlike the hot-path calls): the health server turns ``ok=False``
+        into a 503 with ``detail`` as the body, and the caller carries on.
+        """
         return StoreHealth(True)
 
     async def open(self) -> None:
-        """Connect / create schema; reclaim leases that a previous run of this worker left."""
+        """Connect / create the schema; put back in the queue the leases a previous run of this worker left.
+
+        Called once before any other method. Raises :class:`~kubecrawl.errors.StorageError` when the
+        store cannot be used; the caller stops the process with that message.
+        """
 
     async def close(self) -> None:
-        """Release resources; leases still held are released first by the engine."""
+        """Flush and release resources. The caller releases the leases it still holds first."""
 
     @abstractmethod
     async def pop(self, n: int) -> list[Lease]:
-        """Take and lease up to ``n`` requests, highest priority first (FIFO within a priority)."""
+        """Take and lease up to ``n`` requests, highest priority first, FIFO within a priority.
+
+        The caller fetches each leased request and, later, either commits an :class:`Outcome` with the
+        lease id (ack) or releases it. An empty list means nothing is queued right now (other workers may
+        still add work). Entries that cannot be decoded are dropped, counted in ``rejected`` and never
+        returned, so fewer than ``n`` may come back while more are queued.
+        """
 
     @abstractmethod
     async def commit(self, outcomes: list[Outcome]) -> CommitResult:
-        """Apply many outcomes at once (see module docstring)."""
+        """Apply many outcomes atomically: all of them or none.
+
+        For each outcome: its requests are admitted or filtered by fingerprint (``dont_filter`` always
+        admits; a fingerprint age applies as docs/contracts.md says), its items are admitted or
+        counted as duplicates by ``item_dedup``, its lease (if any) is acked and its stats added to the
+        crawl's counters. The caller adds the :class:`CommitResult` counts to its stats and forgets the
+        acked leases; on an exception nothing was applied and the leases are still held.
+        """
 
     @abstractmethod
     async def release(self, lease_ids: list[str]) -> None:
-        """Put leased requests back in the queue unprocessed (graceful stop)."""
+        """Put leased requests back in the queue unprocessed (graceful stop, or work not started).
+
+        Unknown ids and leases this worker no longer owns are ignored. The caller forgets the ids.
+        """
 
     @abstractmethod
     async def queued(self) -> int:
-        """Requests waiting in the queue."""
+        """Requests waiting in the queue (not leased). The caller uses it for idleness and progress."""
 
     @abstractmethod
     async def in_flight(self) -> int:
-        """Requests leased and not yet acked, by any worker."""
+        """Requests leased and not yet acked: by this process (local stores) or any worker (Redis)."""
 
     @abstractmethod
     async def begin_round(self) -> int:
-        """Start seeding a new round; returns its number (1, 2, ...)."""
+        """Start round ``round + 1`` with seeding under way; returns its number (1, 2, ...).
+
+        The caller then commits the round's start requests and calls :meth:`end_seeding`.
+        """
 
     @abstractmethod
     async def end_seeding(self, round_no: int) -> None:
-        """Record that seeding of ``round_no`` is complete."""
+        """Record that seeding of ``round_no`` is complete (``seeded_round = round_no``, not seeding)."""
 
     @abstractmethod
     async def round_info(self) -> RoundInfo:
-        """The last round seeded (0 = never) and whether seeding is under way."""
+        """The round state (see :class:`RoundInfo`).
+
+        A local run resumes the last round instead of seeding a new one when it is ``round >= 1``, not
+        ``seeding`` and requests are queued; the status reader shows it.
+        """
 
     async def is_complete(self) -> bool:
-        """The round is complete: seeded, nothing queued, nothing in flight."""
+        """The last round begun is complete: its seeding finished, nothing queued, nothing in flight.
+
+        ``--exit-when-idle`` workers exit when this is true.
+        """
         info = await self.round_info()
         return info.round >= 1 and not info.seeding and await self.queued() == 0 and await self.in_flight() == 0
 
     async def heartbeat(self, worker_id: str) -> None:
-        """Record that this worker is alive (shared stores only)."""
+        """Record that this worker is alive (shared stores only; local stores do nothing).
+
+        Called every few seconds; one attempt, no outage wait: the caller logs a failure and carries on.
+        """

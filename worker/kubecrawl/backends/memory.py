@@ -5,43 +5,50 @@ from __future__ import annotations
 import heapq
 import itertools
 import time
+from collections.abc import Callable
 from pathlib import Path
 from typing import IO
 
 from ..request import Request
-from .base import Backend, CommitResult, ItemRecord, Lease, Outcome, RoundInfo
+from .base import (
+    NEVER,
+    Backend,
+    CommitResult,
+    ItemRecord,
+    Lease,
+    Outcome,
+    RoundInfo,
+    fingerprint_rule,
+    local_worker_id,
+)
 
 
 class SeenSet:
-    """Request fingerprints, with optional per-fingerprint expiry (re-visit age)."""
+    """Request fingerprints → expiry (:data:`~.base.NEVER` for a fingerprint seen without an age)."""
 
-    __slots__ = ("_expiring", "_plain")
+    __slots__ = ("_expires",)
 
     def __init__(self) -> None:
-        self._plain: set[bytes] = set()
-        self._expiring: dict[bytes, float] = {}
+        self._expires: dict[bytes, float] = {}
 
     def check_and_add(self, req: Request, default_ttl: float | None, now: float) -> bool:
-        """True if ``req`` is new (and now recorded); False if it was seen and has not expired."""
+        """True if ``req`` is admitted (and its fingerprint recorded), by :func:`~.base.fingerprint_rule`."""
         fp = req.fingerprint
         ttl = req.fingerprint_ttl if req.fingerprint_ttl is not None else default_ttl
-        if ttl is None:
-            if fp in self._plain or self._expiring.get(fp, 0.0) > now:
+        expires = self._expires.get(fp)
+        if ttl is None:  # the hot path of a crawl without ages: the rule, inlined
+            if expires is None:
+                self._expires[fp] = NEVER
+                return True
+            if expires == NEVER:
                 return False
-            self._plain.add(fp)
-            return True
-        if fp in self._plain:
-            # first seen without expiry; from now on it expires
-            self._plain.discard(fp)
-            self._expiring[fp] = now + ttl
-            return False
-        if self._expiring.get(fp, 0.0) > now:
-            return False
-        self._expiring[fp] = now + ttl
-        return True
+        admit, new = fingerprint_rule(expires, ttl, now)
+        if new is not None:
+            self._expires[fp] = new
+        return admit
 
     def __len__(self) -> int:
-        return len(self._plain) + len(self._expiring)
+        return len(self._expires)
 
 
 class ItemKeys:
@@ -64,21 +71,29 @@ class ItemKeys:
 
 
 class MemoryBackend(Backend):
+    """:class:`Backend` in this process's memory; ``-o`` gets each item as it is stored."""
+
     def __init__(
         self,
         output: Path | None = None,
         item_dedup: str = "skip",
         fingerprint_ttl: float | None = None,
+        *,
+        clock: Callable[[], float] | None = None,
+        worker_id: str | None = None,
     ) -> None:
+        self.clock = clock or time.time
+        self.worker_id = worker_id or local_worker_id()
         self._heap: list[tuple[int, int, Request]] = []
         self._seq = itertools.count()
-        self._leased: dict[str, Request] = {}
+        self._leased: dict[str, tuple[int, int, Request]] = {}  # lease id -> its heap entry
         self._lease_seq = itertools.count()
         self.seen = SeenSet()
         self.items = ItemKeys(item_dedup)
         self.item_dedup = item_dedup
         self.fingerprint_ttl = fingerprint_ttl
         self._round = 0
+        self._seeded_round = 0
         self._seeding = False
         self._output_path = output
         self._out: IO[bytes] | None = None
@@ -98,10 +113,10 @@ class MemoryBackend(Backend):
         out: list[Lease] = []
         heap = self._heap
         while heap and len(out) < n:
-            _, _, req = heapq.heappop(heap)
+            entry = heapq.heappop(heap)
             lid = str(next(self._lease_seq))
-            self._leased[lid] = req
-            out.append(Lease(lid, req))
+            self._leased[lid] = entry
+            out.append(Lease(lid, entry[2]))
         return out
 
     def _push(self, req: Request) -> None:
@@ -109,7 +124,9 @@ class MemoryBackend(Backend):
 
     async def commit(self, outcomes: list[Outcome]) -> CommitResult:
         res = CommitResult()
-        now = time.time()
+        now = self.clock()
+        # all or nothing: a fingerprint that cannot be computed fails the commit before anything changes
+        [req.fingerprint for oc in outcomes for req in oc.requests]  # computed (and cached) for the check
         lines: list[bytes] = []
         for oc in outcomes:
             for req in oc.requests:
@@ -135,9 +152,9 @@ class MemoryBackend(Backend):
 
     async def release(self, lease_ids: list[str]) -> None:
         for lid in lease_ids:
-            req = self._leased.pop(lid, None)
-            if req is not None:
-                self._push(req)
+            entry = self._leased.pop(lid, None)
+            if entry is not None:
+                heapq.heappush(self._heap, entry)  # back in its place: priority, then original arrival
 
     async def queued(self) -> int:
         return len(self._heap)
@@ -151,7 +168,8 @@ class MemoryBackend(Backend):
         return self._round
 
     async def end_seeding(self, round_no: int) -> None:
+        self._seeded_round = round_no
         self._seeding = False
 
     async def round_info(self) -> RoundInfo:
-        return RoundInfo(self._round, self._seeding)
+        return RoundInfo(self._round, self._seeding, self._seeded_round)

@@ -5,6 +5,10 @@ run by EVALSHA) also work on Redis Cluster. The hot path is two scripts, each on
 batch: ``pop`` (reap expired leases, lease N requests with a deadline from the server clock) and
 ``commit`` (dedup + enqueue, content-dedup + XADD items, ack, counters). A Redis outage is waited out
 with backoff; a commit retried after a lost reply is applied once (per-worker commit sequence).
+
+Time is the server's (``TIME`` inside the scripts), so workers with skewed clocks agree on lease
+deadlines and fingerprint ages. ``clock=`` overrides it for both (the scripts get ``now`` as an
+argument): for tests only, and then every backend of the crawl must share that clock.
 """
 
 from __future__ import annotations
@@ -27,7 +31,7 @@ from redis.exceptions import TimeoutError as RedisTimeoutError
 from ..errors import StorageError, WireFormatError
 from ..request import _MAX_WIRE_BYTES, Request
 from ..settings import Settings
-from .base import Backend, CommitResult, Lease, Outcome, RoundInfo
+from .base import Backend, CommitResult, Lease, Outcome, RoundInfo, StoreHealth
 from .bloom import INTSET_ENTRIES, BloomParams, bloom_offsets, bucket_count, set_member
 
 log = logging.getLogger(__name__)
@@ -38,6 +42,8 @@ T = TypeVar("T")
 OUTAGE_LIMIT_S = 900.0
 #: expired leases put back per pop
 REAP_MAX = 256
+#: a health probe (PING) that takes longer than this reports the store down
+HEALTH_TIMEOUT_S = 2.0
 #: Bloom shards up to this many bytes are created by sending them whole
 _BLOOM_SET_MAX = 64 << 20
 _RETRYABLE = (RedisConnectionError, RedisTimeoutError, OSError)
@@ -90,10 +96,6 @@ def _load_lua(name: str) -> str:
     return (resources.files(__package__) / "lua" / f"{name}.lua").read_text(encoding="utf-8")
 
 
-def _now_ms() -> int:
-    return int(time.time() * 1000)
-
-
 class RedisBackend(Backend):
     """:class:`Backend` over one Redis (see module docstring)."""
 
@@ -112,6 +114,7 @@ class RedisBackend(Backend):
         lease_seconds: float = 300,
         worker_id: str | None = None,
         spider_ref: str | None = None,
+        clock: Callable[[], float] | None = None,
     ) -> None:
         self.r = client
         self.crawl = crawl
@@ -124,11 +127,15 @@ class RedisBackend(Backend):
         self.lease_ms = int(lease_seconds * 1000)
         self.worker_id = worker_id or default_worker_id()
         self.spider_ref = spider_ref
+        #: ``clock`` given: the scripts take ``now`` from it instead of the server's TIME (tests)
+        self._client_clock = clock is not None
+        self.clock = clock or time.time
         self.round_trips = 0  # client-side count of commands / scripts / pipelines sent
         self._rt_reported = 0
         self._commit_seq = 0
         self.rejected = 0
         self.reaped = 0
+        self.reclaimed = 0
         self._scripts = {
             n: client.register_script(_load_lua(n)) for n in ("pop", "commit", "release", "reject", "heartbeat")
         }
@@ -188,6 +195,21 @@ class RedisBackend(Backend):
                 log.info("redis reachable again after %.1fs", time.monotonic() - down_since)
             return result
 
+    def _now_arg(self) -> int | str:
+        """``now`` for a script: the injected clock in ms, or '' (the script reads the server's TIME)."""
+        return int(self.clock() * 1000) if self._client_clock else ""
+
+    def counters(self) -> dict[str, int]:
+        return {**super().counters(), "round_trips": self.round_trips}
+
+    async def health(self) -> StoreHealth:
+        """One PING bounded by :data:`HEALTH_TIMEOUT_S`, no retry: an outage is reported, not waited out."""
+        try:
+            await asyncio.wait_for(self.r.ping(), HEALTH_TIMEOUT_S)
+        except Exception as exc:
+            return StoreHealth(False, f"redis unreachable: {exc!r}")
+        return StoreHealth(True)
+
     def _script(self, name: str, keys: list[str], args: list[Any]) -> Callable[[], Awaitable[Any]]:
         script = self._scripts[name]
         return lambda: script(keys=keys, args=args)
@@ -206,6 +228,7 @@ class RedisBackend(Backend):
             ),
         )
         if n:
+            self.reclaimed += int(n)
             log.info("reclaimed %d request(s) this worker (%s) held before a restart", n, self.worker_id)
 
     async def _allocate_bloom(self) -> None:
@@ -260,7 +283,7 @@ class RedisBackend(Backend):
             self._script(
                 "pop",
                 [k.queue, k.requests, k.leases, k.owners, k.stats],
-                [n, self.worker_id, self.lease_ms, _MAX_WIRE_BYTES, REAP_MAX],
+                [n, self.worker_id, self.lease_ms, _MAX_WIRE_BYTES, REAP_MAX, self._now_arg()],
             ),
         )
         reaped, huge = int(res[0]), int(res[1])
@@ -346,6 +369,7 @@ class RedisBackend(Backend):
             nitem,
             len(acks),
             len(stat_args) // 2,
+            self._now_arg(),
         ]
         args += req_args + item_args + acks + stat_args
         res = await self._call("commit", self._script("commit", keys, args))
@@ -374,7 +398,7 @@ class RedisBackend(Backend):
         async def run() -> int:
             async with self.r.pipeline(transaction=True) as p:
                 p.hincrby(k.meta, "round", 1)
-                p.hset(k.meta, mapping={"seeding": 1, "round_started_at": f"{time.time():.3f}"})
+                p.hset(k.meta, mapping={"seeding": 1, "round_started_at": f"{self.clock():.3f}"})
                 if self.spider_ref:
                     p.hset(k.meta, "spider", self.spider_ref)
                 res = await p.execute()
@@ -388,21 +412,23 @@ class RedisBackend(Backend):
         )
 
     async def round_info(self) -> RoundInfo:
-        seeded, seeding = await self._call("round_info", lambda: self.r.hmget(self.k.meta, ["seeded_round", "seeding"]))
-        return RoundInfo(int(seeded or 0), seeding == b"1")
+        rnd, seeding, seeded = await self._call(
+            "round_info", lambda: self.r.hmget(self.k.meta, ["round", "seeding", "seeded_round"])
+        )
+        return RoundInfo(int(rnd or 0), seeding == b"1", int(seeded or 0))
 
     async def is_complete(self) -> bool:
         k = self.k
 
         async def run() -> list[Any]:
             async with self.r.pipeline(transaction=True) as p:
-                p.hmget(k.meta, ["seeded_round", "seeding"])
+                p.hmget(k.meta, ["round", "seeding"])
                 p.zcard(k.queue)
                 p.zcard(k.leases)
                 return list(await p.execute())
 
-        (seeded, seeding), queued, leased = await self._call("is_complete", run)
-        return int(seeded or 0) >= 1 and seeding != b"1" and queued == 0 and leased == 0
+        (rnd, seeding), queued, leased = await self._call("is_complete", run)
+        return int(rnd or 0) >= 1 and seeding != b"1" and queued == 0 and leased == 0
 
     async def heartbeat(self, worker_id: str) -> None:
         """Record this store's worker id (the lease owner), not the engine's per-run id, as alive.

@@ -4,9 +4,12 @@ Every commit is one SQLite transaction (acks + new requests + items + counters),
 at any instant leaves either all or none of a batch. Leases live only as long as the process: on open,
 every leased row returns to the queue, so at most the requests in flight at the kill are fetched again.
 
-Items go to an outbox table in the same transaction; an exporter appends them to ``--output`` and
-records the file size it reached. On open the file is truncated back to the recorded size and the
-rest re-exported, so a kill between writing and recording never duplicates or loses a line.
+Items go to the ``items`` table in the same transaction; an exporter appends them to ``--output``
+and records, per file, the last item id and the file size it reached. Each item reaches ``-o`` once,
+in the run that stored it: a run's output file starts at the items stored from that run on (earlier
+ones stay in the store; ``kubecrawl export --state-dir`` writes them all). A run killed before its file
+caught up is finished by the next open: that file is truncated back to its recorded size and the rest
+of its items appended, so a kill between writing and recording never duplicates or loses a line.
 Durability is against process death (``synchronous=NORMAL``), not against power loss.
 """
 
@@ -16,12 +19,21 @@ import logging
 import os
 import sqlite3
 import time
+from collections.abc import Callable
 from pathlib import Path
 from typing import IO
 
 from ..errors import StorageError, WireFormatError
 from ..request import Request
-from .base import Backend, CommitResult, Lease, Outcome, RoundInfo
+from .base import (
+    Backend,
+    CommitResult,
+    Lease,
+    Outcome,
+    RoundInfo,
+    StoreHealth,
+    local_worker_id,
+)
 
 log = logging.getLogger(__name__)
 
@@ -37,14 +49,25 @@ CREATE TABLE IF NOT EXISTS stats (k TEXT PRIMARY KEY, v INTEGER NOT NULL) WITHOU
 """
 
 
+#: meta key naming the output file of the run in progress ("" once it closed cleanly)
+_ACTIVE_OUTPUT = "output_active"
+
+
 class SQLiteBackend(Backend):
+    """:class:`Backend` in one SQLite file under ``state_dir`` (see module docstring)."""
+
     def __init__(
         self,
         state_dir: Path,
         output: Path | None = None,
         item_dedup: str = "skip",
         fingerprint_ttl: float | None = None,
+        *,
+        clock: Callable[[], float] | None = None,
+        worker_id: str | None = None,
     ) -> None:
+        self.clock = clock or time.time
+        self.worker_id = worker_id or local_worker_id()
         self.state_dir = state_dir
         self.path = state_dir / "state.sqlite3"
         self.output = output
@@ -54,6 +77,7 @@ class SQLiteBackend(Backend):
         self._out: IO[bytes] | None = None
         self._leased: set[int] = set()
         self.rejected = 0
+        self.reclaimed = 0
 
     @property
     def db(self) -> sqlite3.Connection:
@@ -74,25 +98,77 @@ class SQLiteBackend(Backend):
         self._db = db
         reclaimed = db.execute("UPDATE queue SET leased=0 WHERE leased=1").rowcount
         if reclaimed:
+            self.reclaimed += reclaimed
             log.info("resume: %d request(s) in flight at the last stop go back to the queue", reclaimed)
+        self._finish_interrupted_output()
         if self.output is not None:
             self._open_output()
 
+    def _interrupted_output(self) -> Path | None:
+        """The output file of a run that did not close cleanly, if any."""
+        active = self._meta_get(_ACTIVE_OUTPUT)
+        if active is None:
+            # a state dir written before ``output_active`` existed: this run's own file, if it has a record
+            if self.output is not None and self._meta_get(f"exported_size:{self.output.resolve()}") is not None:
+                return self.output
+            return None
+        return Path(active) if active else None
+
+    def _finish_interrupted_output(self) -> None:
+        """Append to the file of a killed run the items that run stored but had not yet written."""
+        path = self._interrupted_output()
+        if path is None:
+            return
+        key = str(path.resolve())
+        recorded = self._meta_get(f"exported_size:{key}")
+        if self.output is not None and key == str(self.output.resolve()):
+            return  # the same file again: _open_output resumes it
+        if recorded is None or not path.exists():
+            pending = self._pending_count(key)
+            if pending:
+                log.warning(
+                    "%d item(s) of an interrupted run never reached %s (file gone); "
+                    "they are in the store: kubecrawl export --state-dir %s",
+                    pending,
+                    path,
+                    self.state_dir,
+                )
+            self._meta_set(_ACTIVE_OUTPUT, "")
+            return
+        with open(path, "r+b") as out:
+            self._resume_file(out, path, int(recorded))
+            self._export_to(out, key)
+        self._meta_set(_ACTIVE_OUTPUT, "")
+
+    def _pending_count(self, key: str) -> int:
+        last = int(self._meta_get(f"exported_id:{key}") or 0)
+        return int(self.db.execute("SELECT count(*) FROM items WHERE id>?", (last,)).fetchone()[0])
+
+    def _resume_file(self, out: IO[bytes], path: Path, size: int) -> None:
+        actual = out.seek(0, os.SEEK_END)
+        if actual > size:
+            log.info("resume: trimming %d unrecorded byte(s) from %s", actual - size, path)
+            out.truncate(size)
+            out.seek(size)
+
     def _open_output(self) -> None:
         assert self.output is not None
-        recorded = self._meta_get(f"exported_size:{self.output.resolve()}")
+        key = str(self.output.resolve())
         self.output.parent.mkdir(parents=True, exist_ok=True)
         out = open(self.output, "ab")  # noqa: SIM115 - closed in close()
-        if recorded is not None:
-            size = int(recorded)
-            actual = out.seek(0, os.SEEK_END)
-            if actual > size:
-                log.info("resume: trimming %d unrecorded byte(s) from %s", actual - size, self.output)
-                out.truncate(size)
+        interrupted = self._interrupted_output()
+        recorded = self._meta_get(f"exported_size:{key}")
+        if interrupted is not None and str(interrupted.resolve()) == key and recorded is not None:
+            # this file's run was killed: trim what it wrote without recording, then catch up
+            self._resume_file(out, self.output, int(recorded))
         else:
-            # a new output file for this state: export everything stored so far
-            self._meta_set(f"exported_id:{self.output.resolve()}", "0")
-            self._meta_set(f"exported_size:{self.output.resolve()}", str(out.seek(0, os.SEEK_END)))
+            # a file for this run: the items it stores from now on, nothing stored before
+            last = self.db.execute("SELECT coalesce(max(id), 0) FROM items").fetchone()[0]
+            self.db.execute("BEGIN")
+            self._meta_set(f"exported_id:{key}", str(last))
+            self._meta_set(f"exported_size:{key}", str(out.seek(0, os.SEEK_END)))
+            self.db.execute("COMMIT")
+        self._meta_set(_ACTIVE_OUTPUT, key)
         self._out = out
         self._export()
 
@@ -101,9 +177,17 @@ class SQLiteBackend(Backend):
             self._export()
             self._out.close()
             self._out = None
+            self._meta_set(_ACTIVE_OUTPUT, "")
         if self._db is not None:
             self._db.close()
             self._db = None
+
+    async def health(self) -> StoreHealth:
+        try:
+            self.db.execute("SELECT 1").fetchone()
+        except (sqlite3.Error, StorageError) as exc:
+            return StoreHealth(False, f"state store {self.path}: {exc}")
+        return StoreHealth(True)
 
     # -- meta --------------------------------------------------------------------------------
     def _meta_get(self, k: str) -> str | None:
@@ -137,23 +221,24 @@ class SQLiteBackend(Backend):
         return out
 
     def _admit_request(self, req: Request, now: float) -> bool:
+        """:func:`~.base.fingerprint_rule` in SQL (``expires`` NULL = never expires), one statement when admitted."""
+        fp = req.fingerprint  # even for dont_filter: a request that has none is refused by every store
         if req.dont_filter:
             return True
         db = self.db
-        fp = req.fingerprint
         ttl = req.fingerprint_ttl if req.fingerprint_ttl is not None else self.fingerprint_ttl
         expires = None if ttl is None else now + ttl
-        if db.execute("INSERT OR IGNORE INTO seen (fp, expires) VALUES (?, ?)", (fp, expires)).rowcount:
+        # never seen: inserted; its age has run out: restarted (NULL: from now on never expires)
+        if db.execute(
+            "INSERT INTO seen (fp, expires) VALUES (?, ?) ON CONFLICT(fp) DO UPDATE SET expires=excluded.expires"
+            " WHERE seen.expires IS NOT NULL AND seen.expires<=?",
+            (fp, expires, now),
+        ).rowcount:
             return True
-        if ttl is None:
-            return False
-        # seen before: admit again only once its age is past
-        return bool(
-            db.execute(
-                "UPDATE seen SET expires=? WHERE fp=? AND expires IS NOT NULL AND expires<=?",
-                (expires, fp, now),
-            ).rowcount
-        )
+        if expires is not None:
+            # first seen without an age, now asked for with one: filtered, and ageing from now
+            db.execute("UPDATE seen SET expires=? WHERE fp=? AND expires IS NULL", (expires, fp))
+        return False
 
     def _admit_item(self, key: bytes, content_hash: bytes) -> bool:
         db = self.db
@@ -172,7 +257,7 @@ class SQLiteBackend(Backend):
     async def commit(self, outcomes: list[Outcome]) -> CommitResult:
         res = CommitResult()
         db = self.db
-        now = time.time()
+        now = self.clock()
         stats: dict[str, int] = {}
         db.execute("BEGIN")
         try:
@@ -212,23 +297,26 @@ class SQLiteBackend(Backend):
         return res
 
     def _export(self) -> None:
-        """Append items not yet exported to the output file, then record how far we got."""
+        """Append this run's items not yet exported to the output file, then record how far we got."""
         assert self._out is not None and self.output is not None
-        key = str(self.output.resolve())
+        self._export_to(self._out, str(self.output.resolve()))
+
+    def _export_to(self, out: IO[bytes], key: str) -> None:
         last = int(self._meta_get(f"exported_id:{key}") or 0)
         rows = self.db.execute("SELECT id, data FROM items WHERE id>? ORDER BY id", (last,)).fetchall()
         if not rows:
             return
-        self._out.write(b"".join(r[1] + b"\n" for r in rows))
-        self._out.flush()
-        size = self._out.tell()
+        out.write(b"".join(r[1] + b"\n" for r in rows))
+        out.flush()
+        size = out.tell()
         self.db.execute("BEGIN")
         self._meta_set(f"exported_id:{key}", str(rows[-1][0]))
         self._meta_set(f"exported_size:{key}", str(size))
         self.db.execute("COMMIT")
 
     async def release(self, lease_ids: list[str]) -> None:
-        ids = [(int(i),) for i in lease_ids]
+        # only leases this process holds (ids are row ids; anything else is not ours)
+        ids = [(int(i),) for i in lease_ids if i.isdigit() and int(i) in self._leased]
         self.db.executemany("UPDATE queue SET leased=0 WHERE id=?", ids)
         for (i,) in ids:
             self._leased.discard(i)
@@ -244,15 +332,55 @@ class SQLiteBackend(Backend):
         self.db.execute("BEGIN")
         self._meta_set("round", str(r))
         self._meta_set("seeding", "1")
-        self._meta_set(f"round_started:{r}", str(time.time()))
+        self._meta_set(f"round_started:{r}", str(self.clock()))
         self.db.execute("COMMIT")
         return r
 
     async def end_seeding(self, round_no: int) -> None:
+        self.db.execute("BEGIN")
+        self._meta_set("seeded_round", str(round_no))
         self._meta_set("seeding", "0")
+        self.db.execute("COMMIT")
 
     async def round_info(self) -> RoundInfo:
-        return RoundInfo(int(self._meta_get("round") or 0), self._meta_get("seeding") == "1")
+        rnd = int(self._meta_get("round") or 0)
+        seeding = self._meta_get("seeding") == "1"
+        seeded = self._meta_get("seeded_round")
+        # state dirs from before ``seeded_round``: a round not seeding was seeded
+        seeded_round = int(seeded) if seeded is not None else (rnd if not seeding else rnd - 1)
+        return RoundInfo(rnd, seeding, seeded_round)
 
     def stored_stats(self) -> dict[str, int]:
         return {str(k): int(v) for k, v in self.db.execute("SELECT k, v FROM stats")}
+
+
+def export_state_items(state_dir: Path, path: Path, batch: int = 1000) -> int:
+    """Write every item stored in ``state_dir`` to ``path`` (rewritten) as JSON lines; returns the count.
+
+    ``kubecrawl export --state-dir``. Reads the store read-only, so it is safe while a crawl runs on it
+    and changes nothing a later run's ``-o`` depends on.
+    """
+    db_path = state_dir / "state.sqlite3"
+    if not db_path.is_file():
+        raise StorageError(f"no crawl state in {state_dir} (expected {db_path})")
+    try:
+        db = sqlite3.connect(f"{db_path.resolve().as_uri()}?mode=ro", uri=True)
+    except sqlite3.DatabaseError as exc:
+        raise StorageError(f"cannot open state store {db_path}: {exc}") from None
+    path.parent.mkdir(parents=True, exist_ok=True)
+    n = last = 0
+    try:
+        with open(path, "wb") as out:
+            while True:
+                rows = db.execute("SELECT id, data FROM items WHERE id>? ORDER BY id LIMIT ?", (last, batch)).fetchall()
+                if not rows:
+                    break
+                out.write(b"".join(r[1] + b"\n" for r in rows))
+                n += len(rows)
+                last = rows[-1][0]
+    except sqlite3.DatabaseError as exc:
+        raise StorageError(f"cannot read items from {db_path}: {exc}") from None
+    finally:
+        db.close()
+    log.info("exported %d item(s) from %s to %s", n, state_dir, path)
+    return n

@@ -3,7 +3,7 @@
 -- KEYS: 1 queue, 2 requests, 3 leases, 4 owners, 5 items, 6 item_seen, 7 stats, 8 meta, 9 seen:ttl,
 --       10.. fingerprint keys (intset buckets or Bloom shards), referenced by index from ARGV
 -- ARGV: 1 dedup ('set'|'bloom'), 2 item_dedup ('skip'|'update'|'off'), 3 token (worker id), 4 commit seq,
---       5 nreq, 6 nitem, 7 nack, 8 nstat, then
+--       5 nreq, 6 nitem, 7 nack, 8 nstat, 9 now ms for fingerprint ages ('' = the server clock), then
 --       nreq x {flag ('n'|'d'), key index, member (int64 | comma-separated bit offsets), ttl ms ('' = none),
 --               raw fingerprint, score, payload},
 --       nitem x {key, content hash, json}, nack x {id}, nstat x {name, increment}
@@ -21,7 +21,10 @@ if last then
 end
 
 local t = redis.call('TIME')
-local now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
+local server_now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
+-- fingerprint ages follow the server clock unless the caller injects one (tests: RedisBackend(clock=...))
+local now = server_now
+if ARGV[9] ~= '' then now = tonumber(ARGV[9]) end
 local has_ttl = redis.call('EXISTS', TTL) == 1
 
 local function in_plain(key, member)
@@ -42,40 +45,50 @@ local function add_plain(key, member)
   end
 end
 
-local function ttl_live(fp)
-  if not has_ttl then return false end
+local function stored_expiry(fp)
+  if not has_ttl then return nil end
   local exp = redis.call('ZSCORE', TTL, fp)
-  return exp ~= false and exp ~= nil and tonumber(exp) > now
+  if exp then return tonumber(exp) end
+  return nil
 end
 
--- the semantics of backends/memory.py SeenSet, with plain = set/bloom and expiring = seen:ttl
+-- backends/base.py fingerprint_rule, with "never expires" = in the set/bloom key, an age = in seen:ttl
+-- (the seen:ttl entry, when there is one, decides: a Bloom filter cannot forget a fingerprint)
 local new_fps = 0
 local function admit(key, member, ttl, fp)
-  if ttl == '' then
-    if ttl_live(fp) then return false end
-    if in_plain(key, member) then return false end
-    add_plain(key, member)
-    new_fps = new_fps + 1
+  local exp = stored_expiry(fp)
+  if exp then
+    if exp > now then return false end
+    -- its age has run out: admitted again, ageing from now (or, without an age, never expiring)
+    if ttl == '' then
+      redis.call('ZREM', TTL, fp)
+      add_plain(key, member)
+    else
+      redis.call('ZADD', TTL, now + tonumber(ttl), fp)
+    end
     return true
   end
-  local expires = now + tonumber(ttl)
   if in_plain(key, member) then
-    -- first seen without expiry; from now on it expires (a Bloom filter cannot forget: it stays set)
+    if ttl == '' then return false end
+    -- first seen without an age, now asked for with one: filtered, and ageing from now
     if dedup ~= 'bloom' then redis.call('SREM', key, member) end
-    if not ttl_live(fp) then redis.call('ZADD', TTL, expires, fp) end
+    redis.call('ZADD', TTL, now + tonumber(ttl), fp)
     has_ttl = true
     return false
   end
-  if ttl_live(fp) then return false end
-  redis.call('ZADD', TTL, expires, fp)
-  has_ttl = true
+  if ttl == '' then
+    add_plain(key, member)
+  else
+    redis.call('ZADD', TTL, now + tonumber(ttl), fp)
+    has_ttl = true
+  end
   new_fps = new_fps + 1
   return true
 end
 
 local seq = tonumber(redis.call('HGET', META, 'seq') or '0')
 local enqueued, filtered, stored, dup = 0, 0, 0, 0
-local i = 9
+local i = 10
 for _ = 1, nreq do
   local flag, kidx, member, ttl, fp, score, payload =
     ARGV[i], tonumber(ARGV[i + 1]), ARGV[i + 2], ARGV[i + 3], ARGV[i + 4], ARGV[i + 5], ARGV[i + 6]
@@ -135,7 +148,7 @@ end
 
 -- pages per minute: the current and the previous whole minute of the server clock
 if pages > 0 then
-  local minute = math.floor(now / 60000)
+  local minute = math.floor(server_now / 60000)
   local cur = tonumber(redis.call('HGET', STATS, 'pm:minute') or '0')
   if cur ~= minute then
     local prev = 0

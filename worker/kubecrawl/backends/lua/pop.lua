@@ -1,9 +1,15 @@
 -- Lease up to N requests, after reaping expired leases back into the queue. One round trip.
 -- KEYS: 1 queue, 2 requests, 3 leases, 4 owners, 5 stats
--- ARGV: 1 n, 2 worker id, 3 lease ms, 4 max payload bytes, 5 max leases to reap
+-- ARGV: 1 n, 2 worker id, 3 lease ms, 4 max payload bytes, 5 max leases to reap,
+--       6 now ms for lease deadlines ('' = the server clock; tests inject one: RedisBackend(clock=...))
 -- Returns {reaped, rejected_huge, id1, payload1, id2, payload2, ...}
-local t = redis.call('TIME')
-local now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
+local now
+if ARGV[6] ~= '' then
+  now = tonumber(ARGV[6])
+else
+  local t = redis.call('TIME')
+  now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
+end
 
 local function score_of(raw)
   local ok, d = pcall(cjson.decode, raw)
