@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
+import codecs
+
 import httpx
 
 from kubecrawl import Request, Response
-from kubecrawl.encoding import decode_body
+from kubecrawl.encoding import _ENCODINGS, decode_body, prescan
 
 ZH = "滚动新闻：中文内容测试，没有乱码"
 
@@ -51,3 +53,85 @@ def test_response_helpers() -> None:
     assert [q.url for q in r.follow_all(css="a")] == ["http://h/x?b=1", "http://h/dir/y"]
     assert r.follow(r.css("a")[1]).url == "http://h/dir/y"
     assert r.meta == {"m": 1} and r.urljoin("../z") == "http://h/z"
+
+
+# -- the Encoding Standard's rules (every label is covered by tests/unit/test_standards.py) ------
+RU = "Привет, мир"
+
+
+def test_an_unknown_meta_label_is_skipped_and_the_next_one_counts() -> None:
+    body = f'<meta charset="bogus"><meta charset="koi8">{RU}'.encode("koi8-r")
+    assert decode_body(body, "text/html") == ("koi8-r", body.decode("koi8-r"))
+
+
+def test_an_unknown_header_label_falls_through_to_the_meta() -> None:
+    body = f'<meta charset="windows-1251"><p>{RU}</p>'.encode("cp1251")
+    enc, text = decode_body(body, "text/html; charset=x-bogus")
+    assert enc == "cp1251" and RU in text
+
+
+def test_labels_with_colons_and_dots_are_whole_labels() -> None:
+    for label in ("iso_8859-1:1987", "ansi_x3.4-1968"):
+        enc, text = decode_body(f'<meta charset="{label}">café'.encode("cp1252"), None)
+        assert enc == "cp1252" and text.endswith("café"), label
+
+
+def test_utf16_in_a_meta_means_utf8() -> None:
+    enc, text = decode_body(f'<meta charset="utf-16"><p>{ZH}</p>'.encode(), "text/html")
+    assert enc == "utf-8" and ZH in text
+
+
+def test_the_bom_beats_a_header_and_a_meta() -> None:
+    body = b"\xff\xfe" + f'<meta charset="koi8-r">{RU}'.encode("utf-16-le")
+    enc, text = decode_body(body, "text/html; charset=windows-1252")
+    assert enc == "utf-16-le" and text == f'<meta charset="koi8-r">{RU}'
+
+
+def test_meta_in_a_comment_is_not_a_declaration() -> None:
+    body = f'<!-- <meta charset="koi8-r"> --><meta charset="windows-1251">{RU}'.encode("cp1251")
+    assert decode_body(body, None)[0] == "cp1251"
+
+
+def test_http_equiv_content_needs_the_pragma() -> None:
+    without = f'<meta content="text/html; charset=koi8-r">{RU}'.encode("koi8-r")
+    with_pragma = f'<meta http-equiv="Content-Type" content="text/html; charset=koi8-r">{RU}'.encode("koi8-r")
+    assert decode_body(with_pragma, None)[0] == "koi8-r"
+    assert prescan(without) is None and prescan(with_pragma) == "KOI8-R"
+
+
+def test_windows_1252_undefined_bytes_are_c1_controls() -> None:
+    # the standard's windows-1252 (also what "iso-8859-1" means) decodes every byte
+    assert decode_body(b"\x81\x8d\x8f\x90\x9d\x80", "text/html; charset=iso-8859-1")[1] == "\x81\x8d\x8f\x90\x9d€"
+
+
+def test_a_late_meta_is_still_honoured() -> None:
+    # browsers re-decode when the parser meets a <meta> past the prescan's 1024 bytes
+    body = b"<html><head><script>" + b"x" * 3000 + f'</script><meta charset="koi8-r"></head>{RU}'.encode("koi8-r")
+    assert decode_body(body, None) == ("koi8-r", body.decode("koi8-r"))
+
+
+def test_undeclared_legacy_bytes_are_detected_as_one_of_the_standards_encodings() -> None:
+    allowed = {codecs.lookup(c).name for c, _ in _ENCODINGS.values() if c not in ("replacement", "x-user-defined")}
+    for sample, codec in (
+        (RU * 30, "cp1251"),
+        (RU * 30, "koi8-r"),
+        ("Ελληνικά κείμενο " * 30, "iso8859-7"),
+        (ZH * 20, "gbk"),
+    ):
+        enc, _ = decode_body(sample.encode(codec), None)
+        assert enc in allowed, (codec, enc)
+
+
+def _page(body: bytes, url: str = "http://h/dir/page") -> Response:
+    return Response(url, 200, httpx.Headers({"content-type": "text/html"}), body, Request(url))
+
+
+def test_follow_all_resolves_hrefs_as_a_browser() -> None:
+    body = (
+        b'<a href="/a\tb">1</a><a href="\\x">2</a><a href=" /c/d/.. ">3</a>'
+        b'<a href="http://h:80/e">4</a><a href="#top">5</a><a href=" ">6</a>'
+        b'<a href="mailto:x@h">7</a><a href="http://h:66000/">8</a>'
+    )
+    urls = [r.url for r in _page(body).follow_all(css="a")]
+    # same-document links are left out; other schemes and rejected URLs go to the engine to count
+    assert urls == ["http://h/ab", "http://h/x", "http://h/c/", "http://h/e", "mailto:x@h", "http://h:66000/"]

@@ -6,7 +6,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from kubecrawl.urls import _check_slow, check_request_url
+from kubecrawl.urls import BaseURL, _ada_join, _ada_parse, _check_slow, check_request_url, normalize, resolve
 
 
 @pytest.mark.parametrize(
@@ -88,7 +88,85 @@ _urlish = st.tuples(
 ).map("".join)
 
 
-@settings(max_examples=3000, deadline=None)
+@settings(max_examples=1500, deadline=None)
 @given(_urlish)
 def test_fast_path_gives_the_full_answer(url: str) -> None:
     assert check_request_url(url) == _full(url)
+
+
+# -- resolution ------------------------------------------------------------------------------
+_BASES = [
+    "http://example.com/a/b.html",
+    "https://example.com:8443/dir/",
+    "http://u:p@example.com/x?q#f",
+    "http://127.0.0.1:8080/p/1.html",
+    "https://EXAMPLE.com:443/a/../b",
+    "http://xn--zca.com/",
+]
+_STARTS = ["", "/", "//", "http://", "https://", "HTTP://", "http:", "/p/", "../", "./", "?", "#", " ", "\t/"]
+_AUTHORITIES = ["http://127.0.0.1", "https://10.0.0.255:8443", "http://1.2.3.04", "http://example.com:80"]
+_AUTHORITIES += ["https://h:443", "http://h:65535", "http://h:65536", "http://h:080", "http://a.xn--b"]
+_href = st.tuples(
+    st.sampled_from([*_STARTS, *_AUTHORITIES]),
+    st.text(_url_chars, max_size=8),
+    st.sampled_from(["", ".html", "/..", "/.", "/%2e", "/%2E%2e/", ":80", ":443", "?a=1", "#x", "\\"]),
+    st.text(_url_chars, max_size=8),
+).map("".join)
+
+
+@settings(max_examples=1500, deadline=None)
+@given(st.sampled_from(_BASES), _href)
+def test_resolution_fast_paths_give_the_parsers_answer(base: str, href: str) -> None:
+    try:
+        expected = _ada_join(base, href)
+    except UnicodeEncodeError:
+        expected = None
+    assert BaseURL(base).resolve(href) == expected
+
+
+@settings(max_examples=1000, deadline=None)
+@given(_href)
+def test_normalize_fast_path_gives_the_parsers_answer(url: str) -> None:
+    try:
+        expected = _ada_parse(url)
+    except UnicodeEncodeError:
+        expected = None
+    assert normalize(url) == expected
+
+
+@settings(max_examples=1000, deadline=None)
+@given(st.sampled_from(_BASES), _href)
+def test_a_rejected_href_is_never_fetched(base: str, href: str) -> None:
+    # Response.urljoin hands back a rejected href as it was: check_request_url must refuse it
+    if BaseURL(base).resolve(href) is None:
+        assert check_request_url(href) is not None
+
+
+@settings(max_examples=1000, deadline=None)
+@given(st.sampled_from(_BASES), _href)
+def test_every_resolved_http_link_is_fetchable(base: str, href: str) -> None:
+    resolved = BaseURL(base).resolve(href)
+    if resolved is not None and resolved.startswith(("http://", "https://")):
+        assert check_request_url(resolved) is None, resolved
+
+
+@pytest.mark.parametrize(
+    ("href", "expected"),
+    [
+        ("http://ho\tst/", "http://host/"),
+        ("/a\nb", "http://example.com/ab"),
+        ("\\x", "http://example.com/x"),
+        ("http:/example.com/", "http://example.com/example.com/"),  # same scheme: root-relative
+        ("https:example.com/", "https://example.com/"),
+        ("/foo/bar/..", "http://example.com/foo/"),
+        ("/foo/%2e%2E/bar", "http://example.com/bar"),
+        ("http://0x7f.1/", "http://127.0.0.1/"),
+        ("http://2130706433/", "http://127.0.0.1/"),
+        ("http://ＥＸＡＭＰＬＥ.com/", "http://example.com/"),
+        ("http://example.com:80/a", "http://example.com/a"),
+        ("https://example.com:443/a", "https://example.com/a"),
+        ("  /a b\x01c\x01", "http://example.com/a%20b%01c"),
+    ],
+)
+def test_hrefs_resolve_as_in_a_browser(href: str, expected: str) -> None:
+    assert resolve("http://example.com/a/b", href) == expected
