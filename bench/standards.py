@@ -259,11 +259,52 @@ def _safe_decode(decode: Decoder, c: CharsetCase) -> str | None:
         return None
 
 
+def per_page_cpu(site: Path, pages: int = 300, rounds: int = 7) -> dict[str, float]:
+    """CPU µs per page of the link path on bench pages, in process (best of ``rounds``): build the
+    Response, select the title, ``follow_all`` the links and fingerprint every request."""
+    import time
+
+    import httpx
+
+    from kubecrawl import Request, Response
+
+    bodies = [p.read_bytes() for p in sorted((site / "p").glob("*.html"))[:pages]]
+    headers = httpx.Headers({"content-type": "text/html; charset=utf-8"})
+
+    def one_round() -> float:
+        t0 = time.process_time()
+        for i, body in enumerate(bodies):
+            url = f"http://127.0.0.1:8080/p/{i}.html"
+            r = Response(url, 200, headers, body, Request(url))
+            r.css("title::text").get()
+            for q in r.follow_all(css="a"):
+                _ = q.fingerprint
+        return time.process_time() - t0
+
+    one_round()  # warm caches
+    best = min(one_round() for _ in range(rounds))
+    return {"pages": len(bodies), "cpu_us_per_page": best / len(bodies) * 1e6}
+
+
 def main(argv: list[str] | None = None) -> int:
     p = argparse.ArgumentParser(prog="python -m bench.standards", description=__doc__.split("\n")[0])
     p.add_argument("--json", type=Path, help="also write the figures here")
     p.add_argument("--wrong", action="store_true", help="list the labels each tool decodes wrongly")
+    p.add_argument(
+        "--per-page",
+        type=Path,
+        metavar="SITE_DIR",
+        help="instead: CPU per page of kubecrawl's link path on a generated bench site (bench/.cache/site-*)",
+    )
     args = p.parse_args(argv)
+    if args.per_page:
+        import kubecrawl
+
+        r = per_page_cpu(args.per_page)
+        print(
+            f"kubecrawl ({Path(kubecrawl.__file__).parent.parent}): {r['cpu_us_per_page']:.1f} µs CPU/page over {r['pages']} pages"
+        )
+        return 0
     results = measure()
     for name, row in results.items():
         print(name)

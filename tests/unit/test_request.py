@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from kubecrawl import Request, Spider
 from kubecrawl.errors import SpiderError, WireFormatError
@@ -102,3 +104,23 @@ def test_canonical_url_is_total() -> None:
     for junk in ("http://h:66000/", "http://[::1", "javascript:x", "", "\ud800", "http://" + "a" * 300 + ".com/"):
         assert canonical_url(junk) == canonical_url(junk)
         assert len(request_fingerprint("GET", junk, b"")) == 20
+
+
+_path_chars = st.sampled_from([*"aZ09-._~/%:@!$&'()*+,;=?#[] \\", "é"])
+
+
+@settings(max_examples=1500, deadline=None)
+@given(
+    st.sampled_from(["http://example.com", "https://h:8443", "http://127.0.0.1:8080", "http://EXAMPLE.com:80"]),
+    st.text(_path_chars, max_size=20),
+)
+def test_canonical_url_shortcut_gives_w3libs_answer(origin: str, path: str) -> None:
+    from w3lib.url import canonicalize_url
+
+    from kubecrawl.request import canonical_url
+    from kubecrawl.urls import normalize
+
+    url = f"{origin}/{path}"
+    href = normalize(url)
+    if href is not None:
+        assert canonical_url(url) == canonicalize_url(href)

@@ -8,6 +8,7 @@ boundary. A hostile or malformed payload raises :class:`~kubecrawl.errors.WireFo
 from __future__ import annotations
 
 import hashlib
+import re
 from collections.abc import Callable, Mapping
 from typing import Any
 
@@ -32,6 +33,11 @@ def _callback_name(cb: CallbackRef) -> str | None:
     return name
 
 
+#: a normal-form URL with no query, fragment, percent-escape or reserved character in its path:
+#: w3lib's canonicalize_url leaves such a URL as it is
+_PLAIN_PATH_ONLY = re.compile(r"https?://[^/?#@%\\]++/[A-Za-z0-9\-._~/]*+\Z")
+
+
 def canonical_url(url: str) -> str:
     """The URL form used for fingerprints; never raises, deterministic for any ``str``.
 
@@ -47,6 +53,8 @@ def canonical_url(url: str) -> str:
     href = normalize(url)
     if href is None:
         return url
+    if _PLAIN_PATH_ONLY.match(href):
+        return href  # what canonicalize_url gives for it (tests/unit/test_request.py), ~10x cheaper
     try:
         return canonicalize_url(href)
     except Exception:  # w3lib on a host Python's idna codec refuses, say
