@@ -5,6 +5,9 @@ from __future__ import annotations
 import codecs
 
 import httpx
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from kubecrawl import Request, Response
 from kubecrawl.encoding import _ENCODINGS, decode_body, prescan
@@ -135,3 +138,50 @@ def test_follow_all_resolves_hrefs_as_a_browser() -> None:
     urls = [r.url for r in _page(body).follow_all(css="a")]
     # same-document links are left out; other schemes and rejected URLs go to the engine to count
     assert urls == ["http://h/ab", "http://h/x", "http://h/c/", "http://h/e", "mailto:x@h", "http://h:66000/"]
+
+
+def _step_over_attributes(buf: bytes, pos: int) -> int | None:
+    """The spec's way through a tag: "get an attribute" until there is none; the ">" position + 1."""
+    from kubecrawl.encoding import _get_attribute
+
+    while True:
+        attr = _get_attribute(buf, pos)
+        if attr is None:
+            return None
+        name, _, pos = attr
+        if not name:
+            return pos + 1
+
+
+_tag_chars = st.sampled_from([*"ab=/ \t\n\"'>", "<", "x"])
+
+
+@settings(max_examples=3000, deadline=None)
+@given(st.text(_tag_chars, max_size=24))
+def test_skipping_a_tag_in_one_match_is_stepping_through_its_attributes(rest: str) -> None:
+    from kubecrawl.encoding import _TAG_REST
+
+    buf = rest.encode()
+    m = _TAG_REST.match(buf, 0)
+    assert (m.end() if m else None) == _step_over_attributes(buf, 0)
+
+
+@pytest.mark.parametrize(
+    ("head", "expected"),
+    [
+        (b'<a title=">"><meta charset="koi8-r">', "KOI8-R"),
+        (b'<a title="<meta charset=koi8-r>"><meta charset="windows-1251">', "windows-1251"),
+        (b"<!--><meta charset=koi8-r>", "KOI8-R"),  # "<!-->" is a whole comment
+        (b"<!-- --!><meta charset=koi8-r> -->", None),
+        (b"<? <meta charset=koi8-r> ?><meta charset=windows-1251>", "windows-1251"),  # "<?" ends at the first ">"
+        (b'<meta charset="koi8-r', None),  # the input ends inside the value
+        (b"<meta charset=koi8-r charset=windows-1251>", "KOI8-R"),  # the first of a repeated attribute
+        (b'<meta http-equiv="content-type" content="charset=\'koi8-r\'">', "KOI8-R"),
+        (b"<meta/charset=koi8-r>", "KOI8-R"),
+        (b"<metacharset=koi8-r>", None),
+        (b"<META CHARSET=KOI8-R>", "KOI8-R"),
+        (b"<p>" + b"x" * 2000 + b"<meta charset=koi8-r>", "KOI8-R"),  # a late <meta> is honoured
+    ],
+)
+def test_prescan_reads_tags_as_the_html_standard(head: bytes, expected: str | None) -> None:
+    assert prescan(head, 16 * 1024) == expected

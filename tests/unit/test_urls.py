@@ -102,6 +102,8 @@ _BASES = [
     "http://127.0.0.1:8080/p/1.html",
     "https://EXAMPLE.com:443/a/../b",
     "http://xn--zca.com/",
+    "http://[::1]:8080/a",
+    "https://user@[2001:db8::1]/x/",
 ]
 _STARTS = ["", "/", "//", "http://", "https://", "HTTP://", "http:", "/p/", "../", "./", "?", "#", " ", "\t/"]
 _AUTHORITIES = ["http://127.0.0.1", "https://10.0.0.255:8443", "http://1.2.3.04", "http://example.com:80"]

@@ -18,8 +18,9 @@ __all__ = ["declared_codec", "declared_encoding", "decode_as", "decode_body", "l
 
 _DETECT_WINDOW = 64 * 1024
 #: the HTML standard prescans the first 1024 bytes; a browser that meets a later <meta> while
-#: parsing re-decodes the page with it, so a second pass looks further, as far as this
-_LATE_META_WINDOW = 16 * 1024
+#: parsing re-decodes the page with it, so the prescan looks further, as far as this. (Whatever the
+#: first 1024 bytes declare, a longer prescan finds first too.)
+_PRESCAN_WINDOW = 16 * 1024
 
 # -- the label table ---------------------------------------------------------------------------
 # The Encoding Standard's names and labels (https://encoding.spec.whatwg.org/#names-and-labels),
@@ -147,6 +148,13 @@ _SPACES = re.compile(rb"[\t\n\f\r ]*+")
 _UNQUOTED = re.compile(rb"[^\t\n\f\r >]*+")
 _TAG_NAME_END = re.compile(rb"[\t\n\f\r >]")
 _META = re.compile(rb"<meta[\t\n\f\r /]", re.IGNORECASE)
+#: a whole tag's attributes up to its ">", as _get_attribute reads them one by one: the prescan steps
+#: over every other tag with one match. An "=" must be followed by a value (an unterminated quote
+#: makes the match fail, as the spec's end of input aborts the prescan).
+_WS_RE = rb"[\t\n\f\r ]"
+_VALUE = rb"""(?:"[^"]*+"|'[^']*+'|(?=>)|[^\t\n\f\r >"'][^\t\n\f\r >]*+)"""
+_ATTR = rb"(?:=|[^\t\n\f\r />=])[^\t\n\f\r />=]*+(?:(?!" + _WS_RE + rb"*+=)|" + _WS_RE + rb"*+=" + _WS_RE + rb"*+" + _VALUE + rb")"
+_TAG_REST = re.compile(rb"(?:[\t\n\f\r /]*+" + _ATTR + rb")*+[\t\n\f\r /]*+>")
 _CHARSET_IN_CONTENT = re.compile(rb"charset[\t\n\f\r ]*=[\t\n\f\r ]*", re.IGNORECASE)
 
 
@@ -251,8 +259,10 @@ def prescan(body: bytes, limit: int = 1024) -> str | None:
     comments are skipped, attributes of other tags are stepped over, and a ``<meta>`` with an
     unknown label is ignored so that the next one counts."""
     buf = body[:limit]
+    # only a <meta> can declare: past the last one there is nothing to find
+    last_meta = buf.lower().rfind(b"<meta")
     pos = 0
-    while (pos := buf.find(b"<", pos)) >= 0:
+    while 0 <= (pos := buf.find(b"<", pos)) <= last_meta:
         if buf.startswith(b"<!--", pos):
             end = buf.find(b"-->", pos + 2)  # "<!-->" is a whole comment
             if end < 0:
@@ -268,15 +278,10 @@ def prescan(body: bytes, limit: int = 1024) -> str | None:
             m = _TAG_NAME_END.search(buf, pos + 2)
             if m is None:
                 return None
-            pos = m.start()
-            while True:
-                attr = _get_attribute(buf, pos)
-                if attr is None:
-                    return None
-                pos = attr[2]
-                if not attr[0]:
-                    break
-            pos += 1
+            m = _TAG_REST.match(buf, m.start())
+            if m is None:
+                return None  # the input ends inside the tag
+            pos = m.end()
         elif buf[pos + 1 : pos + 2] in (b"!", b"/", b"?"):
             end = buf.find(b">", pos + 2)
             if end < 0:
@@ -340,7 +345,7 @@ def declared_encoding(body: bytes, content_type: str | None) -> str | None:
     for bom, name in _BOMS:
         if body.startswith(bom):
             return name
-    return _header_encoding(content_type) or prescan(body) or prescan(body, _LATE_META_WINDOW)
+    return _header_encoding(content_type) or prescan(body, _PRESCAN_WINDOW)
 
 
 def _codec_name(name: str) -> str:
