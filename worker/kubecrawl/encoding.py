@@ -151,15 +151,12 @@ _META = re.compile(rb"<meta[\t\n\f\r /]", re.IGNORECASE)
 #: a whole tag's attributes up to its ">", as _get_attribute reads them one by one: the prescan steps
 #: over every other tag with one match. An "=" must be followed by a value (an unterminated quote
 #: makes the match fail, as the spec's end of input aborts the prescan).
-_WS_RE = rb"[\t\n\f\r ]"
 _VALUE = rb"""(?:"[^"]*+"|'[^']*+'|(?=>)|[^\t\n\f\r >"'][^\t\n\f\r >]*+)"""
-_ATTR = rb"(?:=|[^\t\n\f\r />=])[^\t\n\f\r />=]*+(?:(?!" + _WS_RE + rb"*+=)|" + _WS_RE + rb"*+=" + _WS_RE + rb"*+" + _VALUE + rb")"
-_TAG_REST = re.compile(rb"(?:[\t\n\f\r /]*+" + _ATTR + rb")*+[\t\n\f\r /]*+>")
+_NAME = rb"(?:=|[^\t\n\f\r />=])[^\t\n\f\r />=]*+"
+#: after a name: no "=" ahead (no value), or "=" and a value that must be there
+_EQ_VALUE = rb"(?:(?![\t\n\f\r ]*+=)|[\t\n\f\r ]*+=[\t\n\f\r ]*+" + _VALUE + rb")"
+_TAG_REST = re.compile(rb"(?:[\t\n\f\r /]*+" + _NAME + _EQ_VALUE + rb")*+[\t\n\f\r /]*+>")
 _CHARSET_IN_CONTENT = re.compile(rb"charset[\t\n\f\r ]*=[\t\n\f\r ]*", re.IGNORECASE)
-
-
-#: what _get_attribute returns instead of an attribute: at ">" (there are no more), or at the end
-_NO_ATTRIBUTE = (b"", b"")
 
 
 def _get_attribute(buf: bytes, pos: int) -> tuple[bytes, bytes, int] | None:

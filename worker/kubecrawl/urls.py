@@ -1,7 +1,8 @@
 """URLs as browsers see them: the one place kubecrawl parses, resolves and checks URLs.
 
 Parsing and resolution follow the WHATWG URL Standard through `ada <https://github.com/ada-url/ada>`_
-(the ``ada-url`` package, a C++ implementation that passes the standard's own test suite).
+(the ``ada-url`` package, a C++ implementation tested against web-platform-tests' URL suite).
+docs/standards.md says what that means for links, fingerprints and the engine.
 :func:`check_request_url` is what the engine asks about every request a callback yields.
 """
 
@@ -117,8 +118,9 @@ def _check_slow(url: str) -> str | None:
 # -- resolution ------------------------------------------------------------------------------
 # Fast paths for the forms most links take, already in the standard's normal form: ada would
 # return them unchanged, so they skip the parser. Conservative on purpose: anything unusual
-# (upper case, a dot segment, a port, a character the standard percent-encodes, punycode, a
-# numeric host) takes the full path. tests/unit/test_urls.py checks both paths agree.
+# (upper case, a dot segment, a default or out-of-range port, a character the standard
+# percent-encodes, punycode, a host that is not a dotted quad but ends in a number) takes the
+# full path. tests/unit/test_urls.py checks both paths agree.
 _NORMAL_PATH = r"(?:/[A-Za-z0-9\-._~!$&'()*+,;=:@%/]*+)(?:\?[A-Za-z0-9\-._~!$&()*+,;=:@%/?\[\]]*+)?(?:#[A-Za-z0-9\-._~!$&'()*+,;=:@%/?#\[\]]*+)?"
 _NORMAL_HOST = r"(?:[a-z0-9\-]++\.)*+[a-z][a-z0-9\-]*+"
 _OCTET = r"(?:25[0-5]|2[0-4][0-9]|1[0-9][0-9]|[1-9]?[0-9])"
