@@ -185,3 +185,20 @@ def test_skipping_a_tag_in_one_match_is_stepping_through_its_attributes(rest: st
 )
 def test_prescan_reads_tags_as_the_html_standard(head: bytes, expected: str | None) -> None:
     assert prescan(head, 16 * 1024) == expected
+
+
+@pytest.mark.parametrize(
+    ("content_type", "expected"),
+    [
+        ("text/html; charset=utf-8", "UTF-8"),
+        ('text/html;charset="koi8-r"', "KOI8-R"),
+        ("text/html; charset=bogus; charset=utf-8", None),  # the first charset parameter counts
+        ("text/html; xcharset=koi8-r", None),
+        ("text/html; charset=iso_8859-1:1987", "windows-1252"),
+        ("text/html", None),
+    ],
+)
+def test_the_header_charset_is_the_mime_types_parameter(content_type: str, expected: str | None) -> None:
+    from kubecrawl.encoding import _header_encoding
+
+    assert _header_encoding(content_type) == expected

@@ -141,7 +141,6 @@ def _decode(body: bytes, codec: str) -> str:
 
 # -- the HTML prescan ----------------------------------------------------------------------------
 # https://html.spec.whatwg.org/multipage/parsing.html#prescan-a-byte-stream-to-determine-its-encoding
-_WS = b"\t\n\f\r "
 _ATTR_START = re.compile(rb"[\t\n\f\r /]*+")
 _ATTR_NAME = re.compile(rb"(?:=|[^\t\n\f\r />=])[^\t\n\f\r />=]*+")
 _SPACES = re.compile(rb"[\t\n\f\r ]*+")
@@ -291,18 +290,17 @@ def prescan(body: bytes, limit: int = 1024) -> str | None:
 
 # -- putting it together -----------------------------------------------------------------------
 _BOMS = ((b"\xef\xbb\xbf", "UTF-8"), (b"\xfe\xff", "UTF-16BE"), (b"\xff\xfe", "UTF-16LE"))
-_CHARSET_PARAM = re.compile(r"""charset\s*=\s*(?:"([^"]*)"|'([^']*)'|([^\s;"']+))""", re.IGNORECASE)
+#: the charset parameter of a MIME type (the first one counts; quoted or not)
+_CHARSET_PARAM = re.compile(r"""(?:^|;)[ \t]*charset[ \t]*=[ \t]*(?:"([^"]*)"|([^;"]*))""", re.IGNORECASE)
 
 
 def _header_encoding(content_type: str | None) -> str | None:
     if not content_type:
         return None
-    for m in _CHARSET_PARAM.finditer(content_type):
-        label = m.group(1) if m.group(1) is not None else (m.group(2) if m.group(2) is not None else m.group(3))
-        found = lookup_label(label)
-        if found is not None:
-            return found
-    return None
+    m = _CHARSET_PARAM.search(content_type)
+    if m is None:
+        return None
+    return lookup_label(m.group(1) if m.group(1) is not None else m.group(2))
 
 
 def _detect(body: bytes) -> str:
