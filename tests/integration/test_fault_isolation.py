@@ -32,7 +32,7 @@ WEIRD_HREFS = [
     "http://example.com:66000/x",  # port out of range
     "http://h:PORT/",  # port not a number
     "http://[::1",  # unterminated IPv6 literal
-    "http:///no-host",
+    "http://a b/",  # a space in the host
     "javascript:void(0)",
     "mailto:someone@example.com",
     "tel:+4912345",

@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from kubecrawl import Request, Spider
 from kubecrawl.errors import SpiderError, WireFormatError
@@ -81,3 +83,44 @@ def test_callback_names_resolve_only_to_public_methods() -> None:
     for bad in ("__init__", "_private", "name", "nonexistent", "__class__"):
         with pytest.raises(SpiderError):
             s.resolve_callback(bad)
+
+
+def test_default_ports_and_browser_equivalent_forms_share_a_fingerprint() -> None:
+    same = [
+        "http://example.com/a",
+        "http://example.com:80/a",
+        "HTTP://EXAMPLE.COM/a",
+        "http://example.com/b/../a",
+        "http://example.com/a#frag",
+    ]
+    assert len({Request(u).fingerprint for u in same}) == 1
+    assert Request("https://example.com:443/a").fingerprint == Request("https://example.com/a").fingerprint
+    assert Request("http://example.com:8080/a").fingerprint != Request("http://example.com/a").fingerprint
+
+
+def test_canonical_url_is_total() -> None:
+    from kubecrawl.request import canonical_url, request_fingerprint
+
+    for junk in ("http://h:66000/", "http://[::1", "javascript:x", "", "\ud800", "http://" + "a" * 300 + ".com/"):
+        assert canonical_url(junk) == canonical_url(junk)
+        assert len(request_fingerprint("GET", junk, b"")) == 20
+
+
+_path_chars = st.sampled_from([*"aZ09-._~/%:@!$&'()*+,;=?#[] \\", "é"])
+
+
+@settings(max_examples=1500, deadline=None)
+@given(
+    st.sampled_from(["http://example.com", "https://h:8443", "http://127.0.0.1:8080", "http://EXAMPLE.com:80"]),
+    st.text(_path_chars, max_size=20),
+)
+def test_canonical_url_shortcut_gives_w3libs_answer(origin: str, path: str) -> None:
+    from w3lib.url import canonicalize_url
+
+    from kubecrawl.request import canonical_url
+    from kubecrawl.urls import normalize
+
+    url = f"{origin}/{path}"
+    href = normalize(url)
+    if href is not None:
+        assert canonical_url(url) == canonicalize_url(href)

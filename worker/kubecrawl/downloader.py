@@ -17,7 +17,7 @@ import time
 from dataclasses import dataclass
 from email.utils import parsedate_to_datetime
 from typing import Any
-from urllib.parse import SplitResult, urljoin, urlsplit
+from urllib.parse import SplitResult, urlsplit
 
 import httpx
 from protego import Protego
@@ -29,6 +29,8 @@ from .request import Request, canonical_url
 from .response import Response
 from .settings import Settings
 from .stats import Stats
+from .urls import check_request_url
+from .urls import resolve as resolve_url
 
 log = logging.getLogger(__name__)
 
@@ -257,7 +259,11 @@ class Downloader:
     def _redirect_request(self, request: Request, status: int, location: str) -> Request:
         chain = [*list(request.meta.get("redirect_urls") or []), request.url]
         try:
-            target = urljoin(request.url, location.strip())
+            # resolved as a browser resolves a Location header (WHATWG URL Standard)
+            resolved = resolve_url(request.url, location)
+            if resolved is None or check_request_url(resolved) == "bad_url":
+                raise ValueError("the URL Standard rejects it")
+            target = resolved
             parts = urlsplit(target)
             port = parts.port  # ValueError when out of range or not a number
             canonical_url(target)  # the scheduler fingerprints it: refuse here what it could not

@@ -13,13 +13,13 @@ import re
 from collections.abc import Callable, Mapping
 from datetime import UTC, datetime
 from typing import Any
-from urllib.parse import urljoin
 
 from jsonpath_ng import JSONPath
 from jsonpath_ng.ext import parse as jsonpath_parse
 from parsel import Selector
 
 from .rules import FieldRule, NodeSelector, parse_post_op
+from .urls import C0_SPACE, BaseURL
 
 log = logging.getLogger(__name__)
 
@@ -100,8 +100,10 @@ def query_links(rule: NodeSelector, node: Node, text: str | None = None) -> list
     out: list[str] = []
     for n in select_nodes(rule, node, text):
         link = _selector_link(n) if isinstance(n, Selector) else n
-        if isinstance(link, str) and link.strip():
-            out.append(link.strip())
+        if isinstance(link, str):
+            link = link.strip(C0_SPACE)  # the URL Standard's whitespace, not Python's
+            if link:
+                out.append(link)
     return out
 
 
@@ -204,6 +206,17 @@ def _unique(values: list[Any], arg: str | None, base_url: str) -> list[Any]:
     return seen
 
 
+def _urljoin(values: list[Any], arg: str | None, base_url: str) -> list[Any]:
+    """Each value made absolute as a browser would; one the URL Standard rejects stays as it was."""
+    base = BaseURL(base_url)
+    out = []
+    for v in values:
+        href = _str(v)
+        resolved = base.resolve(href)
+        out.append(href.strip(C0_SPACE) if resolved is None else resolved)
+    return out
+
+
 def _to_dt(values: list[Any], arg: str | None, base_url: str) -> list[Any]:
     return [d for d in (to_datetime(v, arg) for v in values) if d is not None]
 
@@ -221,7 +234,7 @@ STEPS: dict[str, Callable[[list[Any], str | None, str], list[Any]]] = {
     "int": _elementwise(_to_int),
     "float": _elementwise(_to_float),
     "to_datetime": _to_dt,
-    "urljoin": lambda vs, a, base: [urljoin(base, _str(v).strip()) for v in vs],
+    "urljoin": _urljoin,
     "re": _re,
     "sub": _sub,
     "default": lambda vs, a, b: vs if vs else [a if a is not None else ""],

@@ -8,6 +8,7 @@ boundary. A hostile or malformed payload raises :class:`~kubecrawl.errors.WireFo
 from __future__ import annotations
 
 import hashlib
+import re
 from collections.abc import Callable, Mapping
 from typing import Any
 
@@ -15,6 +16,7 @@ import orjson
 from w3lib.url import canonicalize_url
 
 from .errors import WireFormatError
+from .urls import normalize
 
 WIRE_VERSION = 1
 _MAX_WIRE_BYTES = 1 << 20  # a request larger than 1 MiB on the wire is rejected as hostile
@@ -31,16 +33,39 @@ def _callback_name(cb: CallbackRef) -> str | None:
     return name
 
 
+#: a normal-form URL with no query, fragment, percent-escape or reserved character in its path:
+#: w3lib's canonicalize_url leaves such a URL as it is
+_PLAIN_PATH_ONLY = re.compile(r"https?://[^/?#@%\\]++/[A-Za-z0-9\-._~/]*+\Z")
+
+
 def canonical_url(url: str) -> str:
-    """The URL form used for fingerprints: sorted query, no fragment, normalised percent-encoding."""
-    return canonicalize_url(url)
+    """The URL form used for fingerprints; never raises, deterministic for any ``str``.
+
+    First the WHATWG URL Standard's normal form (:func:`kubecrawl.urls.normalize`: lower-case
+    host, IDNA, default ports ``:80``/``:443`` dropped, dot segments resolved), then w3lib's
+    ``canonicalize_url`` (query sorted, fragment dropped, percent-encoding normalised), so that
+    ``http://example.com:80/a`` and ``http://example.com/a#x`` are one page.
+
+    A URL the standard rejects, or one w3lib cannot take, comes back as the normal form or the
+    string itself: the engine refuses such URLs (:func:`kubecrawl.urls.check_request_url`) before
+    anything is fingerprinted, so this fallback only keeps the function total.
+    """
+    href = normalize(url)
+    if href is None:
+        return url
+    if _PLAIN_PATH_ONLY.match(href):
+        return href  # what canonicalize_url gives for it (tests/unit/test_request.py), ~10x cheaper
+    try:
+        return canonicalize_url(href)
+    except Exception:  # w3lib on a host Python's idna codec refuses, say
+        return href.partition("#")[0]
 
 
 def request_fingerprint(method: str, url: str, body: bytes) -> bytes:
     """SHA1 of method + canonical URL + body, as 20 raw bytes."""
     h = hashlib.sha1(method.encode("ascii", "replace"))
     h.update(b" ")
-    h.update(canonical_url(url).encode("utf-8", "surrogateescape"))
+    h.update(canonical_url(url).encode("utf-8", "surrogatepass"))  # total: lone surrogates too
     h.update(b" ")
     h.update(body)
     return h.digest()

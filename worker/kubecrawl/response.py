@@ -5,15 +5,15 @@ from __future__ import annotations
 from collections.abc import Iterable
 from functools import lru_cache
 from typing import Any
-from urllib.parse import urljoin, urlsplit
 
 import httpx
 import orjson
 from parsel import Selector, SelectorList
 from parsel.csstranslator import HTMLTranslator
 
-from .encoding import decode_body
+from .encoding import declared_codec, decode_as, decode_body
 from .request import CallbackRef, Request, _callback_name
+from .urls import C0_SPACE, BaseURL
 
 _UTF8 = {"utf-8", "utf_8", "ascii"}
 
@@ -25,7 +25,7 @@ class Response:
     :class:`~parsel.Selector` built once per response.
     """
 
-    __slots__ = ("_encoding", "_origin", "_selector", "_text", "body", "headers", "request", "status", "url")
+    __slots__ = ("_base", "_encoding", "_selector", "_text", "body", "headers", "request", "status", "url")
 
     def __init__(
         self,
@@ -43,7 +43,7 @@ class Response:
         self._encoding: str | None = None
         self._text: str | None = None
         self._selector: Selector | None = None
-        self._origin: str | None = None
+        self._base: BaseURL | None = None
 
     def __repr__(self) -> str:
         return f"<Response {self.status} {self.url}>"
@@ -57,17 +57,28 @@ class Response:
 
     @property
     def encoding(self) -> str:
-        if self._encoding is None:
-            self._decode()
-        assert self._encoding is not None
-        return self._encoding
+        """The Python codec the body decodes with (WHATWG Encoding Standard, see :mod:`kubecrawl.encoding`)."""
+        enc = self._encoding
+        if enc is None:
+            # a declared encoding needs no decoding yet: the selector parses UTF-8 bytes directly
+            enc = self._encoding = declared_codec(self.body, self.headers.get("content-type"))
+            if enc is None:
+                self._decode()
+                enc = self._encoding
+        assert enc is not None
+        return enc
 
     @property
     def text(self) -> str:
-        if self._text is None:
-            self._decode()
-        assert self._text is not None
-        return self._text
+        text = self._text
+        if text is None:
+            if self._encoding is not None:
+                text = self._text = decode_as(self.body, self._encoding)
+            else:
+                self._decode()
+                text = self._text
+        assert text is not None
+        return text
 
     @property
     def selector(self) -> Selector:
@@ -92,29 +103,20 @@ class Response:
         return orjson.loads(self.body)
 
     def urljoin(self, url: str) -> str:
-        # fast paths for the two commonest link forms (absolute, and root-relative without dot
-        # segments); they give what urllib's urljoin gives, at a fraction of its cost
-        if url.startswith(("http://", "https://")):
-            return url
-        if (
-            url.startswith("/")
-            and not url.startswith("//")
-            and "/." not in url
-            and not url.endswith(("?", "#", ";"))
-            and "?#" not in url
-        ):
-            origin = self._origin
-            if origin is None:
-                parts = urlsplit(self.url)
-                origin = self._origin = f"{parts.scheme}://{parts.netloc}"
-            return origin + url
-        return urljoin(self.url, url)
+        """``url`` made absolute against this page as a browser does (WHATWG URL Standard, see
+        :mod:`kubecrawl.urls`). A URL the standard rejects comes back unchanged: a request for it
+        is refused and counted (``bad_url``) by the engine, never sent."""
+        base = self._base
+        if base is None:
+            base = self._base = BaseURL(self.url)
+        resolved = base.resolve(url)
+        return url if resolved is None else resolved
 
     def follow(self, url: str | Selector, callback: CallbackRef = None, **kwargs: Any) -> Request:
         """A new request for ``url`` (relative, absolute, or an ``<a>``/attribute selector)."""
         if isinstance(url, Selector):
             url = _selector_href(url)
-        return Request(self.urljoin(url.strip()), callback, **kwargs)
+        return Request(self.urljoin(url), callback, **kwargs)
 
     def follow_all(
         self,
@@ -125,7 +127,13 @@ class Response:
         xpath: str | None = None,
         **kwargs: Any,
     ) -> list[Request]:
-        """Requests for many links: ``urls`` given, or every ``href`` under ``css``/``xpath``."""
+        """Requests for many links: ``urls`` given, or every ``href`` under ``css``/``xpath``.
+
+        Every link is resolved as a browser would (:meth:`urljoin`). Links to this same document
+        (``#fragment`` only, or an empty href) are not requests and are left out; links of other
+        schemes (``mailto:``, ``javascript:``...) and URLs the standard rejects are returned, so
+        that the engine counts them (``skipped_scheme``, ``bad_url``) rather than lose them silently.
+        """
         hrefs: Iterable[Any]
         if urls is None:
             # straight to lxml: no Selector object per link
@@ -136,6 +144,10 @@ class Response:
         out = []
         cb = _callback_name(callback)
         make = (lambda u: Request._link(u, cb)) if not kwargs else (lambda u: Request(u, callback, **kwargs))
+        base = self._base
+        if base is None:
+            base = self._base = BaseURL(self.url)
+        resolve = base.resolve
         for u in hrefs:
             if isinstance(u, str):
                 href: str | None = u
@@ -144,14 +156,22 @@ class Response:
                 href = root if isinstance(root, str) else (u.attrib.get("href") or u.attrib.get("src"))
             else:  # an lxml element
                 href = u.get("href") or u.get("src")
-            if not href:
+            if not href or _same_document(href):
                 continue
-            href = href.strip()
-            # other schemes (javascript:, mailto:, ...) are refused and counted where the request is
-            # yielded (skipped_scheme); a bare fragment is this page again
-            if href and not href.startswith("#"):
-                out.append(make(self.urljoin(href)))
+            resolved = resolve(href)
+            out.append(make(href if resolved is None else resolved))
         return out
+
+
+def _same_document(href: str) -> bool:
+    """An href that points into this page (``#top``, or only spaces): nothing to fetch."""
+    first = href[0]
+    if first == "#":
+        return True
+    if first <= " " or href[-1] <= " ":
+        stripped = href.strip(C0_SPACE)
+        return not stripped or stripped[0] == "#"
+    return False
 
 
 @lru_cache(maxsize=256)
