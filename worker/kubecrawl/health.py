@@ -20,6 +20,8 @@ from prometheus_client.registry import Collector
 log = logging.getLogger(__name__)
 
 _PROBE_TIMEOUT = 2.0
+#: a process with outcomes waiting that has not committed for this long is not live (the store wedged it)
+COMMIT_STALE_S = 300.0
 LATENCY_BUCKETS = (0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0)
 
 
@@ -117,10 +119,17 @@ class HealthServer:
         return health.ok, health.detail
 
     async def _healthz(self, _request: web.Request) -> web.Response:
-        """Alive: the engine has not failed and the store answers."""
+        """Alive: the engine has not failed, it commits while it has work, and the store answers."""
         engine = self.proc.engine
-        if engine is not None and engine.fatal:
-            return web.Response(status=503, text=f"failed: {engine.fatal}\n")
+        if engine is not None:
+            snap = engine.snapshot()
+            if snap.fatal:
+                return web.Response(status=503, text=f"failed: {snap.fatal}\n")
+            if snap.running and snap.pending and snap.seconds_since_commit > COMMIT_STALE_S:
+                return web.Response(
+                    status=503,
+                    text=f"no commit for {snap.seconds_since_commit:.0f}s with {snap.pending} outcome(s) pending\n",
+                )
         ok, why = await self._store_ok()
         return web.Response(status=200 if ok else 503, text=why + "\n")
 

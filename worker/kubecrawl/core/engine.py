@@ -69,7 +69,7 @@ class Engine:
         self.backend = backend
         self.stats = stats or Stats()
         self.item_key = list(item_key if item_key is not None else (spider.item_key or settings.item_key))
-        self.scheduler = Scheduler(backend, settings, self.stats)
+        self.scheduler = Scheduler(backend, settings, self.stats, self.item_key)
         self.scraper = Scraper(
             spider,
             settings,

@@ -38,6 +38,9 @@ STORE_RETRY_S = 120.0
 #: how long "work queued, nothing can be leased, nothing in flight" may last before the crawl says so and stops
 STALL_S = 30.0
 _KNOWN_MAX = 500_000
+#: new requests per store call at most: a page with 650k links must not become one multi-second Lua
+#: call that freezes every other client of the same Redis
+MAX_COMMIT_REQUESTS = 2_000
 
 
 class StoreFailed(Exception):
@@ -51,8 +54,9 @@ class Stalled(Exception):
 class Scheduler:
     """Feeds leases, collects outcomes and commits them (see module docstring)."""
 
-    def __init__(self, backend: Backend, settings: Settings, stats: Stats) -> None:
+    def __init__(self, backend: Backend, settings: Settings, stats: Stats, item_key: list[str] | None = None) -> None:
         self.backend = backend
+        self.item_key = list(item_key if item_key is not None else settings.item_key)
         self.s = settings
         self.stats = stats
         self.slave = settings.role == "slave"
@@ -246,27 +250,33 @@ class Scheduler:
                 last = batch[-1]
                 for k, v in delta.items():
                     last.stats[k] = last.stats.get(k, 0) + v
-            try:
-                res = await self._store("commit", self._commit_isolating, batch)
-            except BaseException:
-                self.pending[:0] = batch  # nothing acked: kept for a later attempt or the lease reaper
-                raise
-            self.last_commit_at = time.monotonic()
-            known = self.known_urls
-            for oc in batch:
-                if oc.lease_id is not None:
-                    self.held.pop(oc.lease_id, None)
-                for req in oc.requests:
-                    if not req.dont_filter and req.fingerprint_ttl is None:
-                        known.add(req.url)
-            self.stats.inc("filtered", res.filtered)
-            self.stats.inc("items", res.items_stored)
-            self.stats.inc("enqueued", res.enqueued)
-            if res.items_duplicate:
-                self._count_duplicates(res.items_duplicate)
-            if len(known) > _KNOWN_MAX:
-                known.clear()
+            groups = commit_groups(batch, MAX_COMMIT_REQUESTS)
+            for i, group in enumerate(groups):
+                try:
+                    res = await self._store("commit", self._commit_isolating, group)
+                except BaseException:
+                    # nothing of these groups is acked: kept for a later attempt (or the lease reaper)
+                    self.pending[:0] = [oc for g in groups[i:] for oc in g]
+                    raise
+                self._committed(group, res)
         self._wake.set()
+
+    def _committed(self, group: list[Outcome], res: CommitResult) -> None:
+        self.last_commit_at = time.monotonic()
+        known = self.known_urls
+        for oc in group:
+            if oc.lease_id is not None:
+                self.held.pop(oc.lease_id, None)
+            for req in oc.requests:
+                if not req.dont_filter and req.fingerprint_ttl is None:
+                    known.add(req.url)
+        self.stats.inc("filtered", res.filtered)
+        self.stats.inc("items", res.items_stored)
+        self.stats.inc("enqueued", res.enqueued)
+        if res.items_duplicate:
+            self._count_duplicates(res.items_duplicate)
+        if len(known) > _KNOWN_MAX:
+            known.clear()
 
     def _count_duplicates(self, n: int) -> None:
         self.stats.inc("items_duplicate", n)
@@ -277,7 +287,7 @@ class Scheduler:
                 "%d item(s) so far not stored again: an item with the same item_key (%s) was stored before "
                 "(item_dedup=%s)",
                 total,
-                ", ".join(self.s.item_key) or "whole item",
+                ", ".join(self.item_key) or "whole item",
                 self.backend.item_dedup,
             )
 
@@ -347,6 +357,36 @@ class Scheduler:
                 )
         self.held.clear()
         self.buffer.clear()
+
+
+def commit_groups(batch: list[Outcome], limit: int) -> list[list[Outcome]]:
+    """Split ``batch`` into consecutive commits of at most ``limit`` new requests each.
+
+    An outcome with more requests than that is cut into request-only parts; its last part carries the
+    ack, the items and the counters, so the lease is acked only once everything it produced is in."""
+    groups: list[list[Outcome]] = []
+    current: list[Outcome] = []
+    size = 0
+    for oc in batch:
+        n = len(oc.requests)
+        if n > limit:
+            if current:
+                groups.append(current)
+                current, size = [], 0
+            reqs = oc.requests
+            for start in range(0, n - limit, limit):
+                groups.append([Outcome(None, requests=reqs[start : start + limit])])
+            tail = (n - 1) // limit * limit
+            groups.append([Outcome(oc.lease_id, requests=reqs[tail:], items=oc.items, stats=oc.stats)])
+            continue
+        if size + n > limit and current:
+            groups.append(current)
+            current, size = [], 0
+        current.append(oc)
+        size += n
+    if current:
+        groups.append(current)
+    return groups
 
 
 def _add(total: CommitResult, res: CommitResult) -> None:
