@@ -23,8 +23,8 @@ def http_server() -> Iterator[TestHTTPServer]:
 def make_http_server() -> Iterator[Any]:
     servers: list[TestHTTPServer] = []
 
-    def make() -> TestHTTPServer:
-        s = TestHTTPServer().start()
+    def make(host: str = "127.0.0.1") -> TestHTTPServer:
+        s = TestHTTPServer(host).start()
         servers.append(s)
         return s
 

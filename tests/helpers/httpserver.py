@@ -31,7 +31,8 @@ class TestHTTPServer:
 
     __test__ = False  # not a pytest test class
 
-    def __init__(self) -> None:
+    def __init__(self, host: str = "127.0.0.1") -> None:
+        self.host = host  # any 127.0.0.0/8 address: a second "machine" on loopback
         self.routes: dict[str, Handler] = {}
         self.fallback: Handler | None = None
         self.log: list[tuple[str, str]] = []
@@ -97,7 +98,7 @@ class TestHTTPServer:
             def handle_error(self, request: Any, client_address: Any) -> None:
                 pass  # clients that hang up mid-response (timeouts, size limits) are expected
 
-        httpd = _Server(("127.0.0.1", 0), _Handler)
+        httpd = _Server((self.host, 0), _Handler)
         httpd.daemon_threads = True
         self._httpd = httpd
         self._thread = threading.Thread(target=httpd.serve_forever, kwargs={"poll_interval": 0.05}, daemon=True)
@@ -116,7 +117,7 @@ class TestHTTPServer:
         return int(self._httpd.server_address[1])
 
     def url(self, path: str = "/") -> str:
-        return f"http://127.0.0.1:{self.port}{path}"
+        return f"http://{self.host}:{self.port}{path}"
 
     def paths(self, method: str = "GET") -> list[str]:
         with self._lock:

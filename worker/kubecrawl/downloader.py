@@ -92,7 +92,7 @@ class Downloader:
         self.stats = stats if stats is not None else Stats()
         self.guard = guard
         self._slots: dict[str, _Slot] = {}
-        self._robots: dict[str, Protego | None] = {}
+        self._robots: dict[str, Protego | _RobotsUnavailable | object] = {}
         self._robots_locks: dict[str, asyncio.Lock] = {}
         self.client = self._make_client()
 
@@ -171,8 +171,22 @@ class Downloader:
             # randomised like Scrapy's RANDOMIZE_DOWNLOAD_DELAY: 0.5x..1.5x
             slot.next_at = time.monotonic() + self.s.download_delay * random.uniform(0.5, 1.5)
 
+    async def _guard(self, url: str) -> None:
+        """The SSRF check before connecting to ``url`` (raises SSRFRefused)."""
+        assert self.guard is not None
+        if self.s.http_transport == "aiohttp" and not self.s.proxy:
+            await self.guard.check_url(url)  # names are checked again by the resolver, at connect time
+        else:  # no resolver hook, or a proxy that resolves the target itself: resolve and check here
+            await self.guard.resolve_and_check(url)
+
     # -- robots.txt --------------------------------------------------------------------------
     async def allowed_by_robots(self, url: str) -> bool:
+        """Whether robots.txt of ``url``'s origin lets us fetch it.
+
+        Raises :class:`~kubecrawl.errors.DownloadError` ``robots_unavailable`` (retryable) while the
+        origin's robots.txt cannot be read (5xx, 429, network error, timeout): RFC 9309 says to
+        assume complete disallow then, so the caller tries the request again later instead of
+        fetching it or dropping it."""
         if not self.s.obey_robots:
             return True
         try:
@@ -183,31 +197,65 @@ class Downloader:
         if parts.scheme not in _DEFAULT_PORTS or not parts.hostname:
             return True  # fetch refuses it (skipped_scheme, invalid_url): no robots.txt to ask
         origin = f"{parts.scheme}://{parts.netloc}"
-        if origin not in self._robots:
+        entry = self._robots.get(origin)
+        if entry is None or (isinstance(entry, _RobotsUnavailable) and entry.until <= time.monotonic()):
             lock = self._robots_locks.setdefault(origin, asyncio.Lock())
             async with lock:
-                if origin not in self._robots:
-                    self._robots[origin] = await self._fetch_robots(origin)
-        rp = self._robots[origin]
-        return True if rp is None else bool(rp.can_fetch(url, self.s.user_agent))
+                entry = self._robots.get(origin)
+                if entry is None or (isinstance(entry, _RobotsUnavailable) and entry.until <= time.monotonic()):
+                    entry = self._robots[origin] = await self._fetch_robots(origin)
+        if isinstance(entry, _RobotsUnavailable):
+            raise DownloadError("robots_unavailable", f"robots.txt of {origin}: {entry.why}", retryable=True)
+        if not isinstance(entry, Protego):
+            return True  # _ALLOW_ALL
+        return bool(entry.can_fetch(url, self.s.user_agent))
 
-    async def _fetch_robots(self, origin: str) -> Protego | None:
+    async def _fetch_robots(self, origin: str) -> Protego | object:
+        """robots.txt of ``origin`` as RFC 9309 says: at most 500 KiB parsed, up to five redirects (each
+        hop through the SSRF guard), 4xx = allow all, unreachable = disallow for a while; all within
+        one total deadline, so a robots.txt that trickles cannot hold the origin's requests."""
         url = origin + "/robots.txt"
         try:
-            if self.guard is not None:
-                await self.guard.check_url(url)
-            async with self.client.stream("GET", url, follow_redirects=True) as resp:
-                if resp.status_code >= 400:
-                    return None  # no robots.txt: everything allowed
-                content = await self._read_limited(resp, url)  # bounded and decoded like any page
-        except (httpx.HTTPError, httpx.InvalidURL, SSRFRefused, DownloadError) as exc:
-            log.info("robots.txt of %s unreachable (%s): allowing all", origin, exc)
-            return None
+            async with asyncio.timeout(self.s.download_timeout):
+                for _hop in range(ROBOTS_REDIRECTS + 1):
+                    if self.guard is not None:
+                        await self._guard(url)
+                    async with self.client.stream("GET", url, follow_redirects=False) as resp:
+                        status = resp.status_code
+                        location = resp.headers.get("location")
+                        if status in _REDIRECTS and location:
+                            nxt = resolve_url(url, location)
+                            if nxt is None or check_request_url(nxt) is not None:
+                                log.info("robots.txt of %s redirects to %r: allowing all", origin, location[:200])
+                                return _ALLOW_ALL
+                            url = nxt
+                            continue
+                        if status == 429 or status >= 500:
+                            return self._robots_unavailable(origin, f"HTTP {status}")
+                        if status >= 400:
+                            return _ALLOW_ALL  # no robots.txt: everything allowed
+                        content = await self._read_limited(resp, url, ROBOTS_MAX_BYTES, truncate=True)
+                        break
+                else:
+                    log.info("robots.txt of %s: more than %d redirects: allowing all", origin, ROBOTS_REDIRECTS)
+                    return _ALLOW_ALL
+        except SSRFRefused as exc:
+            # the guard refuses the hop: never fetched; the pages themselves meet the same guard
+            log.info("robots.txt of %s refused by the SSRF guard (%s): allowing all", origin, exc)
+            return _ALLOW_ALL
+        except TimeoutError:
+            return self._robots_unavailable(origin, f"not read within {self.s.download_timeout:.0f}s")
+        except (httpx.HTTPError, httpx.InvalidURL, DownloadError, OSError) as exc:
+            return self._robots_unavailable(origin, f"{type(exc).__name__}: {exc}")
         try:
-            return Protego.parse(content[:500_000].decode("utf-8", "replace"))
+            return Protego.parse(content.decode("utf-8", "replace"))
         except Exception as exc:  # protego is lenient; this is a last resort
             log.warning("unparsable robots.txt at %s (%s): allowing all", url, exc)
-            return None
+            return _ALLOW_ALL
+
+    def _robots_unavailable(self, origin: str, why: str) -> _RobotsUnavailable:
+        log.info("robots.txt of %s unavailable (%s): its requests wait and are tried again", origin, why)
+        return _RobotsUnavailable(why, time.monotonic() + self.s.retry_backoff)
 
     # -- fetching ----------------------------------------------------------------------------
     async def fetch(self, request: Request) -> Response:
@@ -304,10 +352,7 @@ class Downloader:
             raise DownloadError("invalid_url", f"no host in {url[:200]}")
         try:
             if self.guard is not None:
-                if self.s.http_transport == "aiohttp":
-                    await self.guard.check_url(url)  # names are checked again by the resolver
-                else:
-                    await self.guard.resolve_and_check(url)
+                await self._guard(url)
             slot = self._slot(host)
             async with slot.sem:
                 await self._wait_delay(slot)
@@ -350,16 +395,25 @@ class Downloader:
             cookies.extract_cookies(resp)
         return resp
 
-    async def _read_limited(self, resp: httpx.Response, url: str) -> bytes:
-        limit = self.s.max_body_size
+    async def _read_limited(
+        self, resp: httpx.Response, url: str, limit: int | None = None, truncate: bool = False
+    ) -> bytes:
+        """The body, decoded, at most ``limit`` bytes (``max_body_size``): too_large past it, or with
+        ``truncate`` the first ``limit`` bytes (robots.txt: RFC 9309 parses at least 500 KiB)."""
+        limit = self.s.max_body_size if limit is None else limit
         declared = resp.headers.get("content-length")
-        if declared is not None and declared.isdigit() and int(declared) > limit:
+        if not truncate and declared is not None and declared.isdigit() and int(declared) > limit:
             raise DownloadError("too_large", f"{url}: Content-Length {declared} exceeds max_body_size {limit}")
         chunks: list[bytes] = []
         total = 0
         async for chunk in resp.aiter_raw():  # as sent: compression.py decodes, with a bound
             total += len(chunk)
             if total > limit:
+                if truncate and resp.headers.get("content-encoding") is None:
+                    chunks.append(chunk[: len(chunk) - (total - limit)])
+                    return b"".join(chunks)
+                if truncate:
+                    break  # compressed: decode what we have, bounded below
                 raise DownloadError("too_large", f"{url}: body exceeds max_body_size {limit}")
             chunks.append(chunk)
         body = chunks[0] if len(chunks) == 1 else b"".join(chunks)
@@ -369,6 +423,8 @@ class Downloader:
         try:
             body, truncated = decode_body(body, coding, limit)
         except DownloadError as exc:
+            if truncate and exc.kind == "too_large":
+                return b""  # a compressed robots.txt past the bound: treated as empty (allow all)
             exc.args = (f"{url}: {exc}",)
             raise
         if truncated:
@@ -395,6 +451,19 @@ def _same_origin(a: SplitResult, b: SplitResult, b_port: int | None) -> bool:
         and a.hostname == b.hostname
         and (a.port or _DEFAULT_PORTS.get(a.scheme)) == (b_port or _DEFAULT_PORTS.get(b.scheme))
     )
+
+
+#: RFC 9309: crawlers parse at least the first 500 KiB of robots.txt, and follow at least five redirects
+ROBOTS_MAX_BYTES = 500 * 1024
+ROBOTS_REDIRECTS = 5
+#: robots.txt answered 4xx, redirected off the web, or was refused by the guard: everything allowed
+_ALLOW_ALL = object()
+
+
+@dataclass(slots=True)
+class _RobotsUnavailable:
+    why: str
+    until: float  # monotonic time after which robots.txt is fetched again
 
 
 class Redirected(Exception):

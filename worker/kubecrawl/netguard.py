@@ -66,18 +66,24 @@ class SSRFGuard:
             raise SSRFRefused(f"refused {host} ({ip}): internal address (allow it with ssrf_allow)")
 
     async def check_url(self, url: str) -> None:
-        """Check a URL before connecting. IP literals are checked here; names also in the resolver."""
-        host = (urlsplit(url).hostname or "").lower().rstrip(".")
-        if host in self.allow_hosts:
+        """Check a URL before connecting. IP literals are checked here; names also in the resolver.
+
+        The host is checked in every form a layer below may give it: as written, as httpx sends it
+        (IDNA: ``127。0。0。1`` is the literal ``127.0.0.1``, which aiohttp connects to without
+        resolving) and as the URL Standard normalises it (IPv4 number forms such as ``0x7f.1`` or
+        ``2130706433``, full-width digits)."""
+        forms = host_forms(url)
+        if forms and forms[0] in self.allow_hosts:
             return
-        try:
-            ipaddress.ip_address(host)
-        except ValueError:
-            if host == "localhost" or host.endswith(".localhost"):
-                self.refused += 1
-                raise SSRFRefused(f"refused {host}: loopback name (allow it with ssrf_allow)") from None
-            return
-        self.check_ip(host, host)
+        for host in forms:
+            try:
+                ipaddress.ip_address(host.strip("[]"))
+            except ValueError:
+                if host == "localhost" or host.endswith(".localhost"):
+                    self.refused += 1
+                    raise SSRFRefused(f"refused {host}: loopback name (allow it with ssrf_allow)") from None
+                continue
+            self.check_ip(host, host.strip("[]"))
 
     def aiohttp_resolver(self) -> Any:
         """An aiohttp resolver that drops internal addresses after resolution."""
@@ -107,15 +113,54 @@ class SSRFGuard:
         return GuardedResolver()
 
     async def resolve_and_check(self, url: str) -> None:
-        """For transports without a resolver hook: resolve now and check every address."""
+        """For transports without a resolver hook, and for targets behind a proxy (the proxy resolves
+        them): resolve now and check every address."""
         await self.check_url(url)
-        host = urlsplit(url).hostname or ""
-        if host.lower() in self.allow_hosts:
+        forms = host_forms(url)
+        host = forms[-1] if forms else ""
+        if not forms or forms[0] in self.allow_hosts:
             return
+        try:
+            ipaddress.ip_address(host.strip("[]"))
+            return  # a literal: checked above
+        except ValueError:
+            pass
         loop = asyncio.get_running_loop()
         infos = await loop.getaddrinfo(host, None)
         for info in infos:
             self.check_ip(host, str(info[4][0]))
+
+
+def host_forms(url: str) -> list[str]:
+    """The URL's host as written, as httpx will send it, and as the URL Standard normalises it
+    (lower case, no trailing dot; duplicates removed, the written form first)."""
+    import httpx
+
+    from .urls import normalize
+
+    forms: list[str] = []
+
+    def add(host: str | None) -> None:
+        if host:
+            h = host.lower().rstrip(".")
+            if h and h not in forms:
+                forms.append(h)
+
+    try:
+        add(urlsplit(url).hostname)
+    except ValueError:
+        pass
+    try:
+        add(httpx.URL(url).host)
+    except Exception:  # httpx refuses it: the transport will not connect anywhere
+        pass
+    normal = normalize(url)
+    if normal is not None:
+        try:
+            add(urlsplit(normal).hostname)
+        except ValueError:
+            pass
+    return forms
 
 
 def is_ssrf_error(exc: BaseException | None) -> bool:

@@ -12,9 +12,11 @@ URL, counted by kind and set aside; the rest of the page's output is kept.
 
 from __future__ import annotations
 
+import asyncio
 import inspect
 import logging
 import math
+import random
 import time
 from collections.abc import AsyncIterator, Callable, Container, Iterable
 from typing import Any
@@ -168,10 +170,12 @@ class Scraper:
         oc = Outcome(lease.id)
         stats = self.stats
         try:
-            allowed = await self.downloader.allowed_by_robots(req.url)
-        except Exception as exc:
-            log.warning("robots.txt check failed for %s: %s", req.url, exc)
-            allowed = True
+            allowed = await self._robots_allow(req)
+        except DownloadError as exc:
+            stats.error(exc.kind)
+            log.info("failed %s: %s", req.url, exc)
+            await self._errback(req, exc, oc)
+            return oc
         if not allowed:
             stats.inc("robots_denied")
             log.debug("disallowed by robots.txt: %s", req.url)
@@ -209,6 +213,26 @@ class Scraper:
             return oc
         await self._run_callback(callback, (resp,), req.cb_kwargs, resp, oc)
         return oc
+
+    async def _robots_allow(self, req: Request) -> bool:
+        """robots.txt's verdict on ``req``. While robots.txt is unavailable (RFC 9309: disallow for
+        now) the check is tried again with the download retries' backoff, then raises DownloadError."""
+        attempt = req.retries
+        while True:
+            try:
+                return await self.downloader.allowed_by_robots(req.url)
+            except DownloadError as exc:
+                if not exc.retryable or attempt >= self.s.max_retries:
+                    exc.request = req
+                    raise
+                attempt += 1
+                self.stats.inc("retries")
+                self.stats.inc(f"retry:{exc.kind}")
+                wait = self.s.retry_backoff * (2 ** (attempt - 1)) * random.uniform(1.0, 1.2)
+                await asyncio.sleep(min(wait, self.s.retry_max_wait))
+            except Exception as exc:  # a bug in robots handling must not cost the page
+                log.warning("robots.txt check failed for %s: %s", req.url, exc)
+                return True
 
     async def _errback(self, req: Request, exc: Exception, oc: Outcome) -> None:
         if not req.errback:
