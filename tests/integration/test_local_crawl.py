@@ -111,7 +111,8 @@ async def test_errors_are_counted_never_crash(http_server: TestHTTPServer, tmp_p
     s.html("/final", "<html><head><title>final</title></head></html>")
     s.route("/loop-a", lambda _r: (302, {"Location": "/loop-b"}, b""))
     s.route("/loop-b", lambda _r: (302, {"Location": "/loop-a"}, b""))
-    s.route("/slow", slow(3.0, (200, {"Content-Type": "text/html"}, b"<title>slow</title>")))
+    # far past download_timeout, which is itself far above what a page takes on a loaded machine
+    s.route("/slow", slow(6.0, (200, {"Content-Type": "text/html"}, b"<title>slow</title>")))
     s.route("/huge", lambda _r: (200, {"Content-Type": "text/html"}, b"x" * 300_000))
     s.route("/huge-chunked", lambda _r: (200, {"Content-Type": "text/html"}, (b"y" * 16384 for _ in range(30))))
     s.route(
@@ -143,7 +144,7 @@ async def test_errors_are_counted_never_crash(http_server: TestHTTPServer, tmp_p
     stats, _ = await crawl(
         FollowAll(start_urls=[s.url("/")]),
         output=out,
-        download_timeout=1.0,
+        download_timeout=2.5,
         max_retries=2,
         max_body_size=200_000,
     )
