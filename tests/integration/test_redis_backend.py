@@ -191,3 +191,21 @@ async def test_bloom_bitmap_in_redis_is_bit_for_bit_the_filter_measured_in_the_u
     expected = local.shard_bytes(0)
     assert stored == expected  # created whole at open, same bits as the local filter
     await b.close()
+
+
+async def test_a_restarted_worker_with_the_same_id_has_its_first_commit_applied(redis_server: RedisServer) -> None:
+    """Issue 20 item 5: the replay guard (retried commit applied once) keyed on worker id + seq made a
+    restarted worker's first commit (seq 1 again) look like a replay of its predecessor's and drop it."""
+    first = backend(redis_server, worker_id="slave-0")
+    await first.open()
+    await first.commit([Outcome(None, requests=reqs("/round-1"))])
+    await first.close()
+    again = backend(redis_server, worker_id="slave-0")
+    await again.open()
+    res = await again.commit([Outcome(None, requests=reqs("/round-2"))])
+    assert res.enqueued == 1
+    assert sorted(lease.request.url for lease in await again.pop(10)) == [
+        "http://127.0.0.1:1/round-1",
+        "http://127.0.0.1:1/round-2",
+    ]
+    await again.close()

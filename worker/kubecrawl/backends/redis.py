@@ -133,6 +133,8 @@ class RedisBackend(Backend):
         self.round_trips = 0  # client-side count of commands / scripts / pipelines sent
         self._rt_reported = 0
         self._commit_seq = 0
+        #: this process's incarnation: commit ids are unique across restarts of the same worker id
+        self._incarnation = uuid.uuid4().hex[:12]
         self.rejected = 0
         self.reaped = 0
         self.reclaimed = 0
@@ -364,7 +366,7 @@ class RedisBackend(Backend):
             self.dedup,
             self.item_dedup,
             self.worker_id,
-            self._commit_seq,
+            f"{self._incarnation}.{self._commit_seq}",
             nreq,
             nitem,
             len(acks),

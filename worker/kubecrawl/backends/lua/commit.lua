@@ -2,7 +2,7 @@
 -- dedup + enqueue new requests, content-dedup + XADD items, ack leases, add counters.
 -- KEYS: 1 queue, 2 requests, 3 leases, 4 owners, 5 items, 6 item_seen, 7 stats, 8 meta, 9 seen:ttl,
 --       10.. fingerprint keys (intset buckets or Bloom shards), referenced by index from ARGV
--- ARGV: 1 dedup ('set'|'bloom'), 2 item_dedup ('skip'|'update'|'off'), 3 token (worker id), 4 commit seq,
+-- ARGV: 1 dedup ('set'|'bloom'), 2 item_dedup ('skip'|'update'|'off'), 3 token (worker id), 4 commit id (incarnation.seq),
 --       5 nreq, 6 nitem, 7 nack, 8 nstat, 9 now ms for fingerprint ages ('' = the server clock), then
 --       nreq x {flag ('n'|'d'), key index, member (int64 | comma-separated bit offsets), ttl ms ('' = none),
 --               raw fingerprint, score, payload},
@@ -12,11 +12,13 @@ local dedup, item_dedup = ARGV[1], ARGV[2]
 local nreq, nitem, nack, nstat = tonumber(ARGV[5]), tonumber(ARGV[6]), tonumber(ARGV[7]), tonumber(ARGV[8])
 local Q, REQ, LEASES, OWNERS, ITEMS, ITEM_SEEN, STATS, META, TTL = unpack(KEYS, 1, 9)
 
--- a retried commit whose first attempt did run (reply lost with the connection) is applied once
+-- a retried commit whose first attempt did run (reply lost with the connection) is applied once;
+-- the commit id is <process incarnation>.<seq>, so a restarted worker (same worker id, seq from 1)
+-- never matches its predecessor's last commit
 local token_field = 'commit:' .. ARGV[3]
 local last = redis.call('HGET', META, token_field)
 if last then
-  local seq, e, f, s, d = string.match(last, '^(%d+)|(%d+)|(%d+)|(%d+)|(%d+)$')
+  local seq, e, f, s, d = string.match(last, '^([^|]+)|(%d+)|(%d+)|(%d+)|(%d+)$')
   if seq == ARGV[4] then return {tonumber(e), tonumber(f), tonumber(s), tonumber(d)} end
 end
 
