@@ -54,6 +54,63 @@ def pod_problem(pods: list[dict[str, Any]]) -> Problem | None:
     return None
 
 
+def _true_condition(obj: dict[str, Any], ctype: str) -> dict[str, Any] | None:
+    conditions = (obj.get("status") or {}).get("conditions") or []
+    return next((c for c in conditions if c.get("type") == ctype and c.get("status") == "True"), None)
+
+
+def stuck_creating(kind: str, obj: dict[str, Any] | None) -> bool:
+    """A StatefulSet or Job that should have a pod and has none: worth a look at its events."""
+    if not obj:
+        return False
+    status = obj.get("status") or {}
+    if kind == "StatefulSet":
+        return int(status.get("replicas") or 0) < int((obj.get("spec") or {}).get("replicas", 1) or 0)
+    if kind == "Job":
+        finished = _true_condition(obj, "Complete") or _true_condition(obj, "Failed")
+        return not finished and not status.get("active") and not status.get("succeeded")
+    return False
+
+
+def creation_problem(
+    deployment: dict[str, Any] | None, stuck: list[tuple[str, dict[str, Any]]], events: list[dict[str, Any]]
+) -> Problem | None:
+    """Pods the controllers cannot create (quota, LimitRange, admission webhooks), from what they report.
+
+    The Deployment carries its ReplicaSet's `ReplicaFailure` condition; StatefulSets and Jobs only
+    record `FailedCreate` events, matched here by the object's uid (not an older namesake's).
+    """
+    failure = _true_condition(deployment or {}, "ReplicaFailure")
+    if failure is not None:
+        name = (deployment or {}).get("metadata", {}).get("name", "?")
+        return Problem("FailedCreate", f"Deployment {name} cannot create pods: {failure.get('message', '')}".strip())
+    by_uid = {obj["metadata"].get("uid"): (kind, obj) for kind, obj in stuck if obj.get("metadata", {}).get("uid")}
+    latest: dict[str, dict[str, Any]] = {}
+    for event in events:
+        involved = event.get("involvedObject") or {}
+        uid = str(involved.get("uid") or "")
+        if event.get("reason") != "FailedCreate" or uid not in by_uid:
+            continue
+        if uid not in latest or _event_time(event) >= _event_time(latest[uid]):
+            latest[uid] = event
+    for uid, event in latest.items():
+        kind, obj = by_uid[uid]
+        name = obj["metadata"].get("name", "?")
+        return Problem("FailedCreate", f"{kind} {name} cannot create pods: {event.get('message', '')}".strip())
+    return None
+
+
+def _event_time(event: dict[str, Any]) -> str:
+    series = event.get("series") or {}
+    return str(
+        series.get("lastObservedTime")
+        or event.get("lastTimestamp")
+        or event.get("eventTime")
+        or event.get("firstTimestamp")
+        or ""
+    )
+
+
 def redis_url_for_operator(crawl: CrawlRef, url: str | None, cluster_domain: str) -> str:
     """The URL the operator reads stats from: the external one, or the Service's cluster DNS name."""
     if url is not None:

@@ -54,6 +54,7 @@ class Observed:
     seed: SeedJobState = field(default_factory=SeedJobState)
     seeded_before: bool = False  # the current spider's seed job finished earlier (recorded in status)
     pod_problem: Problem | None = None  # e.g. an image that cannot be pulled
+    create_problem: Problem | None = None  # a controller cannot create pods (quota, admission)
     replicas: int = 0
     ready_replicas: int = 0
 
@@ -108,9 +109,10 @@ def decide(obs: Observed) -> Decision:
         phase = "Running"
         ready = (True, "Running", f"{stats.queued} queued, {stats.in_flight} in flight")
 
-    if obs.pod_problem is not None and phase not in ("Suspended",):
-        ready = (False, obs.pod_problem.reason, obs.pod_problem.message)
-        degraded = (True, obs.pod_problem.reason, obs.pod_problem.message)
+    for problem in (obs.pod_problem, obs.create_problem):
+        if problem is not None and phase not in ("Suspended",):
+            ready = (False, problem.reason, problem.message)
+            degraded = (True, problem.reason, problem.message)
 
     progressing = phase in ("Seeding", "Running", "Pending")
     conditions = {

@@ -28,7 +28,14 @@ from kubecrawl_operator.naming import (
     short_hash,
     spider_hash,
 )
-from kubecrawl_operator.observe import pod_problem, read_stats, redis_url_for_operator, seed_job_state
+from kubecrawl_operator.observe import (
+    creation_problem,
+    pod_problem,
+    read_stats,
+    redis_url_for_operator,
+    seed_job_state,
+    stuck_creating,
+)
 from kubecrawl_operator.phase import (
     Decision,
     Observed,
@@ -158,8 +165,17 @@ def _observe(
     secret_problem: Problem | None,
     previous: Mapping[str, Any],
 ) -> Observed:
-    seed = seed_job_state(kube.get("Job", crawl.namespace, crawl.seed_job(spider_hash(spec))))
+    seed_job = kube.get("Job", crawl.namespace, crawl.seed_job(spider_hash(spec)))
+    seed = seed_job_state(seed_job)
     deployment = kube.get("Deployment", crawl.namespace, crawl.slave) or {}
+    candidates: list[tuple[str, dict[str, Any] | None]] = [("Job", seed_job)]
+    if spec.redis.url is None:
+        candidates.append(("StatefulSet", kube.get("StatefulSet", crawl.namespace, crawl.redis)))
+    if spec.schedule:
+        candidates += [("Job", job) for job in kube.list("Job", crawl.namespace, selector_labels(crawl, "round"))]
+    stuck = [(kind, obj) for kind, obj in candidates if obj is not None and stuck_creating(kind, obj)]
+    # Events are read only when a controller has no pod to show for a while: a quiet pass reads none.
+    events = kube.list("Event", crawl.namespace, {}, {"reason": "FailedCreate"}) if stuck else []
     pods = kube.list(
         "Pod", crawl.namespace, {"app.kubernetes.io/instance": crawl.name, "app.kubernetes.io/name": "kubecrawl"}
     )
@@ -185,6 +201,7 @@ def _observe(
         seed=seed,
         seeded_before=previous.get("seededSpiderHash") == spider_hash(spec),
         pod_problem=pod_problem(pods),
+        create_problem=creation_problem(deployment, stuck, events),
         replicas=int(dep_status.get("replicas") or 0),
         ready_replicas=int(dep_status.get("readyReplicas") or 0),
     )
@@ -251,7 +268,11 @@ def reconcile(
     password, secret_problem = ensure_redis_password(kube, crawl, spec)
     obs = _observe(kube, crawl, spec, config, password, secret_problem, previous)
     decision = decide(obs)
-    ctx = BuildContext(default_image=config.worker_image, auth_hash=short_hash(password or ""))
+    ctx = BuildContext(
+        default_image=config.worker_image,
+        auth_hash=short_hash(password or ""),
+        default_resources=config.default_resources,
+    )
     _converge(kube, crawl, spec, ctx, decision, obs.seeded_before)
 
     status: dict[str, Any] = {
