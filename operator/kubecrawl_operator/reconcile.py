@@ -70,7 +70,11 @@ def is_subset(desired: Any, actual: Any, parent: str = "") -> bool:
     """True when everything in `desired` is in `actual` (the API server may add defaults).
 
     Quantities under `requests`/`limits` compare by value: the server stores 268435456 as "256Mi".
+    A zero value (false, 0, "", [], {}) matches an absent field: Kubernetes drops `omitempty` fields
+    holding it, so comparing them literally would patch on every pass.
     """
+    if actual is None and desired in (False, 0, "", [], {}) and desired is not None:
+        return True
     if isinstance(desired, dict) and parent in QUANTITY_PARENTS:
         return isinstance(actual, dict) and all(_same_quantity(v, actual.get(k)) for k, v in desired.items())
     if isinstance(desired, dict):

@@ -67,8 +67,9 @@ def redis_service(crawl: CrawlRef) -> dict[str, Any]:
         "spec": {
             "clusterIP": "None",
             "selector": selector_labels(crawl, "redis"),
+            # publishNotReadyAddresses is left at its default (false): the API server never stores a
+            # false there (omitempty), so spelling it out made every pass see drift and PATCH the Service.
             "ports": [{"name": "redis", "port": REDIS_PORT, "targetPort": "redis", "protocol": "TCP"}],
-            "publishNotReadyAddresses": False,
         },
     }
 
