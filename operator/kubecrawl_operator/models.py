@@ -135,6 +135,12 @@ class CrawlSpec(_Model):
     settings: dict[Annotated[str, Field(pattern=SETTING_KEY_PATTERN)], str] = Field(
         default_factory=dict, description="Extra worker settings, passed as KUBECRAWL_<KEY> environment."
     )
+    master_deadline_seconds: int = Field(
+        default=3600,
+        ge=60,
+        le=7 * 86400,
+        description="activeDeadlineSeconds of the seed and round Jobs: a hung master is stopped, so it cannot block later rounds.",
+    )
     termination_grace_period_seconds: int = Field(
         default=60, ge=5, le=3600, description="Time a slave gets to hand back in-flight work."
     )

@@ -2,13 +2,19 @@
 
 from __future__ import annotations
 
+import datetime
 import logging
-from typing import Any
+from typing import TYPE_CHECKING, Any
+from zoneinfo import ZoneInfo
 
 import redis
+from croniter import croniter
 
 from kubecrawl_operator.naming import REDIS_PORT, CrawlRef
 from kubecrawl_operator.phase import CrawlStats, Problem, SeedJobState
+
+if TYPE_CHECKING:
+    from kubecrawl_operator.models import CrawlSpec
 
 logger = logging.getLogger(__name__)
 
@@ -109,6 +115,49 @@ def _event_time(event: dict[str, Any]) -> str:
         or event.get("firstTimestamp")
         or ""
     )
+
+
+def _timestamp(text: str) -> datetime.datetime:
+    return datetime.datetime.strptime(text, "%Y-%m-%dT%H:%M:%SZ").replace(tzinfo=datetime.UTC)
+
+
+def round_problem(jobs: list[dict[str, Any]], spec: CrawlSpec, now: datetime.datetime) -> Problem | None:
+    """A round Job that blocks later rounds (concurrencyPolicy Forbid), or the latest one stopped at its deadline.
+
+    Blocked: still running although the schedule fired again since it started (that round was skipped).
+    """
+    if not spec.schedule:
+        return None
+    zone = ZoneInfo(spec.time_zone) if spec.time_zone else datetime.UTC
+    latest: dict[str, Any] | None = None
+    for job in jobs:
+        status = job.get("status") or {}
+        start = status.get("startTime")
+        created = job.get("metadata", {}).get("creationTimestamp") or ""
+        if latest is None or created > (latest.get("metadata", {}).get("creationTimestamp") or ""):
+            latest = job
+        if not status.get("active") or not start:
+            continue
+        started = _timestamp(start)
+        due = croniter(spec.schedule, started.astimezone(zone)).get_next(datetime.datetime)
+        if due < now:
+            name = job.get("metadata", {}).get("name", "?")
+            return Problem(
+                "RoundJobHung",
+                f"round Job {name} has run since {start}; the round due at "
+                f"{due.astimezone(datetime.UTC):%Y-%m-%dT%H:%M:%SZ} was skipped (concurrencyPolicy Forbid). "
+                f"It is stopped after spec.masterDeadlineSeconds ({spec.master_deadline_seconds}s)",
+            )
+    if latest is not None:
+        failed = _true_condition(latest, "Failed")
+        if failed is not None and failed.get("reason") == "DeadlineExceeded":
+            name = latest.get("metadata", {}).get("name", "?")
+            return Problem(
+                "RoundDeadlineExceeded",
+                f"round Job {name} was stopped after spec.masterDeadlineSeconds "
+                f"({spec.master_deadline_seconds}s): {failed.get('message', '')}".strip(),
+            )
+    return None
 
 
 def redis_url_for_operator(crawl: CrawlRef, url: str | None, cluster_domain: str) -> str:

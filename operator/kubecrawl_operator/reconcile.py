@@ -33,6 +33,7 @@ from kubecrawl_operator.observe import (
     pod_problem,
     read_stats,
     redis_url_for_operator,
+    round_problem,
     seed_job_state,
     stuck_creating,
 )
@@ -168,6 +169,7 @@ def _observe(
     password: str | None,
     secret_problem: Problem | None,
     previous: Mapping[str, Any],
+    now: datetime.datetime,
 ) -> Observed:
     seed_job = kube.get("Job", crawl.namespace, crawl.seed_job(spider_hash(spec)))
     seed = seed_job_state(seed_job)
@@ -175,8 +177,8 @@ def _observe(
     candidates: list[tuple[str, dict[str, Any] | None]] = [("Job", seed_job)]
     if spec.redis.url is None:
         candidates.append(("StatefulSet", kube.get("StatefulSet", crawl.namespace, crawl.redis)))
-    if spec.schedule:
-        candidates += [("Job", job) for job in kube.list("Job", crawl.namespace, selector_labels(crawl, "round"))]
+    round_jobs = kube.list("Job", crawl.namespace, selector_labels(crawl, "round")) if spec.schedule else []
+    candidates += [("Job", job) for job in round_jobs]
     stuck = [(kind, obj) for kind, obj in candidates if obj is not None and stuck_creating(kind, obj)]
     # Events are read only when a controller has no pod to show for a while: a quiet pass reads none.
     events = kube.list("Event", crawl.namespace, {}, {"reason": "FailedCreate"}) if stuck else []
@@ -206,6 +208,7 @@ def _observe(
         seeded_before=previous.get("seededSpiderHash") == spider_hash(spec),
         pod_problem=pod_problem(pods),
         create_problem=creation_problem(deployment, stuck, events),
+        round_problem=round_problem(round_jobs, spec, now),
         replicas=int(dep_status.get("replicas") or 0),
         ready_replicas=int(dep_status.get("readyReplicas") or 0),
     )
@@ -214,7 +217,8 @@ def _observe(
 def _converge(
     kube: Kube, crawl: CrawlRef, spec: CrawlSpec, ctx: BuildContext, decision: Decision, seeded_before: bool
 ) -> None:
-    children = desired_children(crawl, spec, ctx, decision.slave_replicas)
+    seeded = decision.conditions["Seeded"][0]
+    children = desired_children(crawl, spec, ctx, decision.slave_replicas, seeded)
     for manifest in children.mutable:
         ensure(kube, manifest)
     current_seed = children.seed_job["metadata"]["name"]
@@ -270,7 +274,7 @@ def reconcile(
         return Outcome(status=failed, events=_events(previous, decision))
 
     password, secret_problem = ensure_redis_password(kube, crawl, spec)
-    obs = _observe(kube, crawl, spec, config, password, secret_problem, previous)
+    obs = _observe(kube, crawl, spec, config, password, secret_problem, previous, now)
     decision = decide(obs)
     ctx = BuildContext(
         default_image=config.worker_image,

@@ -230,4 +230,11 @@ def test_the_example_crawl_becomes_a_running_crawl(cluster: Cluster, operator: O
         == "2Gi"
     )
     status = cluster.wait_phase(name, "Pending")
-    assert {c["type"] for c in status["conditions"]} == {"Ready", "Seeded", "Progressing", "Degraded"}
+    assert {c["type"] for c in status["conditions"]} == {
+        "Ready",
+        "Seeded",
+        "Progressing",
+        "Degraded",
+        "RoundStuck",
+        "Complete",
+    }

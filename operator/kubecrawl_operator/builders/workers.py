@@ -153,7 +153,11 @@ def _pod_template(crawl: CrawlRef, spec: CrawlSpec, ctx: BuildContext, role: str
 
 
 def _master_job_spec(crawl: CrawlRef, spec: CrawlSpec, ctx: BuildContext, component: str) -> dict[str, Any]:
-    return {"backoffLimit": 4, "template": _pod_template(crawl, spec, ctx, "master", component)}
+    return {
+        "backoffLimit": 4,
+        "activeDeadlineSeconds": spec.master_deadline_seconds,
+        "template": _pod_template(crawl, spec, ctx, "master", component),
+    }
 
 
 def seed_job(crawl: CrawlRef, spec: CrawlSpec, ctx: BuildContext) -> dict[str, Any]:
@@ -182,13 +186,17 @@ def slave_deployment(crawl: CrawlRef, spec: CrawlSpec, ctx: BuildContext, replic
     }
 
 
-def schedule_cronjob(crawl: CrawlRef, spec: CrawlSpec, ctx: BuildContext) -> dict[str, Any]:
-    """Incremental rounds: the CronJob re-runs the master, which seeds round R+1."""
+def schedule_cronjob(crawl: CrawlRef, spec: CrawlSpec, ctx: BuildContext, seeded: bool = True) -> dict[str, Any]:
+    """Incremental rounds: the CronJob re-runs the master, which seeds round R+1.
+
+    Suspended until the seed Job of the current spider has finished: a round started while the
+    first seeding still runs would seed the same start requests twice over.
+    """
     assert spec.schedule is not None
     cron_spec: dict[str, Any] = {
         "schedule": spec.schedule,
         "concurrencyPolicy": "Forbid",
-        "suspend": spec.suspend,
+        "suspend": spec.suspend or not seeded,
         "startingDeadlineSeconds": 300,
         "successfulJobsHistoryLimit": 1,
         "failedJobsHistoryLimit": 3,
