@@ -64,6 +64,8 @@ class HealthState:
             return 200, "active" + (f": holds lease {self.lease}" if self.lease else "")
         if self.role == "standby":
             return 503, f"standby: lease {self.lease} held by {self.holder or 'nobody'}"
+        if self.role == "active":
+            return 503, "active, but kopf has not started or its event loop does not answer"
         return 503, self.role
 
 

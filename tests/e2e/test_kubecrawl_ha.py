@@ -7,6 +7,8 @@ afterwards, so the other e2e modules keep seeing one operator pod.
 
 from __future__ import annotations
 
+import urllib.error
+import urllib.request
 from collections.abc import Iterator
 from typing import Any
 
@@ -24,6 +26,17 @@ from tests.e2e.kubeharness.controlplane import ControlPlane
 from tests.e2e.kubeharness.kube import Kube, condition, wait_for
 from tests.e2e.kubeharness.node import Node
 from tests.e2e.kubeharness.procs import wait_until
+
+
+def probe(ip: str, path: str, port: int = 8080) -> tuple[int, str]:
+    """(status, body) of an operator pod's probe endpoint; (0, error) while nothing listens."""
+    try:
+        with urllib.request.urlopen(f"http://{ip}:{port}{path}", timeout=10) as r:
+            return r.status, r.read().decode()
+    except urllib.error.HTTPError as exc:
+        return exc.code, exc.read().decode()
+    except OSError as exc:
+        return 0, str(exc)
 
 
 def operator_pods(kube: Kube) -> list[dict[str, Any]]:
@@ -96,10 +109,19 @@ def test_two_replicas_have_one_active_and_the_standby_takes_over_when_it_is_dele
     (active,) = wait_until(lambda: (r := ready_names(kube)) and len(r) == 1 and r, timeout=120, what="one Ready")  # type: ignore[misc]
     (standby,) = [p["metadata"]["name"] for p in operator_pods(kube) if p["metadata"]["name"] != active]
     assert the_lease(kube)["spec"]["holderIdentity"] == active
-    standby_pod = kube.get(f"/api/v1/namespaces/{RELEASE_NS}/pods/{standby}")
-    assert condition(standby_pod, "Ready") == "False"
-    assert node.live_pids(RELEASE_NS).get(standby), "the standby runs (liveness keeps it), it is only not Ready"
-    assert "standing by" in node.logs(RELEASE_NS, standby)
+    # The standby's own probes (its pod IP is reachable from this host): live, and not ready saying why.
+    ip = wait_until(
+        lambda: kube.get(f"/api/v1/namespaces/{RELEASE_NS}/pods/{standby}")["status"].get("podIP"),
+        timeout=60,
+        what="the standby's pod IP",
+    )
+    code, text = wait_until(
+        lambda: (r := probe(str(ip), "/readyz")) and r[0] != 0 and r, timeout=120, what="the standby's /readyz"
+    )  # type: ignore[misc]
+    assert (code, text.split(":")[0]) == (503, "standby"), (code, text)
+    assert active in text
+    assert probe(str(ip), "/healthz")[0] == 200, "a standby is live (liveness), only not Ready"
+    assert condition(kube.get(f"/api/v1/namespaces/{RELEASE_NS}/pods/{standby}"), "Ready") == "False"
 
     # The active one reconciles; the standby touches nothing.
     kube.post(crawls_path(namespace), crawl_manifest("before", site, replicas=1))

@@ -9,6 +9,7 @@ was PATCHed on every pass (`publishNotReadyAddresses: false` is never stored, so
 from __future__ import annotations
 
 from tests.e2e.kubecrawl_fixtures import Release, Site, crawl_manifest, crawls_path, wait_phase
+from tests.e2e.kubeharness.controlplane import ControlPlane
 from tests.e2e.kubeharness.kube import Kube, wait_for
 from tests.e2e.kubeharness.node import Node
 from tests.e2e.kubeharness.procs import wait_until
@@ -17,9 +18,16 @@ WRITES = {"create", "update", "patch", "delete", "deletecollection"}
 PASSES = 5
 
 
-def test_quiet_passes_write_nothing(kube: Kube, node: Node, release: Release, site: Site, namespace: str) -> None:
+def test_kubectl_waits_for_a_one_shot_crawl_to_complete_then_quiet_passes_write_nothing(
+    kube_cluster: ControlPlane, kube: Kube, node: Node, release: Release, site: Site, namespace: str
+) -> None:
     kube.post(crawls_path(namespace), crawl_manifest("quiet", site, replicas=1))
-    wait_phase(kube, namespace, "quiet", {"Completed"}, timeout=300)
+    # What a user (or a CI pipeline) runs: returns once the crawl's Complete condition is True.
+    done = kube_cluster.kubectl(
+        "wait", "--for=condition=Complete", "crawl/quiet", "-n", namespace, "--timeout=300s", timeout=330
+    )
+    assert "condition met" in done.stdout, done.stdout + done.stderr
+    wait_phase(kube, namespace, "quiet", {"Completed"}, timeout=60)
     # Quiet: Completed, slaves scaled to zero and gone, the download rate decayed to zero.
     wait_for(
         kube,
