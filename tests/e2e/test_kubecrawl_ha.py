@@ -115,11 +115,11 @@ def test_two_replicas_have_one_active_and_the_standby_takes_over_when_it_is_dele
         timeout=60,
         what="the standby's pod IP",
     )
+    # It names the holder once it has read the Lease (its first attempt may have been a lost create).
     code, text = wait_until(
-        lambda: (r := probe(str(ip), "/readyz")) and r[0] != 0 and r, timeout=120, what="the standby's /readyz"
+        lambda: (r := probe(str(ip), "/readyz")) and active in r[1] and r, timeout=120, what="the standby's /readyz"
     )  # type: ignore[misc]
     assert (code, text.split(":")[0]) == (503, "standby"), (code, text)
-    assert active in text
     assert probe(str(ip), "/healthz")[0] == 200, "a standby is live (liveness), only not Ready"
     assert condition(kube.get(f"/api/v1/namespaces/{RELEASE_NS}/pods/{standby}"), "Ready") == "False"
 
