@@ -6,6 +6,7 @@ import os
 
 from pydantic import BaseModel, Field
 
+from kubecrawl_operator.builders.resources import DEFAULT_RESOURCES, parse_defaults
 from kubecrawl_operator.models import DEFAULT_WORKER_IMAGE
 
 
@@ -14,6 +15,10 @@ class OperatorConfig(BaseModel):
     interval: float = Field(default=15.0, gt=0, description="Seconds between re-reconciles (and stats reads).")
     redis_timeout: float = Field(default=3.0, gt=0, description="Socket timeout of the stats read.")
     cluster_domain: str = Field(default="svc", description="Suffix of in-cluster Redis host names.")
+    default_resources: dict[str, dict[str, dict[str, str]]] = Field(
+        default_factory=lambda: {k: {s: dict(q) for s, q in v.items()} for k, v in DEFAULT_RESOURCES.items()},
+        description="Requests/limits of redis, master and slave containers a Crawl's spec does not override.",
+    )
 
     @classmethod
     def from_env(cls) -> OperatorConfig:
@@ -27,4 +32,9 @@ class OperatorConfig(BaseModel):
             values["redis_timeout"] = env["KUBECRAWL_OPERATOR_REDIS_TIMEOUT"]
         if env.get("KUBECRAWL_OPERATOR_CLUSTER_DOMAIN"):
             values["cluster_domain"] = env["KUBECRAWL_OPERATOR_CLUSTER_DOMAIN"]
-        return cls.model_validate(values)
+        config = cls.model_validate(values)
+        if env.get("KUBECRAWL_OPERATOR_DEFAULT_RESOURCES"):
+            config = config.model_copy(
+                update={"default_resources": parse_defaults(env["KUBECRAWL_OPERATOR_DEFAULT_RESOURCES"])}
+            )
+        return config

@@ -52,7 +52,7 @@ def _condition_schema() -> dict[str, Any]:
         "type": "object",
         "required": ["type", "status"],
         "properties": {
-            "type": string("Ready, Seeded, Progressing or Degraded."),
+            "type": string("Ready, Seeded, Progressing, Degraded, RoundStuck or Complete."),
             "status": {"type": "string", "enum": ["True", "False", "Unknown"]},
             "reason": string("CamelCase reason."),
             "message": string("What happened and what to do."),

@@ -33,6 +33,7 @@ KINDS: dict[str, Kind] = {
     "Service": Kind("", "v1", "services"),
     "ConfigMap": Kind("", "v1", "configmaps"),
     "Pod": Kind("", "v1", "pods"),
+    "Event": Kind("", "v1", "events"),
     "StatefulSet": Kind("apps", "v1", "statefulsets"),
     "Deployment": Kind("apps", "v1", "deployments"),
     "Job": Kind("batch", "v1", "jobs"),
@@ -113,9 +114,14 @@ class Kube:
                 return None
             raise
 
-    def list(self, kind: str, namespace: str, labels: dict[str, str]) -> list[dict[str, Any]]:
+    def list(
+        self, kind: str, namespace: str, labels: dict[str, str], fields: dict[str, str] | None = None
+    ) -> list[dict[str, Any]]:
         selector = ",".join(f"{k}={v}" for k, v in sorted(labels.items()))
-        result = self._call("list", kind, namespace, query=[("labelSelector", selector)])
+        query = [("labelSelector", selector)] if selector else []
+        if fields:
+            query.append(("fieldSelector", ",".join(f"{k}={v}" for k, v in sorted(fields.items()))))
+        result = self._call("list", kind, namespace, query=query)
         items = (result or {}).get("items") or []
         # Filter here too: an API that ignores labelSelector must not make us touch others' objects.
         return [

@@ -41,7 +41,8 @@ class _Model(BaseModel):
 
 
 class ResourceRequirements(_Model):
-    """Requests and limits of a container (the Kubernetes ResourceRequirements subset we pass on)."""
+    """Requests and limits of a container, merged key by key over the operator's defaults
+    (docs/operator.md, "Resources"): set only what differs, e.g. `limits: {memory: 2Gi}`."""
 
     requests: dict[str, Quantity] | None = None
     limits: dict[str, Quantity] | None = None
@@ -93,7 +94,10 @@ class RedisSpec(_Model):
     storage: str = Field(default="1Gi", pattern=QUANTITY_PATTERN, description="PVC size of the crawl's Redis.")
     storage_class_name: str | None = None
     image: str = Field(default=DEFAULT_REDIS_IMAGE, pattern=IMAGE_PATTERN)
-    resources: ResourceRequirements | None = None
+    resources: ResourceRequirements | None = Field(
+        default=None,
+        description="Redis container resources over the operator's defaults; maxmemory is 3/4 of limits.memory.",
+    )
 
     @model_validator(mode="after")
     def _password_needs_url(self) -> RedisSpec:
@@ -120,10 +124,22 @@ class CrawlSpec(_Model):
     politeness: Politeness = Field(default_factory=Politeness)
     dedup: Dedup = Field(default_factory=Dedup)
     redis: RedisSpec = Field(default_factory=RedisSpec)
-    resources: ResourceRequirements | None = None
+    resources: ResourceRequirements | None = Field(
+        default=None,
+        description="Slave container resources over the operator's defaults (also the master's, unless masterResources).",
+    )
+    master_resources: ResourceRequirements | None = Field(
+        default=None, description="Seed and round Job (master) container resources over the operator's defaults."
+    )
     ssrf_allow: list[str] = Field(default_factory=list, description="Hosts/CIDRs exempt from the SSRF guard.")
     settings: dict[Annotated[str, Field(pattern=SETTING_KEY_PATTERN)], str] = Field(
         default_factory=dict, description="Extra worker settings, passed as KUBECRAWL_<KEY> environment."
+    )
+    master_deadline_seconds: int = Field(
+        default=3600,
+        ge=60,
+        le=7 * 86400,
+        description="activeDeadlineSeconds of the seed and round Jobs: a hung master is stopped, so it cannot block later rounds.",
     )
     termination_grace_period_seconds: int = Field(
         default=60, ge=5, le=3600, description="Time a slave gets to hand back in-flight work."

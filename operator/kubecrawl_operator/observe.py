@@ -2,13 +2,19 @@
 
 from __future__ import annotations
 
+import datetime
 import logging
-from typing import Any
+from typing import TYPE_CHECKING, Any
+from zoneinfo import ZoneInfo
 
 import redis
+from croniter import croniter
 
 from kubecrawl_operator.naming import REDIS_PORT, CrawlRef
 from kubecrawl_operator.phase import CrawlStats, Problem, SeedJobState
+
+if TYPE_CHECKING:
+    from kubecrawl_operator.models import CrawlSpec
 
 logger = logging.getLogger(__name__)
 
@@ -51,6 +57,106 @@ def pod_problem(pods: list[dict[str, Any]]) -> Problem | None:
                 )
             if reason in CONFIG_REASONS:
                 return Problem("PodConfigError", f"pod {name}: {reason}: {waiting.get('message', '')}".strip())
+    return None
+
+
+def _true_condition(obj: dict[str, Any], ctype: str) -> dict[str, Any] | None:
+    conditions = (obj.get("status") or {}).get("conditions") or []
+    return next((c for c in conditions if c.get("type") == ctype and c.get("status") == "True"), None)
+
+
+def stuck_creating(kind: str, obj: dict[str, Any] | None) -> bool:
+    """A StatefulSet or Job that should have a pod and has none: worth a look at its events."""
+    if not obj:
+        return False
+    status = obj.get("status") or {}
+    if kind == "StatefulSet":
+        return int(status.get("replicas") or 0) < int((obj.get("spec") or {}).get("replicas", 1) or 0)
+    if kind == "Job":
+        finished = _true_condition(obj, "Complete") or _true_condition(obj, "Failed")
+        return not finished and not status.get("active") and not status.get("succeeded")
+    return False
+
+
+def creation_problem(
+    deployment: dict[str, Any] | None, stuck: list[tuple[str, dict[str, Any]]], events: list[dict[str, Any]]
+) -> Problem | None:
+    """Pods the controllers cannot create (quota, LimitRange, admission webhooks), from what they report.
+
+    The Deployment carries its ReplicaSet's `ReplicaFailure` condition; StatefulSets and Jobs only
+    record `FailedCreate` events, matched here by the object's uid (not an older namesake's).
+    """
+    failure = _true_condition(deployment or {}, "ReplicaFailure")
+    if failure is not None:
+        name = (deployment or {}).get("metadata", {}).get("name", "?")
+        return Problem("FailedCreate", f"Deployment {name} cannot create pods: {failure.get('message', '')}".strip())
+    by_uid = {obj["metadata"].get("uid"): (kind, obj) for kind, obj in stuck if obj.get("metadata", {}).get("uid")}
+    latest: dict[str, dict[str, Any]] = {}
+    for event in events:
+        involved = event.get("involvedObject") or {}
+        uid = str(involved.get("uid") or "")
+        if event.get("reason") != "FailedCreate" or uid not in by_uid:
+            continue
+        if uid not in latest or _event_time(event) >= _event_time(latest[uid]):
+            latest[uid] = event
+    for uid, event in latest.items():
+        kind, obj = by_uid[uid]
+        name = obj["metadata"].get("name", "?")
+        return Problem("FailedCreate", f"{kind} {name} cannot create pods: {event.get('message', '')}".strip())
+    return None
+
+
+def _event_time(event: dict[str, Any]) -> str:
+    series = event.get("series") or {}
+    return str(
+        series.get("lastObservedTime")
+        or event.get("lastTimestamp")
+        or event.get("eventTime")
+        or event.get("firstTimestamp")
+        or ""
+    )
+
+
+def _timestamp(text: str) -> datetime.datetime:
+    return datetime.datetime.strptime(text, "%Y-%m-%dT%H:%M:%SZ").replace(tzinfo=datetime.UTC)
+
+
+def round_problem(jobs: list[dict[str, Any]], spec: CrawlSpec, now: datetime.datetime) -> Problem | None:
+    """A round Job that blocks later rounds (concurrencyPolicy Forbid), or the latest one stopped at its deadline.
+
+    Blocked: still running although the schedule fired again since it started (that round was skipped).
+    """
+    if not spec.schedule:
+        return None
+    zone = ZoneInfo(spec.time_zone) if spec.time_zone else datetime.UTC
+    latest: dict[str, Any] | None = None
+    for job in jobs:
+        status = job.get("status") or {}
+        start = status.get("startTime")
+        created = job.get("metadata", {}).get("creationTimestamp") or ""
+        if latest is None or created > (latest.get("metadata", {}).get("creationTimestamp") or ""):
+            latest = job
+        if not status.get("active") or not start:
+            continue
+        started = _timestamp(start)
+        due = croniter(spec.schedule, started.astimezone(zone)).get_next(datetime.datetime)
+        if due < now:
+            name = job.get("metadata", {}).get("name", "?")
+            return Problem(
+                "RoundJobHung",
+                f"round Job {name} has run since {start}; the round due at "
+                f"{due.astimezone(datetime.UTC):%Y-%m-%dT%H:%M:%SZ} was skipped (concurrencyPolicy Forbid). "
+                f"It is stopped after spec.masterDeadlineSeconds ({spec.master_deadline_seconds}s)",
+            )
+    if latest is not None:
+        failed = _true_condition(latest, "Failed")
+        if failed is not None and failed.get("reason") == "DeadlineExceeded":
+            name = latest.get("metadata", {}).get("name", "?")
+            return Problem(
+                "RoundDeadlineExceeded",
+                f"round Job {name} was stopped after spec.masterDeadlineSeconds "
+                f"({spec.master_deadline_seconds}s): {failed.get('message', '')}".strip(),
+            )
     return None
 
 

@@ -54,6 +54,8 @@ class Observed:
     seed: SeedJobState = field(default_factory=SeedJobState)
     seeded_before: bool = False  # the current spider's seed job finished earlier (recorded in status)
     pod_problem: Problem | None = None  # e.g. an image that cannot be pulled
+    create_problem: Problem | None = None  # a controller cannot create pods (quota, admission)
+    round_problem: Problem | None = None  # a round Job blocking later rounds, or stopped at its deadline
     replicas: int = 0
     ready_replicas: int = 0
 
@@ -108,18 +110,36 @@ def decide(obs: Observed) -> Decision:
         phase = "Running"
         ready = (True, "Running", f"{stats.queued} queued, {stats.in_flight} in flight")
 
-    if obs.pod_problem is not None and phase not in ("Suspended",):
-        ready = (False, obs.pod_problem.reason, obs.pod_problem.message)
-        degraded = (True, obs.pod_problem.reason, obs.pod_problem.message)
+    for problem in (obs.pod_problem, obs.create_problem):
+        if problem is not None and phase not in ("Suspended",):
+            ready = (False, problem.reason, problem.message)
+            degraded = (True, problem.reason, problem.message)
 
     progressing = phase in ("Seeding", "Running", "Pending")
+    if spec.schedule is None:
+        stuck: tuple[bool, str, str] = (False, "NoSchedule", "a one-shot crawl has no rounds")
+    elif obs.round_problem is not None:
+        stuck = (True, obs.round_problem.reason, obs.round_problem.message)
+    else:
+        stuck = (False, "AsExpected", "")
     conditions = {
         "Ready": ready,
         "Seeded": seeded_cond,
         "Progressing": (progressing, phase, "crawling" if phase in ("Seeding", "Running") else phase.lower()),
         "Degraded": degraded,
+        "RoundStuck": stuck,
+        "Complete": complete_condition(spec, phase),
     }
     return Decision(phase=phase, slave_replicas=replicas, conditions=conditions)
+
+
+def complete_condition(spec: CrawlSpec, phase: str) -> tuple[bool, str, str]:
+    """`kubectl wait --for=condition=Complete crawl/NAME`: True once a one-shot crawl is done."""
+    if phase == "Completed":
+        return (True, "Completed", "the crawl is complete: queue empty, nothing in flight")
+    if spec.schedule is not None:
+        return (False, "Scheduled", "a scheduled crawl runs a round at every schedule and never completes")
+    return (False, phase, f"phase {phase}")
 
 
 def invalid_decision(problem: Problem) -> Decision:

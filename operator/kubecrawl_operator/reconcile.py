@@ -28,7 +28,15 @@ from kubecrawl_operator.naming import (
     short_hash,
     spider_hash,
 )
-from kubecrawl_operator.observe import pod_problem, read_stats, redis_url_for_operator, seed_job_state
+from kubecrawl_operator.observe import (
+    creation_problem,
+    pod_problem,
+    read_stats,
+    redis_url_for_operator,
+    round_problem,
+    seed_job_state,
+    stuck_creating,
+)
 from kubecrawl_operator.phase import (
     Decision,
     Observed,
@@ -63,7 +71,11 @@ def is_subset(desired: Any, actual: Any, parent: str = "") -> bool:
     """True when everything in `desired` is in `actual` (the API server may add defaults).
 
     Quantities under `requests`/`limits` compare by value: the server stores 268435456 as "256Mi".
+    A zero value (false, 0, "", [], {}) matches an absent field: Kubernetes drops `omitempty` fields
+    holding it, so comparing them literally would patch on every pass.
     """
+    if actual is None and desired in (False, 0, "", [], {}) and desired is not None:
+        return True
     if isinstance(desired, dict) and parent in QUANTITY_PARENTS:
         return isinstance(actual, dict) and all(_same_quantity(v, actual.get(k)) for k, v in desired.items())
     if isinstance(desired, dict):
@@ -157,9 +169,19 @@ def _observe(
     password: str | None,
     secret_problem: Problem | None,
     previous: Mapping[str, Any],
+    now: datetime.datetime,
 ) -> Observed:
-    seed = seed_job_state(kube.get("Job", crawl.namespace, crawl.seed_job(spider_hash(spec))))
+    seed_job = kube.get("Job", crawl.namespace, crawl.seed_job(spider_hash(spec)))
+    seed = seed_job_state(seed_job)
     deployment = kube.get("Deployment", crawl.namespace, crawl.slave) or {}
+    candidates: list[tuple[str, dict[str, Any] | None]] = [("Job", seed_job)]
+    if spec.redis.url is None:
+        candidates.append(("StatefulSet", kube.get("StatefulSet", crawl.namespace, crawl.redis)))
+    round_jobs = kube.list("Job", crawl.namespace, selector_labels(crawl, "round")) if spec.schedule else []
+    candidates += [("Job", job) for job in round_jobs]
+    stuck = [(kind, obj) for kind, obj in candidates if obj is not None and stuck_creating(kind, obj)]
+    # Events are read only when a controller has no pod to show for a while: a quiet pass reads none.
+    events = kube.list("Event", crawl.namespace, {}, {"reason": "FailedCreate"}) if stuck else []
     pods = kube.list(
         "Pod", crawl.namespace, {"app.kubernetes.io/instance": crawl.name, "app.kubernetes.io/name": "kubecrawl"}
     )
@@ -185,6 +207,8 @@ def _observe(
         seed=seed,
         seeded_before=previous.get("seededSpiderHash") == spider_hash(spec),
         pod_problem=pod_problem(pods),
+        create_problem=creation_problem(deployment, stuck, events),
+        round_problem=round_problem(round_jobs, spec, now),
         replicas=int(dep_status.get("replicas") or 0),
         ready_replicas=int(dep_status.get("readyReplicas") or 0),
     )
@@ -193,7 +217,8 @@ def _observe(
 def _converge(
     kube: Kube, crawl: CrawlRef, spec: CrawlSpec, ctx: BuildContext, decision: Decision, seeded_before: bool
 ) -> None:
-    children = desired_children(crawl, spec, ctx, decision.slave_replicas)
+    seeded = decision.conditions["Seeded"][0]
+    children = desired_children(crawl, spec, ctx, decision.slave_replicas, seeded)
     for manifest in children.mutable:
         ensure(kube, manifest)
     current_seed = children.seed_job["metadata"]["name"]
@@ -249,9 +274,13 @@ def reconcile(
         return Outcome(status=failed, events=_events(previous, decision))
 
     password, secret_problem = ensure_redis_password(kube, crawl, spec)
-    obs = _observe(kube, crawl, spec, config, password, secret_problem, previous)
+    obs = _observe(kube, crawl, spec, config, password, secret_problem, previous, now)
     decision = decide(obs)
-    ctx = BuildContext(default_image=config.worker_image, auth_hash=short_hash(password or ""))
+    ctx = BuildContext(
+        default_image=config.worker_image,
+        auth_hash=short_hash(password or ""),
+        default_resources=config.default_resources,
+    )
     _converge(kube, crawl, spec, ctx, decision, obs.seeded_before)
 
     status: dict[str, Any] = {

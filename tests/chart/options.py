@@ -10,8 +10,9 @@ DIGEST = "sha256:" + "ab" * 32
 OPTIONS: dict[str, dict[str, Any] | None] = {
     "defaults": None,
     "namespaced": {"watch": {"mode": "namespaces", "namespaces": ["crawls-a", "crawls-b"]}},
-    "peering": {"operator": {"replicas": 2, "image": {"repository": "kubecrawl/operator"}}},
-    "namespaced-peering": {
+    "ha": {"operator": {"replicas": 2, "image": {"repository": "kubecrawl/operator"}}},
+    "no-leader-election": {"operator": {"replicas": 1, "leaderElection": {"enabled": False}}},
+    "namespaced-ha": {
         "operator": {"replicas": 3, "image": {"repository": "kubecrawl/operator"}},
         "watch": {"mode": "namespaces", "namespaces": ["crawls"]},
     },

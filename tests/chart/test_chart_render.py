@@ -28,16 +28,19 @@ def test_chart_lints_clean_with_helm(helm: Helm, option: str) -> None:
     assert "0 chart(s) failed" in result.output
 
 
-def test_default_install_runs_one_standalone_operator_for_the_whole_cluster(helm: Helm) -> None:
+def test_default_install_runs_one_leader_elected_operator_for_the_whole_cluster(helm: Helm) -> None:
     objects = helm.render()
     container = _operator_container(objects)
     assert container["image"] == "kubecrawl/operator:0.1.0"
     assert container["args"][0] == "run"
     assert "--all-namespaces" in container["args"]
-    assert "--standalone" in container["args"]
+    assert "--leader-elect" in container["args"] and "--standalone" not in container["args"]
     assert one(objects, "Deployment")["spec"]["replicas"] == 1
+    assert one(objects, "Deployment")["spec"]["strategy"] == {"type": "Recreate"}
     assert {o["kind"] for o in objects} >= {"ServiceAccount", "ClusterRole", "ClusterRoleBinding", "Deployment"}
-    assert not by_kind(objects, "Role") and not by_kind(objects, "ClusterKopfPeering")
+    # The only Role: the Lease, in the operator's own namespace.
+    assert [r["metadata"]["namespace"] for r in by_kind(objects, "Role")] == [NAMESPACE]
+    assert not by_kind(objects, "ClusterKopfPeering") and not by_kind(objects, "CustomResourceDefinition")[1:]
 
 
 def test_operator_pod_is_non_root_read_only_without_capabilities(helm: Helm) -> None:
@@ -57,15 +60,15 @@ def test_operator_pod_is_non_root_read_only_without_capabilities(helm: Helm) -> 
     assert "emptyDir" in volumes[mounts["/tmp"]]
 
 
-def test_operator_is_probed_on_kopfs_liveness_endpoint(helm: Helm) -> None:
+def test_operator_is_probed_for_liveness_and_for_being_the_active_replica(helm: Helm) -> None:
     container = _operator_container(
         helm.render({"operator": {"replicas": 1, "image": {"repository": "x/op"}, "healthPort": 9090}})
     )
     assert "--liveness=http://0.0.0.0:9090/healthz" in container["args"]
     (port,) = container["ports"]
     assert port == {"name": "health", "containerPort": 9090, "protocol": "TCP"}
-    for probe in ("livenessProbe", "readinessProbe"):
-        assert container[probe]["httpGet"] == {"path": "/healthz", "port": "health"}
+    assert container["livenessProbe"]["httpGet"] == {"path": "/healthz", "port": "health"}
+    assert container["readinessProbe"]["httpGet"] == {"path": "/readyz", "port": "health"}
 
 
 def test_default_worker_image_and_interval_are_passed_to_the_operator(helm: Helm) -> None:
@@ -91,8 +94,12 @@ def test_images_can_be_pinned_by_digest_and_pulled_with_a_secret(helm: Helm) -> 
 def test_namespaced_mode_grants_a_role_only_in_each_watched_namespace(helm: Helm) -> None:
     objects = helm.render(OPTIONS["namespaced"])
     assert not by_kind(objects, "ClusterRole") and not by_kind(objects, "ClusterRoleBinding")
-    roles = {r["metadata"]["namespace"]: r for r in by_kind(objects, "Role")}
-    bindings = {b["metadata"]["namespace"]: b for b in by_kind(objects, "RoleBinding")}
+    roles = {r["metadata"]["namespace"]: r for r in by_kind(objects, "Role") if r["metadata"]["namespace"] != NAMESPACE}
+    bindings = {
+        b["metadata"]["namespace"]: b
+        for b in by_kind(objects, "RoleBinding")
+        if b["metadata"]["namespace"] != NAMESPACE
+    }
     assert set(roles) == set(bindings) == {"crawls-a", "crawls-b"}
     sa = one(objects, "ServiceAccount")
     for binding in bindings.values():
@@ -105,22 +112,32 @@ def test_namespaced_mode_grants_a_role_only_in_each_watched_namespace(helm: Helm
     assert "--all-namespaces" not in args
 
 
-@pytest.mark.parametrize(
-    "option,peering_kind", [("peering", "ClusterKopfPeering"), ("namespaced-peering", "KopfPeering")]
-)
-def test_several_replicas_elect_one_active_operator_through_kopf_peering(
-    helm: Helm, option: str, peering_kind: str
-) -> None:
+@pytest.mark.parametrize("option", ["ha", "namespaced-ha"])
+def test_several_replicas_elect_one_active_operator_through_a_lease(helm: Helm, option: str) -> None:
     objects = helm.render(OPTIONS[option])
-    container = _operator_container(objects)
-    peering = one(objects, peering_kind)
-    assert f"--peering={peering['metadata']['name']}" in container["args"]
-    assert "--standalone" not in container["args"]
-    peering_crds = {c["spec"]["names"]["kind"] for c in by_kind(objects, "CustomResourceDefinition")}
-    assert peering_kind in peering_crds
-    rules = [r for kind in ("ClusterRole", "Role") for o in by_kind(objects, kind) for r in o["rules"]]
-    assert any(r["apiGroups"] == ["kopf.dev"] for r in rules)
-    assert one(objects, "Deployment")["spec"]["strategy"] == {"type": "Recreate"}
+    args = _operator_container(objects)["args"]
+    assert "--leader-elect" in args and "--standalone" not in args
+    assert "--lease-duration=15" in args and "--renew-deadline=10" in args and "--retry-period=2" in args
+    assert not any(a.startswith("--peering") for a in args)
+    assert not by_kind(objects, "ClusterKopfPeering") and not by_kind(objects, "KopfPeering")
+    # Standbys never become Ready: a rollout replaces every replica at once instead of waiting for them.
+    assert one(objects, "Deployment")["spec"]["strategy"] == {
+        "type": "RollingUpdate",
+        "rollingUpdate": {"maxSurge": 0, "maxUnavailable": "100%"},
+    }
+
+
+def test_several_replicas_without_leader_election_are_refused(helm: Helm) -> None:
+    result = helm.template({"operator": {"replicas": 2, "leaderElection": {"enabled": False}}})
+    assert result.returncode != 0
+    assert "needs operator.leaderElection.enabled" in result.output
+
+
+def test_leader_election_can_be_turned_off_for_one_replica(helm: Helm) -> None:
+    objects = helm.render(OPTIONS["no-leader-election"])
+    args = _operator_container(objects)["args"]
+    assert "--standalone" in args and "--leader-elect" not in args
+    assert not by_kind(objects, "Role")
 
 
 def test_an_existing_service_account_is_bound_instead_of_created(helm: Helm) -> None:
@@ -175,3 +192,16 @@ def test_every_object_carries_the_standard_labels(helm: Helm) -> None:
             labels = obj["metadata"].get("labels", {})
             assert labels.get("app.kubernetes.io/name") == "kubecrawl-operator", (option, obj["kind"])
             assert labels.get("app.kubernetes.io/managed-by") == "Helm", (option, obj["kind"])
+
+
+def test_crawl_default_resources_are_the_operators_built_in_ones_and_can_be_overridden(helm: Helm) -> None:
+    import json
+
+    from kubecrawl_operator.builders.resources import DEFAULT_RESOURCES, parse_defaults
+
+    env = _env(_operator_container(helm.render()))
+    assert parse_defaults(env["KUBECRAWL_OPERATOR_DEFAULT_RESOURCES"]) == DEFAULT_RESOURCES
+    slave = {"requests": {"cpu": "2", "memory": "4Gi"}, "limits": {"cpu": "4", "memory": "8Gi"}}
+    env = _env(_operator_container(helm.render({"crawlDefaults": {"resources": {"slave": slave}}})))
+    assert json.loads(env["KUBECRAWL_OPERATOR_DEFAULT_RESOURCES"])["slave"] == slave
+    assert parse_defaults(env["KUBECRAWL_OPERATOR_DEFAULT_RESOURCES"])["slave"] == slave

@@ -376,11 +376,11 @@ def test_every_resource_the_chart_grants_is_used(release: Release) -> None:
     Verb-level use is wider than these flows (deleting a CronJob when a schedule is removed, patching
     a StatefulSet on a Redis change...); those calls are exercised by tests/operator against the
     emulator, where the operator's client refuses any call outside kubecrawl_operator.rbac.RULES."""
-    from kubecrawl_operator.rbac import RULES
+    from kubecrawl_operator.rbac import LEASE_RULES, RULES
 
     used = {
         (c.api_group or "", c.resource + (f"/{c.subresource}" if c.subresource else ""))
         for c in release.cluster.audit_log.calls(release.sa_user)
     }
-    granted = {(g, r) for rule in RULES for g in rule["apiGroups"] for r in rule["resources"]}
+    granted = {(g, r) for rule in RULES + LEASE_RULES for g in rule["apiGroups"] for r in rule["resources"]}
     assert sorted(granted - used) == [], "granted to the operator but never used"

@@ -16,6 +16,8 @@ import signal
 import socket
 import subprocess
 import sys
+import urllib.error
+import urllib.request
 import uuid
 from collections.abc import Iterator
 from dataclasses import dataclass, field
@@ -124,10 +126,21 @@ class OperatorProcess:
     namespace: str
     log_path: Path
     extra_env: dict[str, str] = field(default_factory=dict)
+    #: Replaces `--standalone`, e.g. `--leader-elect ...` for several replicas.
+    mode_args: tuple[str, ...] = ("--standalone",)
     proc: subprocess.Popen[bytes] | None = None
+    port: int = 0
+
+    def probe(self, path: str) -> tuple[int, str]:
+        """(HTTP status, body) of one of the operator's probe endpoints."""
+        try:
+            with urllib.request.urlopen(f"http://127.0.0.1:{self.port}{path}", timeout=10) as r:
+                return r.status, r.read().decode()
+        except urllib.error.HTTPError as exc:
+            return exc.code, exc.read().decode()
 
     def start(self) -> OperatorProcess:
-        port = free_port()
+        self.port = port = free_port()
         exe = shutil.which("kubecrawl-operator", path=str(Path(sys.executable).parent)) or "kubecrawl-operator"
         env = {
             **os.environ,
@@ -144,7 +157,7 @@ class OperatorProcess:
                 "run",
                 "--namespace",
                 self.namespace,
-                "--standalone",
+                *self.mode_args,
                 "--verbose",
                 "--liveness",
                 f"http://127.0.0.1:{port}/healthz",

@@ -38,6 +38,9 @@ RESOURCES: dict[str, dict[str, Any]] = {
     "batch/v1/jobs": {"kind": "Job", "namespaced": True},
     "batch/v1/cronjobs": {"kind": "CronJob", "namespaced": True},
     "networking.k8s.io/v1/networkpolicies": {"kind": "NetworkPolicy", "namespaced": True},
+    "coordination.k8s.io/v1/leases": {
+        "kind": "Lease", "namespaced": True, "verbs": {"get", "list", "watch", "create", "update", "patch", "delete"},
+    },
 }  # fmt: skip
 
 

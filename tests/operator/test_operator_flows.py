@@ -144,6 +144,9 @@ def test_suspend_scales_slaves_to_zero_and_pauses_the_schedule_and_resume_restor
     secret_before = cluster.get("Secret", "news-redis-auth")
     cluster.patch("Crawl", "news", {"spec": {"suspend": False}})
     eventually(lambda: cluster.get("Deployment", "news-slave")["spec"]["replicas"] == 3, "3 slaves again")
+    # No round may start before the first seeding has finished: the CronJob waits for the seed Job.
+    assert cluster.get("CronJob", "news-schedule")["spec"]["suspend"] is True
+    cluster.finish_seed_job("news")
     eventually(lambda: cluster.get("CronJob", "news-schedule")["spec"]["suspend"] is False, "an active CronJob")
     assert cluster.get("Secret", "news-redis-auth")["data"] == secret_before["data"]  # same Redis, same data
 
@@ -230,4 +233,11 @@ def test_the_example_crawl_becomes_a_running_crawl(cluster: Cluster, operator: O
         == "2Gi"
     )
     status = cluster.wait_phase(name, "Pending")
-    assert {c["type"] for c in status["conditions"]} == {"Ready", "Seeded", "Progressing", "Degraded"}
+    assert {c["type"] for c in status["conditions"]} == {
+        "Ready",
+        "Seeded",
+        "Progressing",
+        "Degraded",
+        "RoundStuck",
+        "Complete",
+    }

@@ -132,3 +132,30 @@ def test_drift_check_ignores_server_defaults_and_quantity_spelling() -> None:
         {"spec": {"template": {"containers": [{"image": "a:1"}, {"image": "b:1"}]}}},
         {"spec": {"template": {"containers": [{"image": "a:1"}]}}},
     )
+
+
+def test_drift_check_treats_zero_values_the_server_omits_as_equal() -> None:
+    """The API server drops omitempty fields holding false/0/""/[]: a literal comparison patched every pass."""
+    from kubecrawl_operator.builders import redis_service
+    from kubecrawl_operator.naming import CrawlRef
+    from kubecrawl_operator.reconcile import _patchable, is_subset
+
+    assert is_subset({"spec": {"publishNotReadyAddresses": False, "x": []}}, {"spec": {}})
+    assert not is_subset({"spec": {"publishNotReadyAddresses": True}}, {"spec": {}})
+    assert not is_subset({"spec": {"publishNotReadyAddresses": False}}, {"spec": {"publishNotReadyAddresses": True}})
+    # The Redis Service as a v1.33 API server stores it (defaults added, nothing false kept).
+    desired = _patchable(redis_service(CrawlRef(name="books", namespace="ns", uid="u")))
+    stored = {
+        "metadata": {**desired["metadata"], "resourceVersion": "7", "uid": "s"},
+        "spec": {
+            **desired["spec"],
+            "clusterIPs": ["None"],
+            "type": "ClusterIP",
+            "sessionAffinity": "None",
+            "ipFamilies": ["IPv4"],
+            "ipFamilyPolicy": "SingleStack",
+            "internalTrafficPolicy": "Cluster",
+        },
+    }
+    stored["spec"].pop("publishNotReadyAddresses", None)
+    assert is_subset(desired, stored)

@@ -44,8 +44,8 @@ app.kubernetes.io/part-of: kubecrawl
 {{- end -}}
 {{- end -}}
 
-{{/* The peering name used when more than one operator replica runs. */}}
-{{- define "kubecrawl.peering" -}}
+{{/* The coordination.k8s.io Lease the operator replicas elect their leader with (release namespace). */}}
+{{- define "kubecrawl.leaseName" -}}
 {{- include "kubecrawl.fullname" . -}}
 {{- end -}}
 
@@ -64,7 +64,7 @@ each watched namespace (watch.mode=namespaces).
   verbs: [get, patch]
 - apiGroups: [""]
   resources: [events]
-  verbs: [create]
+  verbs: [create, list]
 - apiGroups: [""]
   resources: [secrets]
   verbs: [get, create]

@@ -49,7 +49,9 @@ class Children:
     cronjob: dict[str, Any] | None  # None: no schedule, delete any existing
 
 
-def desired_children(crawl: CrawlRef, spec: CrawlSpec, ctx: BuildContext, slave_replicas: int) -> Children:
+def desired_children(
+    crawl: CrawlRef, spec: CrawlSpec, ctx: BuildContext, slave_replicas: int, seeded: bool = True
+) -> Children:
     """Everything the crawl should own, given the replicas the status logic decided on."""
     mutable: list[dict[str, Any]] = []
     if not spec.is_external_redis:
@@ -62,5 +64,5 @@ def desired_children(crawl: CrawlRef, spec: CrawlSpec, ctx: BuildContext, slave_
     if configmap is not None:
         mutable.append(configmap)
     mutable.append(slave_deployment(crawl, spec, ctx, slave_replicas))
-    cronjob = schedule_cronjob(crawl, spec, ctx) if spec.schedule else None
+    cronjob = schedule_cronjob(crawl, spec, ctx, seeded) if spec.schedule else None
     return Children(mutable=mutable, seed_job=seed_job(crawl, spec, ctx), cronjob=cronjob)

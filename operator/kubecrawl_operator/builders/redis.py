@@ -5,11 +5,8 @@ from __future__ import annotations
 import base64
 from typing import TYPE_CHECKING, Any
 
-from kubecrawl_operator.builders.security import (
-    container_security_context,
-    pod_security_context,
-    resources_dict,
-)
+from kubecrawl_operator.builders.resources import redis_maxmemory
+from kubecrawl_operator.builders.security import container_security_context, pod_security_context
 from kubecrawl_operator.models import CrawlSpec
 from kubecrawl_operator.naming import (
     AUTH_HASH_ANNOTATION,
@@ -70,18 +67,24 @@ def redis_service(crawl: CrawlRef) -> dict[str, Any]:
         "spec": {
             "clusterIP": "None",
             "selector": selector_labels(crawl, "redis"),
+            # publishNotReadyAddresses is left at its default (false): the API server never stores a
+            # false there (omitempty), so spelling it out made every pass see drift and PATCH the Service.
             "ports": [{"name": "redis", "port": REDIS_PORT, "targetPort": "redis", "protocol": "TCP"}],
-            "publishNotReadyAddresses": False,
         },
     }
 
 
 def redis_statefulset(crawl: CrawlRef, spec: CrawlSpec, ctx: BuildContext) -> dict[str, Any]:
     pod_labels = selector_labels(crawl, "redis")
+    resources = ctx.resources("redis", spec.redis.resources)
+    command = ["redis-server", f"{CONFIG_DIR}/{CONFIG_KEY}"]
+    maxmemory = redis_maxmemory(resources)
+    if maxmemory is not None:  # on the command line, not in the Secret's redis.conf (written once)
+        command += ["--maxmemory", str(maxmemory)]
     container: dict[str, Any] = {
         "name": "redis",
         "image": spec.redis.image,
-        "command": ["redis-server", f"{CONFIG_DIR}/{CONFIG_KEY}"],
+        "command": command,
         "ports": [{"name": "redis", "containerPort": REDIS_PORT, "protocol": "TCP"}],
         # redis-cli reads the password from REDISCLI_AUTH: never on a command line.
         "env": [
@@ -107,7 +110,6 @@ def redis_statefulset(crawl: CrawlRef, spec: CrawlSpec, ctx: BuildContext) -> di
         ],
         "securityContext": container_security_context(),
     }
-    resources = resources_dict(spec.redis.resources)
     if resources:
         container["resources"] = resources
     claim_spec: dict[str, Any] = {

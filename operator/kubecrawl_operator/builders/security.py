@@ -21,10 +21,3 @@ def container_security_context() -> dict[str, Any]:
         "readOnlyRootFilesystem": True,
         "capabilities": {"drop": ["ALL"]},
     }
-
-
-def resources_dict(resources: Any) -> dict[str, Any]:
-    """A pydantic ResourceRequirements (or None) as the Kubernetes dict."""
-    if resources is None:
-        return {}
-    return {k: {rk: str(rv) for rk, rv in v.items()} for k, v in resources.model_dump(exclude_none=True).items()}

@@ -2,17 +2,14 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 import yaml
 
 from kubecrawl_operator.builders.redis import PASSWORD_KEY
-from kubecrawl_operator.builders.security import (
-    container_security_context,
-    pod_security_context,
-    resources_dict,
-)
+from kubecrawl_operator.builders.resources import DEFAULT_RESOURCES, effective_resources
+from kubecrawl_operator.builders.security import container_security_context, pod_security_context
 from kubecrawl_operator.models import CrawlSpec
 from kubecrawl_operator.naming import (
     AUTH_HASH_ANNOTATION,
@@ -37,6 +34,11 @@ class BuildContext:
 
     default_image: str
     auth_hash: str = ""  # hash of the Redis password: pods roll when the Secret is regenerated
+    #: role (redis, master, slave) -> requests/limits the spec does not override
+    default_resources: dict[str, dict[str, dict[str, str]]] = field(default_factory=lambda: dict(DEFAULT_RESOURCES))
+
+    def resources(self, role: str, override: Any) -> dict[str, dict[str, str]]:
+        return effective_resources(self.default_resources.get(role) or DEFAULT_RESOURCES[role], override)
 
 
 def spider_configmap(crawl: CrawlRef, spec: CrawlSpec) -> dict[str, Any] | None:
@@ -105,7 +107,10 @@ def _pod_spec(crawl: CrawlRef, spec: CrawlSpec, ctx: BuildContext, role: str) ->
     }
     if spec.image_pull_policy:
         container["imagePullPolicy"] = spec.image_pull_policy
-    resources = resources_dict(spec.resources)
+    if role == "slave":
+        resources = ctx.resources("slave", spec.resources)
+    else:
+        resources = ctx.resources("master", spec.master_resources or spec.resources)
     if resources:
         container["resources"] = resources
     volumes: list[dict[str, Any]] = [{"name": "tmp", "emptyDir": {}}]
@@ -148,7 +153,11 @@ def _pod_template(crawl: CrawlRef, spec: CrawlSpec, ctx: BuildContext, role: str
 
 
 def _master_job_spec(crawl: CrawlRef, spec: CrawlSpec, ctx: BuildContext, component: str) -> dict[str, Any]:
-    return {"backoffLimit": 4, "template": _pod_template(crawl, spec, ctx, "master", component)}
+    return {
+        "backoffLimit": 4,
+        "activeDeadlineSeconds": spec.master_deadline_seconds,
+        "template": _pod_template(crawl, spec, ctx, "master", component),
+    }
 
 
 def seed_job(crawl: CrawlRef, spec: CrawlSpec, ctx: BuildContext) -> dict[str, Any]:
@@ -177,13 +186,17 @@ def slave_deployment(crawl: CrawlRef, spec: CrawlSpec, ctx: BuildContext, replic
     }
 
 
-def schedule_cronjob(crawl: CrawlRef, spec: CrawlSpec, ctx: BuildContext) -> dict[str, Any]:
-    """Incremental rounds: the CronJob re-runs the master, which seeds round R+1."""
+def schedule_cronjob(crawl: CrawlRef, spec: CrawlSpec, ctx: BuildContext, seeded: bool = True) -> dict[str, Any]:
+    """Incremental rounds: the CronJob re-runs the master, which seeds round R+1.
+
+    Suspended until the seed Job of the current spider has finished: a round started while the
+    first seeding still runs would seed the same start requests twice over.
+    """
     assert spec.schedule is not None
     cron_spec: dict[str, Any] = {
         "schedule": spec.schedule,
         "concurrencyPolicy": "Forbid",
-        "suspend": spec.suspend,
+        "suspend": spec.suspend or not seeded,
         "startingDeadlineSeconds": 300,
         "successfulJobsHistoryLimit": 1,
         "failedJobsHistoryLimit": 3,

@@ -39,6 +39,7 @@ CONTROLLERS = (
     "ttl-after-finished",
     "podgc",
     "disruption",
+    "resourcequota",  # quota admission enforces a ResourceQuota only once this controller filled its status
 )
 
 # The API server listens on a loopback address of its own: inside a pod, 127.0.0.1 means the pod itself
