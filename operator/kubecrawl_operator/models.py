@@ -81,8 +81,11 @@ class Politeness(_Model):
 
 class Dedup(_Model):
     requests: Literal["set", "bloom"] = "set"
-    item_key: list[Annotated[str, Field(min_length=1)]] = Field(
-        default=["url", "title", "author"], min_length=1, description="Fields of the item content fingerprint."
+    item_key: list[Annotated[str, Field(min_length=1)]] | None = Field(
+        default=None,
+        min_length=1,
+        description="Fields of the item content fingerprint. Unset: the spider's own item_key, else no content "
+        "dedup (every item is stored).",
     )
 
 

@@ -84,10 +84,11 @@ def worker_env(crawl: CrawlRef, spec: CrawlSpec, role: str) -> list[dict[str, An
             "KUBECRAWL_DOWNLOAD_DELAY": f"{pol.delay_seconds:g}",
             "KUBECRAWL_OBEY_ROBOTS": "true" if pol.obey_robots else "false",
             "KUBECRAWL_DEDUP": spec.dedup.requests,
-            "KUBECRAWL_ITEM_KEY": ",".join(spec.dedup.item_key),
             "KUBECRAWL_LOG_FORMAT": "json",
         }
     )
+    if spec.dedup.item_key:  # only when the Crawl sets it: the spider's own item_key wins otherwise
+        values["KUBECRAWL_ITEM_KEY"] = ",".join(spec.dedup.item_key)
     if spec.ssrf_allow:
         values["KUBECRAWL_SSRF_ALLOW"] = ",".join(spec.ssrf_allow)
     if role == "slave":
