@@ -45,13 +45,16 @@ def make_backend(settings: Settings, spider: Spider) -> Backend:
     """The store for the role: memory or SQLite for ``none``, Redis for ``master``/``slave``."""
     dedup = item_dedup_of(settings, spider)
     if settings.role == "none":
+        feeds = settings.feed_specs()
         if settings.state_dir is not None:
             from .backends.sqlite import SQLiteBackend
 
-            return SQLiteBackend(settings.state_dir, settings.output, dedup, settings.fingerprint_ttl)
+            return SQLiteBackend(
+                settings.state_dir, None, dedup, settings.fingerprint_ttl, feeds=feeds, feed_name=spider.name
+            )
         from .backends.memory import MemoryBackend
 
-        return MemoryBackend(settings.output, dedup, settings.fingerprint_ttl)
+        return MemoryBackend(None, dedup, settings.fingerprint_ttl, feeds=feeds, feed_name=spider.name)
     from .backends.redis import RedisBackend
 
     backend = RedisBackend.from_settings(settings, crawl_name(settings, spider))
