@@ -66,7 +66,6 @@ def _parser() -> argparse.ArgumentParser:
     ex.add_argument(
         "-o",
         "--output",
-        type=Path,
         required=True,
         help="FILE or FILE:FORMAT (.jsonl .json .csv .xml; rewritten, or appended with --since)",
     )

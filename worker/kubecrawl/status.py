@@ -157,7 +157,7 @@ def format_status(st: CrawlStatus) -> str:
     return "\n".join(lines)
 
 
-def export_items(client: redis.Redis, crawl: str, path: Path, since: str = "0", batch: int = 1000) -> int:
+def export_items(client: redis.Redis, crawl: str, path: str | Path, since: str = "0", batch: int = 1000) -> int:
     """Write the crawl's items to ``path`` (format by extension, as ``-o``); returns the count.
 
     ``since="0"`` (all items) rewrites the file; a stream id appends the entries after it (incremental export).

@@ -448,7 +448,7 @@ class SQLiteBackend(Backend):
         return {str(k): int(v) for k, v in self.db.execute("SELECT k, v FROM stats")}
 
 
-def export_state_items(state_dir: Path, path: Path, batch: int = 1000) -> int:
+def export_state_items(state_dir: Path, path: str | Path, batch: int = 1000) -> int:
     """Write every item stored in ``state_dir`` to ``path`` (rewritten; format by extension); returns the count.
 
     ``kubecrawl export --state-dir``. Reads the store read-only, so it is safe while a crawl runs on it

@@ -38,6 +38,8 @@ class Encoder:
         #: characters the encoding could not carry (written as escapes) and fields a CSV had no column for
         self.replaced = 0
         self.dropped_fields = 0
+        #: characters XML 1.0 cannot carry at all (control characters, U+FFFE/U+FFFF), written as U+FFFD
+        self.illegal = 0
 
     def header(self) -> bytes:
         return b""
@@ -62,7 +64,8 @@ class Encoder:
         try:
             return text.encode(self.encoding)
         except UnicodeEncodeError:
-            self.replaced += 1
+            if fallback != "xmlcharrefreplace":  # character references: nothing lost
+                self.replaced += 1
             return text.encode(self.encoding, errors=fallback)
 
 
@@ -153,7 +156,7 @@ class Xml(Encoder):
 
     def _clean(self, text: str) -> str:
         cleaned, n = _XML_ILLEGAL.subn("\ufffd", text)
-        self.replaced += n
+        self.illegal += n
         return escape(cleaned)
 
     def _element(self, name: str, value: Any) -> str:

@@ -152,6 +152,10 @@ class FileSink(Sink):
                 self.enc.replaced,
                 self.spec.encoding,
             )
+        if self.enc.illegal:
+            log.warning(
+                "feed %s: %d character(s) XML 1.0 cannot carry were written as U+FFFD", self.path, self.enc.illegal
+            )
         if self.enc.dropped_fields:
             log.warning(
                 "feed %s: %d field value(s) had no CSV column and were left out (set the feed's fields)",

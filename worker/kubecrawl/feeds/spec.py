@@ -159,6 +159,8 @@ def make_spec(uri: str, options: Mapping[str, Any] | None = None, *, overwrite: 
         fmt = "postgresql"
     else:
         fmt = _format_of(uri, None if fmt_opt is None else str(fmt_opt))
+    if spec_kind == "file":
+        local_path(uri)  # file://host/... is refused here
     fields = opts.get("fields")
     if isinstance(fields, str):
         fields = [f.strip() for f in fields.split(",") if f.strip()]
