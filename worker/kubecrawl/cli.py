@@ -116,11 +116,8 @@ def cmd_crawl(args: argparse.Namespace) -> int:
     _setup_logging(settings)
     if settings.role == "none" and not settings.feed_specs() and settings.state_dir is None:
         log.warning("no -o/--output given: items are counted but not written anywhere")
-    if settings.role != "none" and settings.feed_specs():
-        log.warning(
-            "role %s: items go to the crawl's Redis stream, not to -o/-O/feeds (kubecrawl export writes them)",
-            settings.role,
-        )
+    if settings.role == "master" and settings.feed_specs():
+        log.warning("role master: items go to the crawl's Redis stream; the slaves deliver them to their feeds")
     spider = spider_cls()
     return asyncio.run(_run(CrawlProcess(spider, settings), settings))
 

@@ -39,6 +39,8 @@ class Settings(BaseModel):
     """Feeds as -o that are overwritten at the start of the run (-O, repeatable)."""
     feeds: dict[str, dict[str, Any] | None] = {}
     """Feeds as Scrapy's FEEDS: URI -> options format, overwrite, fields (list), encoding (default utf-8), table (postgresql)."""
+    feed_claim_idle: float = Field(30.0, gt=0)
+    """Slaves: seconds an item another slave took from the stream stays unacknowledged before this one delivers it (a killed slave's batch)."""
     state_dir: Path | None = None
     """Persist queue, fingerprints and items here (SQLite, WAL) so an interrupted crawl resumes."""
     settings_file: Path | None = None
