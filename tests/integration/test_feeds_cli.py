@@ -97,11 +97,13 @@ def test_o_appends_and_capital_o_overwrites(http_server: TestHTTPServer, spider:
     assert Counter(urls(overwritten)) == Counter({u: 1 for u in want})
 
 
-def test_templates_name_and_round(http_server: TestHTTPServer, spider: Path, tmp_path: Path) -> None:
+@pytest.mark.parametrize("state", [False, True], ids=["memory", "state-dir"])
+def test_templates_name_and_round(http_server: TestHTTPServer, spider: Path, tmp_path: Path, state: bool) -> None:
     want = site(http_server, spider, 10)
     template = str(tmp_path / "out" / "%(name)s-%(round)s.csv")
+    store = ["--state-dir", str(tmp_path / "state")] if state else []
     done = run(
-        "crawl", str(spider), "-o", template, "--every", "0.05", "--max-rounds", "2", "-s", "progress=off"
+        "crawl", str(spider), "-o", template, "--every", "0.05", "--max-rounds", "2", "-s", "progress=off", *store
     )  # fmt: skip
     assert done.returncode == 0, done.stderr[-2000:]
     assert sorted(p.name for p in (tmp_path / "out").iterdir()) == ["site-1.csv", "site-2.csv"]
