@@ -162,3 +162,28 @@ def test_ten_rounds_leave_the_stream_bounded(
     assert set(got.values()) == {1} and len(got) == 22  # 2 + 2 per round, each once
     assert final == 0
     assert max(lengths) < 22  # never all of them: delivered entries leave Redis
+
+
+async def test_drain_waits_for_entries_a_dead_consumer_holds(
+    redis_server: RedisServer, postgres_server: PostgresServer
+) -> None:
+    """The last slave to exit takes over what a killed one read and never acked, instead of leaving it."""
+    import redis.asyncio as aioredis
+
+    stream = Keys("drain").items
+    sync = redis.Redis.from_url(redis_server.url)
+    sync.xgroup_create(stream, GROUP, id="0", mkstream=True)
+    for i in range(30):
+        sync.xadd(stream, {"j": b'{"url": "u%d"}' % i})
+    sync.xreadgroup(GROUP, "dead", {stream: ">"}, count=12)  # read, never acked: a killed slave's batch
+    client = aioredis.Redis.from_url(redis_server.url)
+    d = StreamDelivery(
+        client, stream, [make_spec(postgres_server.url)], consumer="last", name="drain", crawl="drain",
+        item_dedup="off", claim_idle_s=0.5,
+    )  # fmt: skip
+    await d.open()
+    await d.drain()
+    await d.close()
+    await client.aclose()
+    assert pg_urls(postgres_server, "drain") == Counter({f"u{i}": 1 for i in range(30)})
+    assert d.redelivered == 12 and sync.xlen(stream) == 0

@@ -149,12 +149,33 @@ class StreamDelivery:
                 delay = min(delay * 2, 5.0)
 
     async def drain(self, attempts: int = 20) -> None:
-        """Deliver what is in the stream now (before a slave exits); gives up after repeated failures."""
+        """Deliver what is in the stream now (before a slave exits); gives up after repeated failures.
+
+        Entries another consumer holds unacknowledged (a killed slave's batch, or a live slave's batch
+        being written) are waited for: taken over once idle ``claim_idle_s``, or acked by their owner.
+        So the last slave to exit leaves nothing undelivered in the stream.
+        """
         failures = 0
+        waited_since: float | None = None
+        limit_s = self.claim_idle_ms / 1000 * 2 + 10
+        loop = asyncio.get_running_loop()
         while failures < attempts:
             try:
-                if not await self._step(block_ms=None):
+                if await self._step(block_ms=None):
+                    waited_since = None
+                    continue
+                pending = await self.r.xpending(self.stream, GROUP)
+                if not pending or not pending.get("pending"):
                     return
+                now = loop.time()
+                waited_since = now if waited_since is None else waited_since
+                if now - waited_since > limit_s:
+                    log.warning(
+                        "feed delivery: %d item(s) still held by another consumer; they stay in the stream",
+                        pending["pending"],
+                    )
+                    return
+                await asyncio.sleep(0.2)
             except (StorageError, OSError, ConnectionError) as exc:
                 failures += 1
                 log.error("feed delivery failed while draining (%d/%d): %s", failures, attempts, exc)
