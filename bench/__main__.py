@@ -5,7 +5,7 @@ from __future__ import annotations
 import importlib
 import sys
 
-COMMANDS = {"local": "bench.local", "distributed": "bench.distributed"}
+COMMANDS = {"local": "bench.local", "distributed": "bench.distributed", "feeds": "bench.feeds"}
 
 
 def main() -> int:

@@ -14,7 +14,8 @@ need=()
 command -v redis-server >/dev/null || need+=(redis-server)
 command -v nginx >/dev/null || need+=(nginx-light)
 command -v etcd >/dev/null || need+=(etcd-server)
-command -v cc >/dev/null || need+=(gcc libc6-dev)   # the e2e node helper compiles a small C shim
+command -v cc >/dev/null || need+=(gcc libc6-dev)
+ls /usr/lib/postgresql/*/bin/initdb >/dev/null 2>&1 || need+=(postgresql)   # the PostgreSQL feed tests   # the e2e node helper compiles a small C shim
 if [ "${KUBECRAWL_SETUP_IMAGES:-1}" = 1 ]; then
   command -v buildah >/dev/null || need+=(buildah)
   command -v podman >/dev/null || need+=(podman)
@@ -26,7 +27,7 @@ if [ ${#need[@]} -gt 0 ] && [ "$VENV_ONLY" = 0 ]; then
     apt-get update -qq
     DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends "${need[@]}" >/dev/null
     # the packages start services we do not want running: tests start their own servers
-    for svc in redis-server nginx etcd; do
+    for svc in redis-server nginx etcd postgresql; do
       (command -v systemctl >/dev/null && systemctl stop "$svc" 2>/dev/null) || service "$svc" stop 2>/dev/null || true
     done
   else
@@ -39,7 +40,7 @@ if [ ! -x .venv/bin/python ]; then
   "$PY" -m venv .venv
 fi
 .venv/bin/pip install -q --upgrade pip
-.venv/bin/pip install -q -e "worker[dev]"
+.venv/bin/pip install -q -e "worker[dev,postgres]"
 if [ -f operator/pyproject.toml ]; then
   .venv/bin/pip install -q -e "operator[dev]"
 fi

@@ -29,7 +29,17 @@ def _parser() -> argparse.ArgumentParser:
     c.add_argument("--role", choices=["none", "master", "slave"])
     c.add_argument("--redis-url")
     c.add_argument("--crawl", help="crawl name (Redis key prefix); default: the spider's name")
-    c.add_argument("-o", "--output", type=Path, help="append items to this JSON-lines file")
+    c.add_argument(
+        "-o",
+        "--output",
+        action="append",
+        metavar="FEED",
+        help="append items to FEED (repeatable): FILE (.jsonl .json .csv .xml), FILE:FORMAT, - (stdout), "
+        "postgresql://...; templates %%(name)s %%(time)s %%(round)s",
+    )
+    c.add_argument(
+        "-O", "--overwrite-output", action="append", metavar="FEED", help="as -o, but overwrite FEED at the start"
+    )
     c.add_argument("--state-dir", type=Path, help="persist queue, fingerprints and items here to resume")
     c.add_argument("--every", type=float, help="re-run the start requests every N seconds (incremental)")
     c.add_argument("--cron", help='re-run the start requests on a cron schedule, e.g. "*/5 * * * *"')
@@ -54,7 +64,10 @@ def _parser() -> argparse.ArgumentParser:
     ex.add_argument("--crawl", default=os.environ.get("KUBECRAWL_CRAWL"), help="with --redis-url (env KUBECRAWL_CRAWL)")
     ex.add_argument("--state-dir", type=Path, help="the --state-dir of a local crawl: every item it stored")
     ex.add_argument(
-        "-o", "--output", type=Path, required=True, help="JSON-lines file (rewritten, or appended with --since)"
+        "-o",
+        "--output",
+        required=True,
+        help="FILE or FILE:FORMAT (.jsonl .json .csv .xml; rewritten, or appended with --since)",
     )
     ex.add_argument("--since", help="Redis only: stream id to start after (default: all)")
 
@@ -70,6 +83,7 @@ def _crawl_settings(args: argparse.Namespace, spider_settings: dict[str, Any]) -
         "redis_url": args.redis_url,
         "crawl": args.crawl,
         "output": args.output,
+        "overwrite_output": args.overwrite_output,
         "state_dir": args.state_dir,
         "every": args.every,
         "cron": args.cron,
@@ -100,8 +114,10 @@ def cmd_crawl(args: argparse.Namespace) -> int:
     ):
         settings.health_port = 8080  # the probes of the operator's pods; a laptop runs many slaves side by side
     _setup_logging(settings)
-    if settings.role == "none" and settings.output is None and settings.state_dir is None:
+    if settings.role == "none" and not settings.feed_specs() and settings.state_dir is None:
         log.warning("no -o/--output given: items are counted but not written anywhere")
+    if settings.role == "master" and settings.feed_specs():
+        log.warning("role master: items go to the crawl's Redis stream; the slaves deliver them to their feeds")
     spider = spider_cls()
     return asyncio.run(_run(CrawlProcess(spider, settings), settings))
 

@@ -69,8 +69,11 @@ class Progress:
         data["item_key"] = ",".join(item_key) if item_key else "(none: content dedup off)"
         if fatal:
             data["failed"] = fatal
-        if settings.output is not None:
-            data["output"] = str(settings.output)
+        feeds = settings.feed_specs()
+        if feeds:
+            from .feeds.spec import redact
+
+            data["output"] = ", ".join(f"{redact(f.uri)} ({f.format})" for f in feeds)
         if self.live:
             from rich.console import Console
             from rich.table import Table

@@ -45,13 +45,16 @@ def make_backend(settings: Settings, spider: Spider) -> Backend:
     """The store for the role: memory or SQLite for ``none``, Redis for ``master``/``slave``."""
     dedup = item_dedup_of(settings, spider)
     if settings.role == "none":
+        feeds = settings.feed_specs()
         if settings.state_dir is not None:
             from .backends.sqlite import SQLiteBackend
 
-            return SQLiteBackend(settings.state_dir, settings.output, dedup, settings.fingerprint_ttl)
+            return SQLiteBackend(
+                settings.state_dir, None, dedup, settings.fingerprint_ttl, feeds=feeds, feed_name=spider.name
+            )
         from .backends.memory import MemoryBackend
 
-        return MemoryBackend(settings.output, dedup, settings.fingerprint_ttl)
+        return MemoryBackend(None, dedup, settings.fingerprint_ttl, feeds=feeds, feed_name=spider.name)
     from .backends.redis import RedisBackend
 
     backend = RedisBackend.from_settings(settings, crawl_name(settings, spider))
@@ -151,7 +154,7 @@ class CrawlProcess:
             if self.s.role == "master":
                 await self._run_master()
             elif self.s.role == "slave":
-                await self._new_engine().crawl()
+                await self._run_slave()
             else:
                 await self._run_local()
             return 1 if self.fatal else 0
@@ -179,6 +182,44 @@ class CrawlProcess:
 
     def _more_rounds(self) -> bool:
         return not self._stop.is_set() and (self.s.max_rounds is None or self.rounds_run < self.s.max_rounds)
+
+    def _stream_delivery(self) -> Any:
+        """The slave's delivery of the item stream to its feeds (docs/feeds.md), or None without feeds."""
+        specs = self.s.feed_specs()
+        if not specs:
+            return None
+        from .backends.redis import RedisBackend
+        from .feeds.stream import StreamDelivery
+
+        b = self.backend
+        if not isinstance(b, RedisBackend):
+            return None
+        return StreamDelivery(
+            b.r,
+            b.k.items,
+            specs,
+            consumer=b.worker_id,
+            name=self.spider.name,
+            crawl=b.crawl,
+            item_dedup=b.item_dedup,
+            claim_idle_s=self.s.feed_claim_idle,
+        )
+
+    async def _run_slave(self) -> None:
+        delivery = self._stream_delivery()
+        if delivery is None:
+            await self._new_engine().crawl()
+            return
+        await delivery.open()
+        task = asyncio.create_task(delivery.run(), name="kc-feed-delivery")
+        try:
+            await self._new_engine().crawl()
+        finally:
+            delivery.stop()
+            await task
+            if not self.fatal:
+                await delivery.drain()
+            await delivery.close()
 
     async def _run_master(self) -> None:
         while True:

@@ -13,7 +13,7 @@ from pathlib import Path
 from typing import Any, Literal
 
 import yaml
-from pydantic import BaseModel, ConfigDict, Field, SecretStr, ValidationError, field_validator
+from pydantic import BaseModel, ConfigDict, Field, SecretStr, ValidationError, field_validator, model_validator
 
 from ._version import __version__
 from .errors import ConfigurationError
@@ -33,8 +33,14 @@ class Settings(BaseModel):
     """pkg.module:Class, path/to/file.py[:Class], or a declarative spider .yaml/.json."""
     crawl: str | None = Field(None, pattern=r"^[a-zA-Z0-9][a-zA-Z0-9_.-]{0,62}$")
     """Crawl name: the Redis key prefix kc:{crawl}: (default: the spider's name)."""
-    output: Path | None = None
-    """Append stored items to this JSON-lines file (role none)."""
+    output: list[str] = []
+    """Feeds that stored items are appended to (-o, repeatable): FILE (format by extension: .jsonl .json .csv .xml), FILE:FORMAT, - (stdout) or postgresql://; templates %(name)s %(time)s %(round)s."""
+    overwrite_output: list[str] = []
+    """Feeds as -o that are overwritten at the start of the run (-O, repeatable)."""
+    feeds: dict[str, dict[str, Any] | None] = {}
+    """Feeds as Scrapy's FEEDS: URI -> options format, overwrite, fields (list), encoding (default utf-8), table (postgresql)."""
+    feed_claim_idle: float = Field(30.0, gt=0)
+    """Slaves: seconds an item another slave took from the stream stays unacknowledged before this one delivers it (a killed slave's batch)."""
     state_dir: Path | None = None
     """Persist queue, fingerprints and items here (SQLite, WAL) so an interrupted crawl resumes."""
     settings_file: Path | None = None
@@ -138,6 +144,15 @@ class Settings(BaseModel):
             return [p.strip() for p in v.split(",") if p.strip()]
         return v
 
+    @field_validator("output", "overwrite_output", mode="before")
+    @classmethod
+    def _one_or_many(cls, v: Any) -> Any:
+        if isinstance(v, str | Path):
+            return [str(v)]
+        if isinstance(v, list | tuple):
+            return [str(x) for x in v]
+        return v
+
     @field_validator("cron")
     @classmethod
     def _valid_cron(cls, v: str | None) -> str | None:
@@ -152,6 +167,19 @@ class Settings(BaseModel):
     @classmethod
     def _upper(cls, v: Any) -> Any:
         return v.upper() if isinstance(v, str) else v
+
+    @model_validator(mode="after")
+    def _valid_feeds(self) -> Settings:
+        from .feeds.spec import feeds_from_settings
+
+        feeds_from_settings(self.output, self.overwrite_output, self.feeds)  # raises ConfigurationError
+        return self
+
+    def feed_specs(self) -> list[Any]:
+        """The run's feeds (:class:`~kubecrawl.feeds.spec.FeedSpec`), checked."""
+        from .feeds.spec import feeds_from_settings
+
+        return feeds_from_settings(self.output, self.overwrite_output, self.feeds)
 
     @property
     def redis_password_value(self) -> str | None:

@@ -15,6 +15,7 @@ import redis
 from pydantic import BaseModel
 
 from .backends.redis import Keys
+from .errors import ConfigurationError
 
 log = logging.getLogger(__name__)
 
@@ -156,23 +157,32 @@ def format_status(st: CrawlStatus) -> str:
     return "\n".join(lines)
 
 
-def export_items(client: redis.Redis, crawl: str, path: Path, since: str = "0", batch: int = 1000) -> int:
-    """Write the crawl's items to ``path`` as JSON lines; returns the count.
+def export_items(client: redis.Redis, crawl: str, path: str | Path, since: str = "0", batch: int = 1000) -> int:
+    """Write the crawl's items to ``path`` (format by extension, as ``-o``); returns the count.
 
     ``since="0"`` (all items) rewrites the file; a stream id appends the entries after it (incremental export).
     """
+    from .feeds.sink import FeedItem, FileSink
+    from .feeds.spec import make_spec
+
     k = Keys(crawl)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    n = 0
     last = since or "0"
-    with open(path, "wb" if last == "0" else "ab") as out:
+    spec = make_spec(str(path), overwrite=last == "0")
+    if spec.kind != "file":
+        raise ConfigurationError("export writes a file: give a path (FILE or FILE:FORMAT)")
+    sink = FileSink(spec, spec.uri)
+    sink.open(None)
+    n = 0
+    try:
         while True:
             entries: Any = client.xrange(k.items, min=f"({last}" if last != "0" else "-", max="+", count=batch)
             if not entries:
                 break
             lines = [bytes(fields[b"j"]) for _id, fields in entries if b"j" in fields]
-            out.write(b"".join(line + b"\n" for line in lines))
+            sink.write([FeedItem(n + i, line, b"") for i, line in enumerate(lines)])
             n += len(lines)
             last = _s(entries[-1][0])
+    finally:
+        sink.close()
     log.info("exported %d item(s) of %s to %s (last id %s)", n, crawl, path, last)
     return n

@@ -4,11 +4,15 @@ from __future__ import annotations
 
 import heapq
 import itertools
+import logging
 import time
+import uuid
 from collections.abc import Callable
 from pathlib import Path
-from typing import IO
 
+from ..errors import StorageError
+from ..feeds.sink import FeedItem, Sink, make_sink
+from ..feeds.spec import FeedSpec, make_spec
 from ..request import Request
 from .base import (
     NEVER,
@@ -21,6 +25,8 @@ from .base import (
     fingerprint_rule,
     local_worker_id,
 )
+
+log = logging.getLogger(__name__)
 
 
 class SeenSet:
@@ -81,6 +87,8 @@ class MemoryBackend(Backend):
         *,
         clock: Callable[[], float] | None = None,
         worker_id: str | None = None,
+        feeds: list[FeedSpec] | None = None,
+        feed_name: str = "items",
     ) -> None:
         self.clock = clock or time.time
         self.worker_id = worker_id or local_worker_id()
@@ -95,19 +103,48 @@ class MemoryBackend(Backend):
         self._round = 0
         self._seeded_round = 0
         self._seeding = False
-        self._output_path = output
-        self._out: IO[bytes] | None = None
+        self.feed_specs = list(feeds or []) + ([make_spec(str(output))] if output is not None else [])
+        self.feed_name = feed_name
+        self._sinks: list[Sink] = []
+        #: items a failing sink has not taken yet (retried with the next batch; nothing survives exit)
+        self._pending: dict[int, list[FeedItem]] = {}
+        self._item_seq = itertools.count(1)
+        self._run_id = uuid.uuid4().hex
         self.stats: dict[str, int] = {}
 
+    def _bind(self, round_no: int) -> list[Sink]:
+        return [
+            make_sink(spec, spec.resolve(self.feed_name, round_no), name=self.feed_name, item_dedup=self.item_dedup)
+            for spec in self.feed_specs
+        ]
+
     async def open(self) -> None:
-        if self._output_path is not None:
-            self._output_path.parent.mkdir(parents=True, exist_ok=True)
-            self._out = open(self._output_path, "ab")  # noqa: SIM115 - closed in close()
+        self._sinks = self._bind(self._round + 1)
+        for sink in self._sinks:
+            sink.open(None)
+
+    def _deliver(self, items: list[FeedItem]) -> None:
+        for i, sink in enumerate(self._sinks):
+            batch = self._pending.pop(i, []) + items
+            if not batch:
+                continue
+            try:
+                sink.write(batch)
+            except (StorageError, OSError) as exc:
+                log.error("feed %s: write failed (%d item(s) held in memory, retried): %s", sink.uri, len(batch), exc)
+                self._pending[i] = batch
 
     async def close(self) -> None:
-        if self._out is not None:
-            self._out.close()
-            self._out = None
+        self._deliver([])
+        for i, sink in enumerate(self._sinks):
+            if self._pending.get(i):
+                log.error(
+                    "feed %s: %d item(s) could not be written and are lost (no --state-dir)",
+                    sink.uri,
+                    len(self._pending[i]),
+                )
+            sink.close()
+        self._sinks = []
 
     async def pop(self, n: int) -> list[Lease]:
         out: list[Lease] = []
@@ -127,7 +164,8 @@ class MemoryBackend(Backend):
         now = self.clock()
         # all or nothing: a fingerprint that cannot be computed fails the commit before anything changes
         [req.fingerprint for oc in outcomes for req in oc.requests]  # computed (and cached) for the check
-        lines: list[bytes] = []
+        lines: list[FeedItem] = []
+        off = self.item_dedup == "off"
         for oc in outcomes:
             for req in oc.requests:
                 if req.dont_filter or self.seen.check_and_add(req, self.fingerprint_ttl, now):
@@ -137,7 +175,8 @@ class MemoryBackend(Backend):
                     res.filtered += 1
             for rec in oc.items:
                 if self.items.admit(rec):
-                    lines.append(rec.data)
+                    seq = next(self._item_seq)
+                    lines.append(FeedItem(seq, rec.data, f"{self._run_id}:{seq}".encode() if off else rec.key))
                     res.items_stored += 1
                 else:
                     res.items_duplicate += 1
@@ -145,9 +184,8 @@ class MemoryBackend(Backend):
                 self._leased.pop(oc.lease_id, None)
             for k, v in oc.stats.items():
                 self.stats[k] = self.stats.get(k, 0) + v
-        if lines and self._out is not None:
-            self._out.write(b"\n".join(lines) + b"\n")
-            self._out.flush()
+        if self._sinks and (lines or self._pending):
+            self._deliver(lines)
         return res
 
     async def release(self, lease_ids: list[str]) -> None:
@@ -165,6 +203,13 @@ class MemoryBackend(Backend):
     async def begin_round(self) -> int:
         self._round += 1
         self._seeding = True
+        if any(spec.templated for spec in self.feed_specs):
+            self._deliver([])
+            for i, new in enumerate(self._bind(self._round)):
+                if new.key != self._sinks[i].key and not self._pending.get(i):
+                    self._sinks[i].close()
+                    new.open(None)
+                    self._sinks[i] = new
         return self._round
 
     async def end_seeding(self, round_no: int) -> None:

@@ -4,26 +4,33 @@ Every commit is one SQLite transaction (acks + new requests + items + counters),
 at any instant leaves either all or none of a batch. Leases live only as long as the process: on open,
 every leased row returns to the queue, so at most the requests in flight at the kill are fetched again.
 
-Items go to the ``items`` table in the same transaction; an exporter appends them to ``--output``
-and records, per file, the last item id and the file size it reached. Each item reaches ``-o`` once,
-in the run that stored it: a run's output file starts at the items stored from that run on (earlier
-ones stay in the store; ``kubecrawl export --state-dir`` writes them all). A run killed before its file
-caught up is finished by the next open: that file is truncated back to its recorded size and the rest
-of its items appended, so a kill between writing and recording never duplicates or loses a line.
+Items go to the ``items`` table in the same transaction: it is the outbox of the feeds
+(docs/feeds.md). After each commit every feed's sink gets the items it has not had, and the store
+records per feed the last item id and the sink's checkpoint (a file's offset before its footer) in
+one transaction. Each item reaches a feed once, in the run that stored it: a run's feed starts at
+the items stored from that run on (earlier ones stay in the store; ``kubecrawl export --state-dir``
+writes them all). A run killed before a feed caught up is finished by the next open: the sink goes
+back to its recorded checkpoint (a file is truncated to it) and gets the rest of the items, so a kill
+between writing and recording never duplicates or loses an item. A sink that fails (a database that
+is down) keeps its items in the outbox and is tried again; the next run catches up what it missed.
 Durability is against process death (``synchronous=NORMAL``), not against power loss.
 """
 
 from __future__ import annotations
 
 import logging
-import os
 import sqlite3
 import time
+import uuid
 from collections.abc import Callable
 from pathlib import Path
-from typing import IO
+from typing import Any
 
-from ..errors import StorageError, WireFormatError
+import orjson
+
+from ..errors import ConfigurationError, StorageError, WireFormatError
+from ..feeds.sink import FeedItem, FileSink, Sink, make_sink
+from ..feeds.spec import FeedSpec, make_spec, redact
 from ..request import Request
 from .base import (
     Backend,
@@ -43,14 +50,18 @@ CREATE TABLE IF NOT EXISTS queue (id INTEGER PRIMARY KEY AUTOINCREMENT, prio INT
 CREATE INDEX IF NOT EXISTS queue_next ON queue (leased, prio DESC, id);
 CREATE TABLE IF NOT EXISTS seen (fp BLOB PRIMARY KEY, expires REAL) WITHOUT ROWID;
 CREATE TABLE IF NOT EXISTS item_keys (key BLOB PRIMARY KEY, hash BLOB NOT NULL) WITHOUT ROWID;
-CREATE TABLE IF NOT EXISTS items (id INTEGER PRIMARY KEY AUTOINCREMENT, data BLOB NOT NULL);
+CREATE TABLE IF NOT EXISTS items (id INTEGER PRIMARY KEY AUTOINCREMENT, data BLOB NOT NULL, key BLOB);
 CREATE TABLE IF NOT EXISTS meta (k TEXT PRIMARY KEY, v TEXT NOT NULL) WITHOUT ROWID;
 CREATE TABLE IF NOT EXISTS stats (k TEXT PRIMARY KEY, v INTEGER NOT NULL) WITHOUT ROWID;
 """
 
 
-#: meta key naming the output file of the run in progress ("" once it closed cleanly)
+#: meta key recording the feeds of the run in progress (a JSON list; "" once it closed cleanly).
+#: State dirs written before feeds existed hold one JSON-lines path here.
 _ACTIVE_OUTPUT = "output_active"
+#: how long a failing sink (a PostgreSQL that is down) is left alone before the next attempt
+_SINK_RETRY_S = 5.0
+_EXPORT_BATCH = 2000
 
 
 class SQLiteBackend(Backend):
@@ -65,16 +76,21 @@ class SQLiteBackend(Backend):
         *,
         clock: Callable[[], float] | None = None,
         worker_id: str | None = None,
+        feeds: list[FeedSpec] | None = None,
+        feed_name: str = "items",
     ) -> None:
         self.clock = clock or time.time
         self.worker_id = worker_id or local_worker_id()
         self.state_dir = state_dir
         self.path = state_dir / "state.sqlite3"
-        self.output = output
+        self.feed_specs = list(feeds or []) + ([make_spec(str(output))] if output is not None else [])
+        self.feed_name = feed_name
         self.item_dedup = item_dedup
         self.fingerprint_ttl = fingerprint_ttl
         self._db: sqlite3.Connection | None = None
-        self._out: IO[bytes] | None = None
+        self._sinks: list[Sink] = []
+        self._failing: dict[str, float] = {}  # sink key -> when it may be tried again
+        self._store_id = ""
         self._leased: set[int] = set()
         self.rejected = 0
         self.reclaimed = 0
@@ -93,6 +109,8 @@ class SQLiteBackend(Backend):
             db.execute("PRAGMA journal_mode=WAL")
             db.execute("PRAGMA synchronous=NORMAL")
             db.executescript(SCHEMA)
+            if "key" not in {row[1] for row in db.execute("PRAGMA table_info(items)")}:
+                db.execute("ALTER TABLE items ADD COLUMN key BLOB")  # state dirs from before feeds
         except sqlite3.DatabaseError as exc:
             raise StorageError(f"cannot open state store {self.path}: {exc}") from None
         self._db = db
@@ -100,84 +118,141 @@ class SQLiteBackend(Backend):
         if reclaimed:
             self.reclaimed += reclaimed
             log.info("resume: %d request(s) in flight at the last stop go back to the queue", reclaimed)
-        self._finish_interrupted_output()
-        if self.output is not None:
-            self._open_output()
+        self._store_id = self._meta_get("store_id") or ""
+        if not self._store_id:
+            self._store_id = uuid.uuid4().hex
+            self._meta_set("store_id", self._store_id)
+        self._open_feeds()
 
-    def _interrupted_output(self) -> Path | None:
-        """The output file of a run that did not close cleanly, if any."""
-        active = self._meta_get(_ACTIVE_OUTPUT)
-        if active is None:
-            # a state dir written before ``output_active`` existed: this run's own file, if it has a record
-            if self.output is not None and self._meta_get(f"exported_size:{self.output.resolve()}") is not None:
-                return self.output
+    # -- feeds (the outbox: docs/feeds.md) -----------------------------------------------------
+    def _active(self) -> list[dict[str, Any]] | None:
+        """The feeds of a run that did not close cleanly ([] if none; None: never recorded)."""
+        raw = self._meta_get(_ACTIVE_OUTPUT)
+        if raw is None:
             return None
-        return Path(active) if active else None
+        if not raw:
+            return []
+        if raw.startswith("["):
+            return list(orjson.loads(raw))
+        path = str(Path(raw).resolve())
+        return [{"spec": {"uri": raw, "format": "jsonl"}, "uri": raw, "key": path}]
 
-    def _finish_interrupted_output(self) -> None:
-        """Append to the file of a killed run the items that run stored but had not yet written."""
-        path = self._interrupted_output()
-        if path is None:
+    def _template_round(self) -> int:
+        """The round this run's items belong to: the last one if it resumes it, else the next."""
+        info_round = int(self._meta_get("round") or 0)
+        seeding = self._meta_get("seeding") == "1"
+        queued = self.db.execute("SELECT count(*) FROM queue").fetchone()[0]
+        return info_round if info_round >= 1 and not seeding and queued else info_round + 1
+
+    def _bind(self, round_no: int) -> list[Sink]:
+        return [
+            make_sink(spec, spec.resolve(self.feed_name, round_no), name=self.feed_name, item_dedup=self.item_dedup)
+            for spec in self.feed_specs
+        ]
+
+    def _open_feeds(self) -> None:
+        active = self._active()
+        sinks = self._bind(self._template_round()) if self.feed_specs else []
+        keys = {s.key for s in sinks}
+        for rec in active or []:
+            if rec["key"] not in keys:
+                self._finish_interrupted(rec)
+        interrupted = {rec["key"] for rec in active or []}
+        for sink in sinks:
+            # a state dir from before output_active: this run's own file, if it has a record
+            was = sink.key in interrupted or (
+                active is None and self._meta_get(f"exported_size:{sink.key}") is not None
+            )
+            self._open_sink(sink, resume=was)
+        self._sinks = sinks
+        self._record_active()
+        self._export()
+
+    def _open_sink(self, sink: Sink, resume: bool) -> None:
+        recorded = self._meta_get(f"exported_size:{sink.key}")
+        if resume and recorded is not None and sink.resumable:
+            # this feed's run was killed: back to what was recorded, then catch up
+            sink.open(recorded)
             return
-        key = str(path.resolve())
+        # a feed for this run: the items it stores from now on, nothing stored before
+        checkpoint = sink.open(None)
+        last = self.db.execute("SELECT coalesce(max(id), 0) FROM items").fetchone()[0]
+        self.db.execute("BEGIN")
+        self._meta_set(f"exported_id:{sink.key}", str(last))
+        self._meta_set(f"exported_size:{sink.key}", checkpoint)
+        self.db.execute("COMMIT")
+
+    def _record_active(self, extra: list[Sink] | None = None) -> None:
+        recs = [
+            {"spec": s.spec.as_dict() | {"uri": redact(s.spec.uri)}, "uri": redact(s.uri), "key": s.key}
+            for s in [*self._sinks, *(extra or [])]
+            if s.resumable
+        ]
+        self._meta_set(_ACTIVE_OUTPUT, orjson.dumps(recs).decode() if recs else "")
+
+    def _finish_interrupted(self, rec: dict[str, Any]) -> None:
+        """Write to a feed of a killed run (not one of this run's) the items that run stored but had not written."""
+        key = rec["key"]
         recorded = self._meta_get(f"exported_size:{key}")
-        if self.output is not None and key == str(self.output.resolve()):
-            return  # the same file again: _open_output resumes it
-        if recorded is None or not path.exists():
-            pending = self._pending_count(key)
-            if pending:
-                log.warning(
-                    "%d item(s) of an interrupted run never reached %s (file gone); "
-                    "they are in the store: kubecrawl export --state-dir %s",
-                    pending,
-                    path,
-                    self.state_dir,
-                )
-            self._meta_set(_ACTIVE_OUTPUT, "")
+        spec = FeedSpec.from_dict(rec["spec"])
+        if spec.kind == "file" and recorded is not None and Path(rec["uri"]).exists():
+            sink = make_sink(spec, rec["uri"], name=self.feed_name, item_dedup=self.item_dedup)
+            sink.open(recorded)
+            try:
+                self._export_to([sink])
+            finally:
+                sink.close()
             return
-        with open(path, "r+b") as out:
-            self._resume_file(out, path, int(recorded))
-            self._export_to(out, key)
-        self._meta_set(_ACTIVE_OUTPUT, "")
+        pending = self._pending_count(key)
+        if pending:
+            log.warning(
+                "%d item(s) of an interrupted run never reached %s (%s); "
+                "they are in the store: kubecrawl export --state-dir %s",
+                pending,
+                rec["uri"],
+                "file gone" if spec.kind == "file" else "feed not given this time",
+                self.state_dir,
+            )
 
     def _pending_count(self, key: str) -> int:
         last = int(self._meta_get(f"exported_id:{key}") or 0)
         return int(self.db.execute("SELECT count(*) FROM items WHERE id>?", (last,)).fetchone()[0])
 
-    def _resume_file(self, out: IO[bytes], path: Path, size: int) -> None:
-        actual = out.seek(0, os.SEEK_END)
-        if actual > size:
-            log.info("resume: trimming %d unrecorded byte(s) from %s", actual - size, path)
-            out.truncate(size)
-            out.seek(size)
-
-    def _open_output(self) -> None:
-        assert self.output is not None
-        key = str(self.output.resolve())
-        self.output.parent.mkdir(parents=True, exist_ok=True)
-        out = open(self.output, "ab")  # noqa: SIM115 - closed in close()
-        interrupted = self._interrupted_output()
-        recorded = self._meta_get(f"exported_size:{key}")
-        if interrupted is not None and str(interrupted.resolve()) == key and recorded is not None:
-            # this file's run was killed: trim what it wrote without recording, then catch up
-            self._resume_file(out, self.output, int(recorded))
-        else:
-            # a file for this run: the items it stores from now on, nothing stored before
-            last = self.db.execute("SELECT coalesce(max(id), 0) FROM items").fetchone()[0]
-            self.db.execute("BEGIN")
-            self._meta_set(f"exported_id:{key}", str(last))
-            self._meta_set(f"exported_size:{key}", str(out.seek(0, os.SEEK_END)))
-            self.db.execute("COMMIT")
-        self._meta_set(_ACTIVE_OUTPUT, key)
-        self._out = out
-        self._export()
+    def _rotate(self, round_no: int) -> None:
+        """A new round: feeds whose URI template changed get a new sink (``%(round)s``, ``%(time)s``)."""
+        if not any(spec.templated for spec in self.feed_specs):
+            return
+        fresh = self._bind(round_no)
+        for i, (old, new) in enumerate(zip(self._sinks, fresh, strict=True)):
+            if old.key == new.key:
+                continue
+            self._export_to([old])
+            if self._pending_count(old.key):
+                continue  # that sink is failing: it keeps its items; the next run catches it up
+            old.close()
+            self._open_sink(new, resume=False)
+            self._sinks[i] = new
+        self._record_active()
 
     async def close(self) -> None:
-        if self._out is not None:
+        if self._db is not None and self._sinks:
+            self._failing.clear()  # one last attempt at every sink
             self._export()
-            self._out.close()
-            self._out = None
-            self._meta_set(_ACTIVE_OUTPUT, "")
+            behind = [s for s in self._sinks if self._pending_count(s.key)]
+            for sink in self._sinks:
+                try:
+                    sink.close()
+                except Exception as exc:
+                    log.error("feed %s: close failed: %s", redact(sink.uri), exc)
+            self._sinks = behind  # what stays recorded as interrupted: the next run catches it up
+            self._record_active()
+            for sink in behind:
+                log.warning(
+                    "feed %s is %d item(s) behind: the next run with it (or kubecrawl export) writes them",
+                    redact(sink.uri),
+                    self._pending_count(sink.key),
+                )
+            self._sinks = []
         if self._db is not None:
             self._db.close()
             self._db = None
@@ -273,7 +348,7 @@ class SQLiteBackend(Backend):
                     res.enqueued += len(new)
                 for rec in oc.items:
                     if self._admit_item(rec.key, rec.content_hash):
-                        db.execute("INSERT INTO items (data) VALUES (?)", (rec.data,))
+                        db.execute("INSERT INTO items (data, key) VALUES (?, ?)", (rec.data, rec.key))
                         res.items_stored += 1
                     else:
                         res.items_duplicate += 1
@@ -292,27 +367,45 @@ class SQLiteBackend(Backend):
         except BaseException:
             db.execute("ROLLBACK")
             raise
-        if res.items_stored and self._out is not None:
+        if res.items_stored and self._sinks:
             self._export()
         return res
 
     def _export(self) -> None:
-        """Append this run's items not yet exported to the output file, then record how far we got."""
-        assert self._out is not None and self.output is not None
-        self._export_to(self._out, str(self.output.resolve()))
+        """Write to every sink the items it has not had yet, then record how far each got."""
+        if self._sinks:
+            self._export_to(self._sinks)
 
-    def _export_to(self, out: IO[bytes], key: str) -> None:
-        last = int(self._meta_get(f"exported_id:{key}") or 0)
-        rows = self.db.execute("SELECT id, data FROM items WHERE id>? ORDER BY id", (last,)).fetchall()
-        if not rows:
-            return
-        out.write(b"".join(r[1] + b"\n" for r in rows))
-        out.flush()
-        size = out.tell()
-        self.db.execute("BEGIN")
-        self._meta_set(f"exported_id:{key}", str(rows[-1][0]))
-        self._meta_set(f"exported_size:{key}", str(size))
-        self.db.execute("COMMIT")
+    def _export_to(self, sinks: list[Sink]) -> None:
+        now = time.monotonic()
+        for sink in sinks:
+            if self._failing.get(sink.key, 0.0) > now:
+                continue
+            try:
+                while True:
+                    last = int(self._meta_get(f"exported_id:{sink.key}") or 0)
+                    rows = self.db.execute(
+                        "SELECT id, data, key FROM items WHERE id>? ORDER BY id LIMIT ?", (last, _EXPORT_BATCH)
+                    ).fetchall()
+                    if not rows:
+                        break
+                    checkpoint = sink.write([self._feed_item(*r) for r in rows])
+                    self.db.execute("BEGIN")
+                    self._meta_set(f"exported_id:{sink.key}", str(rows[-1][0]))
+                    self._meta_set(f"exported_size:{sink.key}", checkpoint)
+                    self.db.execute("COMMIT")
+                    if len(rows) < _EXPORT_BATCH:
+                        break
+            except (StorageError, OSError) as exc:
+                self._failing[sink.key] = now + _SINK_RETRY_S
+                log.error("feed %s: write failed (items stay in the store, retried): %s", redact(sink.uri), exc)
+            else:
+                self._failing.pop(sink.key, None)
+
+    def _feed_item(self, rid: int, data: bytes, key: bytes | None) -> FeedItem:
+        if key is None or self.item_dedup == "off":
+            key = f"{self._store_id}:{rid}".encode()
+        return FeedItem(rid, data, key)
 
     async def release(self, lease_ids: list[str]) -> None:
         # only leases this process holds (ids are row ids; anything else is not ours)
@@ -334,6 +427,7 @@ class SQLiteBackend(Backend):
         self._meta_set("seeding", "1")
         self._meta_set(f"round_started:{r}", str(self.clock()))
         self.db.execute("COMMIT")
+        self._rotate(r)
         return r
 
     async def end_seeding(self, round_no: int) -> None:
@@ -354,8 +448,8 @@ class SQLiteBackend(Backend):
         return {str(k): int(v) for k, v in self.db.execute("SELECT k, v FROM stats")}
 
 
-def export_state_items(state_dir: Path, path: Path, batch: int = 1000) -> int:
-    """Write every item stored in ``state_dir`` to ``path`` (rewritten) as JSON lines; returns the count.
+def export_state_items(state_dir: Path, path: str | Path, batch: int = 1000) -> int:
+    """Write every item stored in ``state_dir`` to ``path`` (rewritten; format by extension); returns the count.
 
     ``kubecrawl export --state-dir``. Reads the store read-only, so it is safe while a crawl runs on it
     and changes nothing a later run's ``-o`` depends on.
@@ -363,24 +457,28 @@ def export_state_items(state_dir: Path, path: Path, batch: int = 1000) -> int:
     db_path = state_dir / "state.sqlite3"
     if not db_path.is_file():
         raise StorageError(f"no crawl state in {state_dir} (expected {db_path})")
+    spec = make_spec(str(path), overwrite=True)
+    if spec.kind != "file":
+        raise ConfigurationError("export writes a file: give a path (FILE or FILE:FORMAT)")
     try:
         db = sqlite3.connect(f"{db_path.resolve().as_uri()}?mode=ro", uri=True)
     except sqlite3.DatabaseError as exc:
         raise StorageError(f"cannot open state store {db_path}: {exc}") from None
-    path.parent.mkdir(parents=True, exist_ok=True)
+    sink = FileSink(spec, spec.uri)
+    sink.open(None)
     n = last = 0
     try:
-        with open(path, "wb") as out:
-            while True:
-                rows = db.execute("SELECT id, data FROM items WHERE id>? ORDER BY id LIMIT ?", (last, batch)).fetchall()
-                if not rows:
-                    break
-                out.write(b"".join(r[1] + b"\n" for r in rows))
-                n += len(rows)
-                last = rows[-1][0]
+        while True:
+            rows = db.execute("SELECT id, data FROM items WHERE id>? ORDER BY id LIMIT ?", (last, batch)).fetchall()
+            if not rows:
+                break
+            sink.write([FeedItem(r[0], r[1], b"") for r in rows])
+            n += len(rows)
+            last = rows[-1][0]
     except sqlite3.DatabaseError as exc:
         raise StorageError(f"cannot read items from {db_path}: {exc}") from None
     finally:
+        sink.close()
         db.close()
     log.info("exported %d item(s) from %s to %s", n, state_dir, path)
     return n

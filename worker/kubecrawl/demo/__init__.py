@@ -30,15 +30,14 @@ def _settings(spider: Spider, **cli: Any) -> Settings:
     return build_settings(cli=cli, spider_settings=dict(type(spider).custom_settings), environ={})
 
 
-async def _crawl(spider: Spider, settings: Settings) -> int:
+async def _crawl(spider: Spider, settings: Settings) -> tuple[int, int]:
+    """The exit code and the items this run stored (what reached ``-o``, in any feed format)."""
     from ..cli import _run
     from ..runner import CrawlProcess
 
-    return await _run(CrawlProcess(spider, settings), settings)
-
-
-def _count_lines(path: Path) -> int:
-    return sum(1 for line in path.read_bytes().splitlines() if line.strip()) if path.exists() else 0
+    proc = CrawlProcess(spider, settings)
+    code = await _run(proc, settings)
+    return code, int(proc.stats.counts["items"])
 
 
 def _say(text: str) -> None:
@@ -52,8 +51,8 @@ def demo_books(output: Path) -> int:
     with BooksSite() as site:
         _say(f"serving the demo bookshop on {site.url('/')}")
         spider = BooksSpider(start_urls=[site.url("/")])
-        code = asyncio.run(_crawl(spider, _settings(spider, output=output)))
-    _say(f"{_count_lines(output)} book(s) written to {output}")
+        code, items = asyncio.run(_crawl(spider, _settings(spider, output=output)))
+    _say(f"{items} book(s) written to {output}")
     return code
 
 
@@ -66,11 +65,10 @@ def demo_news(output: Path, rounds: int = 2) -> int:
         _say(f"serving the rolling-news emulator on {site.base_url}")
         code = 0
         for rnd in range(1, rounds + 1):
-            before = _count_lines(output)
             spider = spider_cls()
             settings = _settings(spider, output=output, state_dir=Path(state), base_url=site.base_url)
-            code = asyncio.run(_crawl(spider, settings))
-            _say(f"round {rnd}: {_count_lines(output) - before} new article(s) written to {output}")
+            code, items = asyncio.run(_crawl(spider, settings))
+            _say(f"round {rnd}: {items} new article(s) written to {output}")
             if code != 0:
                 break
             if rnd < rounds:

@@ -120,7 +120,7 @@ for _ = 1, nitem do
     ok = redis.call('SADD', ITEM_SEEN, key) == 1
   end
   if ok then
-    redis.call('XADD', ITEMS, '*', 'j', data)
+    redis.call('XADD', ITEMS, '*', 'j', data, 'k', key)  -- k: the content key, for idempotent sinks
     stored = stored + 1
   else
     dup = dup + 1
