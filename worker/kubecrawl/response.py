@@ -53,7 +53,7 @@ class Response:
         return self.request.meta
 
     def _decode(self) -> None:
-        self._encoding, self._text = decode_body(self.body, self.headers.get("content-type"))
+        self._encoding, self._text = decode_body(self.body, _content_type(self.headers))
 
     @property
     def encoding(self) -> str:
@@ -61,7 +61,7 @@ class Response:
         enc = self._encoding
         if enc is None:
             # a declared encoding needs no decoding yet: the selector parses UTF-8 bytes directly
-            enc = self._encoding = declared_codec(self.body, self.headers.get("content-type"))
+            enc = self._encoding = declared_codec(self.body, _content_type(self.headers))
             if enc is None:
                 self._decode()
                 enc = self._encoding
@@ -163,6 +163,12 @@ class Response:
         return out
 
 
+def _content_type(headers: Any) -> str | None:
+    """The Content-Type, from httpx headers or (a Scrapy spider's response) Scrapy's bytes ``Headers``."""
+    value = headers.get("content-type")
+    return value.decode("latin-1") if isinstance(value, bytes) else value
+
+
 def _same_document(href: str) -> bool:
     """An href that points into this page (``#top``, or only spaces): nothing to fetch."""
     first = href[0]
@@ -191,5 +197,5 @@ def _selector_href(sel: Selector) -> str:
 
 def _selector_type(resp: Response) -> str:
     """html or xml from the Content-Type; never "let parsel guess" (it tries json.loads on every page)."""
-    ctype = resp.headers.get("content-type", "").lower()
+    ctype = (_content_type(resp.headers) or "").lower()
     return "xml" if ("xml" in ctype and "html" not in ctype) else "html"

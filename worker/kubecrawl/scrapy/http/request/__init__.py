@@ -72,7 +72,7 @@ class Request(_KcRequest):
             method=method,
             headers=hdrs,
             body=body or b"",
-            meta=meta,
+            meta=dict(meta) if meta else None,  # Scrapy copies meta: response.meta passed on is not shared
             priority=priority,
             dont_filter=dont_filter,
             errback=errback,
