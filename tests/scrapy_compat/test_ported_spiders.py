@@ -58,13 +58,15 @@ def run_scrapy(py: Path, spider: Path, out: Path, args: dict[str, Any]) -> list[
     return read_jsonl(out)
 
 
-def run_kubecrawl(spider: Path, tmp: Path, args: dict[str, Any]) -> tuple[list[dict[str, Any]], CrawlProcess]:
+def run_kubecrawl(
+    spider: Path, tmp: Path, args: dict[str, Any], **settings: Any
+) -> tuple[list[dict[str, Any]], CrawlProcess]:
     ported = tmp / f"ported_{spider.name}"
     ported.write_text(mechanical_port(spider.read_text(encoding="utf-8")), encoding="utf-8")
     cls = load_spider_class(str(ported))
     out = tmp / "kubecrawl.jsonl"
     settings = build_settings(
-        cli={"output": out, "progress": "off", "log_level": "WARNING", "retry_backoff": 0.01},
+        cli={"output": out, "progress": "off", "log_level": "WARNING", "retry_backoff": 0.01, **settings},
         spider_settings=dict(cls.custom_settings or {}),
         environ={},
     )
@@ -119,3 +121,16 @@ def test_mechanical_port_changes_only_imports() -> None:
         ),
         ("from scrapy.spiders import CrawlSpider, Rule", "from kubecrawl.scrapy.spiders import CrawlSpider, Rule"),
     ]
+
+
+def test_crawlspider_through_a_serialising_store(quotes_site: TestHTTPServer, tmp_path: Path) -> None:
+    """With --state-dir every request goes through SQLite as JSON: rule requests (callback by name,
+    meta rule/link_text/depth) must come back and give what the in-memory run gives."""
+    args = {"start_urls": [quotes_site.url("/")], "allowed_domains": ["127.0.0.1"]}
+    spider = SPIDERS / "footballscraper_crawlspider.py"
+    (tmp_path / "mem").mkdir()
+    (tmp_path / "sql").mkdir()
+    in_memory, _ = run_kubecrawl(spider, tmp_path / "mem", args)
+    stored, proc = run_kubecrawl(spider, tmp_path / "sql", args, state_dir=tmp_path / "sql" / "state")
+    assert in_memory and as_multiset(stored) == as_multiset(in_memory)
+    assert proc.stats["errors"] == 0

@@ -237,3 +237,10 @@ def test_links_resolve_as_browsers_do() -> None:
         "http://back/slash",  # a backslash is a slash in http URLs (WHATWG URL Standard)
         "http://example.com/x",
     ]
+
+
+def test_response_follows_link_objects() -> None:
+    resp = page(LINKS, "http://example.com/dir/index.html")
+    links = LinkExtractor(allow=r"category").extract_links(resp)
+    assert resp.follow(links[0]).url == "http://example.com/category.php?id=1"
+    assert [r.url for r in resp.follow_all(links)] == ["http://example.com/category.php?id=1"]

@@ -113,9 +113,12 @@ class Response:
         return url if resolved is None else resolved
 
     def follow(self, url: str | Selector, callback: CallbackRef = None, **kwargs: Any) -> Request:
-        """A new request for ``url`` (relative, absolute, or an ``<a>``/attribute selector)."""
+        """A new request for ``url`` (relative, absolute, an ``<a>``/attribute selector, or a link
+        extractor's ``Link``)."""
         if isinstance(url, Selector):
             url = _selector_href(url)
+        elif not isinstance(url, str):
+            url = url.url  # a kubecrawl.scrapy Link
         return Request(self.urljoin(url), callback, **kwargs)
 
     def follow_all(
@@ -154,8 +157,10 @@ class Response:
             elif isinstance(u, Selector):
                 root = u.root
                 href = root if isinstance(root, str) else (u.attrib.get("href") or u.attrib.get("src"))
-            else:  # an lxml element
+            elif hasattr(u, "get"):  # an lxml element
                 href = u.get("href") or u.get("src")
+            else:  # a kubecrawl.scrapy Link
+                href = u.url
             if not href or _same_document(href):
                 continue
             resolved = resolve(href)
