@@ -14,6 +14,7 @@ from typing import Any
 import orjson
 
 import kubecrawl.scrapy as scrapy
+from kubecrawl import Request, Spider
 from kubecrawl.runner import CrawlProcess
 from kubecrawl.scrapy.exceptions import CloseSpider, DropItem, NotConfigured
 from kubecrawl.scrapy.spidermiddlewares.httperror import HttpError
@@ -201,3 +202,22 @@ async def test_close_spider_stops_the_crawl_with_its_reason(http_server: TestHTT
     items, proc = await run(ClosingSpider, tmp_path, start_urls=urls)
     assert 1 <= len(items) < 50
     assert proc.spider.reason == "enough"  # type: ignore[attr-defined]
+
+
+class NativeStartSpider(Spider):
+    """A kubecrawl spider written as for Scrapy 2.13 (``import kubecrawl as scrapy``): ``async def start()``."""
+
+    name = "native-start"
+    custom_settings = {"obey_robots": False}
+
+    async def start(self) -> Any:
+        yield Request(self.base + "/s", callback=self.parse)
+
+    async def parse(self, response: Any) -> Any:
+        yield {"status": response.status}
+
+
+async def test_kubecrawl_spider_with_async_start(http_server: TestHTTPServer, tmp_path: Path) -> None:
+    http_server.html("/s", "<p>s</p>")
+    items, _ = await run(NativeStartSpider, tmp_path, base=http_server.url(""))
+    assert items == [{"status": 200}]
