@@ -91,7 +91,7 @@ def test_form_selection(kwargs: dict[str, object]) -> None:
 def test_form_selection_errors() -> None:
     with pytest.raises(ValueError, match="No <form> element found in"):
         FormRequest.from_response(page("<p>no form</p>"))
-    with pytest.raises(ValueError, match="Form number 7 not found"):
+    with pytest.raises(IndexError, match="Form number 7 not found"):  # Scrapy raises IndexError here
         FormRequest.from_response(page(FORMS), formnumber=7)
     with pytest.raises(ValueError, match="No <form> element found with"):
         FormRequest.from_response(page(FORMS + "<p id='x'>p</p>"), formxpath="//p[@id='x']")

@@ -153,7 +153,7 @@ def _host_in(url: str, domains: Iterable[str]) -> bool:
 
 
 def _nofollow(rel: str | None) -> bool:
-    return bool(rel) and "nofollow" in rel.replace(",", " ").split()  # type: ignore[union-attr]
+    return bool(rel) and "nofollow" in rel.lower().replace(",", " ").split()  # type: ignore[union-attr]
 
 
 def _local(tag: Any) -> Any:

@@ -5,10 +5,11 @@ Behaviour (Scrapy's documentation of ``FormRequest.from_response``):
 * the form: the first ``<form>`` whose ``name`` is ``formname``, else whose ``id`` is ``formid``, else the
   first element matching ``formxpath`` (or ``formcss``) or its nearest ``<form>`` ancestor, else form
   number ``formnumber`` (0: the first). A name or id that matches nothing falls through to the next
-  rule; an ``formxpath`` with no form, a missing form number or a page with no form is a ``ValueError``.
+  rule; a ``formxpath`` with no form or a page with no form is a ``ValueError``, a missing form number an
+  ``IndexError`` (as Scrapy raises).
 * the fields: every named ``<input>`` (not submit/image/reset buttons; checkboxes and radios only when
   checked, ``"on"`` without a value), ``<textarea>`` and ``<select>`` (its selected option, else the
-  first; every selected option of a ``multiple`` one), in document order. ``formdata`` overrides fields
+  first; every selected option of a ``multiple`` one; nothing for one without options), in document order. ``formdata`` overrides fields
   of the same name, adds new ones, and a ``None`` value removes a field.
 * the click: unless ``dont_click``, the first submit control (``<input type=submit|image>`` or a
   ``<button>`` without a type or with ``type=submit``) adds its name and value; ``clickdata`` picks it by
@@ -159,7 +160,7 @@ def _get_form(
     try:
         return forms[formnumber]
     except IndexError:
-        raise ValueError(f"Form number {formnumber} not found in {response}") from None
+        raise IndexError(f"Form number {formnumber} not found in {response}") from None
 
 
 def _field_value(el: Any) -> tuple[str | None, Any]:
@@ -189,8 +190,8 @@ def _form_values(
     values: list[tuple[str, Any]] = []
     for el in form.xpath(_FIELDS, namespaces=_RE_NS):
         name, value = _field_value(el)
-        if name and name not in given_keys:
-            values.append((name, "" if value is None else value))
+        if name and name not in given_keys and not (value is None and el.tag == "select"):
+            values.append((name, "" if value is None else value))  # a <select> without options is not sent
     if not dont_click:
         clicked = _clicked(form, clickdata)
         if clicked is not None and clicked[0] is not None and clicked[0] not in given_keys:
