@@ -2,13 +2,15 @@
 
 The markup follows the site's (Bootstrap layout, ``div.quote`` blocks, the ``li.next`` pager, the
 author pages, the tag pages, the CSRF-protected login form); the quotes are in ``site/quotes.json``.
-One difference: a successful ``POST /login`` answers with the logged-in front page itself, where the
+Sitemaps (``/robots.txt`` names ``/sitemap_index.xml``, which lists a plain and a gzipped urlset) are
+an addition: the real site has none, and the SitemapSpider test needs them. One difference: a successful ``POST /login`` answers with the logged-in front page itself, where the
 real site redirects to ``/`` with a session cookie, because kubecrawl has no cookie jar yet
 (docs/scrapy.md).
 """
 
 from __future__ import annotations
 
+import gzip
 import html
 import json
 import secrets
@@ -139,6 +141,42 @@ def serve_quotes_site(server: TestHTTPServer) -> TestHTTPServer:
             return _ok(_login_page(token, "Error while logging in: please, provide your username."))
         return _ok(_list_page(pages[0], 1, len(pages), logged_in=True))
 
+    def sitemap(entries: list[tuple[str, str]], alternate: str | None = None) -> bytes:
+        rows = []
+        for i, (path, lastmod) in enumerate(entries):
+            alt = f'<xhtml:link rel="alternate" hreflang="de" href="{alternate}"/>' if alternate and i == 0 else ""
+            rows.append(f"<url><loc>{{base}}{path}</loc><lastmod>{lastmod}</lastmod>{alt}</url>")
+        return (
+            '<?xml version="1.0" encoding="UTF-8"?>\n<urlset xmlns="http://www.sitemaps.org/schemas/sitemap/0.9" '
+            'xmlns:xhtml="http://www.w3.org/1999/xhtml">' + "".join(rows) + "</urlset>\n"
+        ).encode()
+
+    page_map = sitemap(
+        [(f"/page/{n}/", f"2021-03-0{n}") for n in range(1, len(pages) + 1)] + [("/tag/love/", "2009-01-01")],
+        alternate="{base}/tag/humor/",
+    )
+    author_map = sitemap([(f"/author/{_slug(a)}", "2022-05-05") for a in sorted(authors)])
+    index = (
+        b'<?xml version="1.0" encoding="UTF-8"?>\n<sitemapindex xmlns="http://www.sitemaps.org/schemas/sitemap/0.9">'
+        b"<sitemap><loc>{base}/sitemap-pages.xml</loc></sitemap>"
+        b"<sitemap><loc>{base}/sitemap-authors.xml.gz</loc></sitemap>"
+        b"<sitemap><loc>{base}/unlisted.xml</loc></sitemap></sitemapindex>\n"
+    )
+
+    def with_base(body: bytes, ctype: str, gz: bool = False) -> Any:
+        def handler(req: RequestInfo) -> Reply:
+            host = next(v for k, v in req.headers.items() if k.lower() == "host")
+            data = body.replace(b"{base}", f"http://{host}".encode())
+            return 200, {"Content-Type": ctype}, gzip.compress(data) if gz else data
+
+        return handler
+
+    server.route(
+        "/robots.txt", with_base(b"User-agent: *\nDisallow:\nSitemap: {base}/sitemap_index.xml\n", "text/plain")
+    )
+    server.route("/sitemap_index.xml", with_base(index, "application/xml"))
+    server.route("/sitemap-pages.xml", with_base(page_map, "text/xml; charset=utf-8"))
+    server.route("/sitemap-authors.xml.gz", with_base(author_map, "application/x-gzip", gz=True))
     server.route("/login", login)
     server.html("/logout", _layout("<p>Logged out.</p>\n"))
     return server

@@ -86,6 +86,8 @@ CASES = {
     "footballscraper_crawlspider.py": ("/", {"allowed_domains": ["127.0.0.1"]}),
     # ItemLoader with input/output processors on Item fields; the last page's callback raises (KeyError)
     "practice_one_itemloader.py": ("/page/1/", {}),
+    # SitemapSpider: robots.txt -> sitemap index -> a plain and a gzipped urlset (written for this test)
+    "sitemap_quotes.py": ("/robots.txt", {}),
 }
 
 
@@ -94,7 +96,8 @@ def test_ported_spider_gives_scrapys_items(
     spider_file: str, quotes_site: TestHTTPServer, scrapy_python: Path, tmp_path: Path
 ) -> None:
     start, extra = CASES[spider_file]
-    args = {"start_urls": [quotes_site.url(start)], **extra}
+    key = "sitemap_urls" if spider_file.startswith("sitemap") else "start_urls"
+    args = {key: [quotes_site.url(start)], **extra}
     spider = SPIDERS / spider_file
     expected = run_scrapy(scrapy_python, spider, tmp_path / "scrapy.jsonl", args)
     got, proc = run_kubecrawl(spider, tmp_path, args)
@@ -104,6 +107,9 @@ def test_ported_spider_gives_scrapys_items(
         assert len(got) == len(all_quotes())  # every page of the pager was followed
     if spider_file.startswith("sample_projects"):
         assert all(i["authenticated"] for i in got)
+    if spider_file.startswith("sitemap"):  # every author, every quote page; the 2009 entry filtered out
+        assert {i["author"] for i in got if "author" in i} == {q["author"] for q in all_quotes()}
+        assert len([i for i in got if "text" in i]) == len(all_quotes())
     if spider_file.startswith("footballscraper"):
         assert proc.stats["offsite"] >= 1  # the footer's goodreads.com and zyte.com links
 

@@ -240,10 +240,63 @@ class CrawlSpider(Spider):
 
 
 class SitemapSpider(Spider):
-    """Not supported yet: raises at construction rather than crawl nothing (see docs/scrapy.md)."""
+    """Scrapy's ``SitemapSpider``: ``sitemap_urls`` (sitemaps, sitemap indexes or robots.txt files),
+    ``sitemap_rules`` ``[(regex, callback)]`` (first match wins; default: every URL to ``parse``),
+    ``sitemap_follow`` (regexes of index entries to follow; default all), ``sitemap_alternate_links``
+    and ``sitemap_filter(entries)``. See :mod:`kubecrawl.scrapy.sitemap` for how documents are read."""
+
+    sitemap_urls: ClassVar[Sequence[str]] = ()
+    sitemap_rules: ClassVar[Sequence[tuple[Any, Any]]] = [("", "parse")]
+    sitemap_follow: ClassVar[Sequence[Any]] = [""]
+    sitemap_alternate_links: ClassVar[bool] = False
 
     def __init__(self, *args: Any, **kwargs: Any) -> None:
-        raise NotImplementedError("SitemapSpider is not supported by kubecrawl.scrapy yet (docs/scrapy.md)")
+        import re
+
+        super().__init__(*args, **kwargs)
+        self._cbs = [
+            (re.compile(r) if isinstance(r, str) else r, c if isinstance(c, str) else c.__name__)
+            for r, c in self.sitemap_rules
+        ]
+        self._follow = [re.compile(x) if isinstance(x, str) else x for x in self.sitemap_follow]
+
+    def resolve_callback(self, name: str | None) -> Callable[..., Any]:
+        if name == "_parse_sitemap":
+            return self._parse_sitemap
+        return super().resolve_callback(name)
+
+    def _start_url_requests(self) -> Iterable[Request]:
+        for url in self.sitemap_urls:
+            yield Request(url, callback="_parse_sitemap")
+
+    def sitemap_filter(self, entries: Iterable[dict[str, Any]]) -> Iterable[dict[str, Any]]:
+        yield from entries
+
+    def _parse_sitemap(self, response: Response) -> Iterable[Request]:
+        from ..sitemap import entry_locs, robots_sitemaps, sitemap_body, sitemap_entries
+
+        if response.url.endswith("/robots.txt"):
+            for url in robots_sitemaps(response.text, response.url):
+                yield Request(url, callback="_parse_sitemap")
+            return
+        body = sitemap_body(response, self.settings.max_body_size)
+        if body is None:
+            self.logger.warning("Ignoring invalid sitemap: %s", response.url)
+            return
+        kind, entries = sitemap_entries(body)
+        alt = self.sitemap_alternate_links
+        if kind == "sitemapindex":
+            for entry in self.sitemap_filter(entries):
+                for loc in entry_locs(entry, alt):
+                    if any(x.search(loc) for x in self._follow):
+                        yield Request(loc, callback="_parse_sitemap")
+        elif kind == "urlset":
+            for entry in self.sitemap_filter(entries):
+                for loc in entry_locs(entry, alt):
+                    for regex, callback in self._cbs:
+                        if regex.search(loc):
+                            yield Request(loc, callback=callback)
+                            break
 
 
 __all__ = ["CrawlSpider", "Rule", "SitemapSpider", "Spider"]
