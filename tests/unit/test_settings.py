@@ -57,3 +57,60 @@ def test_invalid_settings_fail_with_the_key_named(cli: dict, needle: str) -> Non
 def test_secret_password_is_not_printed() -> None:
     s = build_settings(environ={"KUBECRAWL_REDIS_PASSWORD": "hunter2"})
     assert "hunter2" not in repr(s) and s.redis_password_value == "hunter2"
+
+
+def test_scrapy_names_are_aliases_in_every_source(tmp_path: Path) -> None:
+    f = tmp_path / "s.yaml"
+    f.write_text("DOWNLOAD_DELAY: 0.5\n")
+    s = build_settings(
+        cli={"settings_file": f, **parse_kv(["CONCURRENT_REQUESTS=4", "DEPTH_LIMIT=3"])},
+        spider_settings={
+            "ROBOTSTXT_OBEY": False,
+            "USER_AGENT": "ua/1",
+            "ITEM_PIPELINES": {"p.Later": 800, "p.Off": None, "p.First": 100},
+            "CLOSESPIDER_PAGECOUNT": 0,  # Scrapy's 0: no limit
+            "BOT_NAME": "mybot",  # a Scrapy project setting without effect: kept, readable
+        },
+        environ={"KUBECRAWL_RETRY_TIMES": "7"},
+    )
+    assert (s.concurrency, s.depth_limit, s.download_delay, s.max_retries) == (4, 3, 0.5, 7)
+    assert (s.obey_robots, s.user_agent, s.max_pages) == (False, "ua/1", None)
+    assert s.item_pipelines == ["p.First", "p.Later"]
+    assert s.get("BOT_NAME") == "mybot" and s.get("NOT_A_SETTING", "d") == "d"
+    assert s.getint("CONCURRENT_REQUESTS") == 4 and s.getint("concurrency") == 4
+    assert s.getbool("ROBOTSTXT_OBEY") is False and s.getfloat("DOWNLOAD_DELAY") == 0.5
+    assert s.getlist("RETRY_HTTP_CODES") == s.retry_http_codes and s["USER_AGENT"] == "ua/1"
+    assert "DEPTH_LIMIT" in s and "NOPE" not in s
+
+
+def test_every_unknown_key_is_reported_at_once_with_a_suggestion() -> None:
+    with pytest.raises(ConfigurationError) as err:
+        build_settings(
+            cli=parse_kv(["CONCURENT_REQUESTS=4"]),
+            spider_settings={"DOWNLOAD_DELAYS": 1, "concurency": 2, "zzzz": 1},
+            environ={},
+        )
+    msg = str(err.value)
+    assert msg.startswith("4 unknown setting(s)")
+    assert (
+        "'CONCURENT_REQUESTS' (from command line); did you mean 'CONCURRENT_REQUESTS' (kubecrawl: concurrency)?" in msg
+    )
+    assert "'DOWNLOAD_DELAYS' (from spider custom_settings); did you mean 'DOWNLOAD_DELAY'" in msg
+    assert "'concurency' (from spider custom_settings); did you mean 'concurrency'?" in msg
+    assert "'zzzz' (from spider custom_settings) " in msg  # nothing close: no suggestion
+
+
+def test_cli_exits_2_naming_every_unknown_scrapy_setting(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    from kubecrawl.cli import main
+
+    spider = tmp_path / "typo_spider.py"
+    spider.write_text(
+        "import kubecrawl.scrapy as scrapy\n\n"
+        "class S(scrapy.Spider):\n"
+        "    name = 's'\n"
+        "    custom_settings = {'ROBOTSTXT_OBEY': False, 'DOWNLOADER_MIDDLEWARES': {}, 'AUTOTHROTTLE_ENABLED': True}\n"
+    )
+    assert main(["crawl", str(spider), "-s", "CONCURRENT_REQUESTZ=2"]) == 2
+    err = capsys.readouterr().err
+    assert "3 unknown setting(s)" in err
+    assert "DOWNLOADER_MIDDLEWARES" in err and "AUTOTHROTTLE_ENABLED" in err and "CONCURRENT_REQUESTZ" in err

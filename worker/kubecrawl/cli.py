@@ -50,6 +50,7 @@ def _parser() -> argparse.ArgumentParser:
     c.add_argument("--health-port", type=int)
     c.add_argument("--settings", dest="settings_file", type=Path, help="YAML settings file")
     c.add_argument("-s", "--set", dest="sets", action="append", default=[], metavar="KEY=VALUE")
+    c.add_argument("-a", dest="spider_args", action="append", default=[], metavar="NAME=VALUE", help="spider argument")
     c.add_argument("-L", "--log-level")
 
     st = sub.add_parser("status", help="show a distributed crawl's progress")
@@ -105,7 +106,7 @@ def cmd_crawl(args: argparse.Namespace) -> int:
     if not ref:
         raise ConfigurationError("no spider given: pass SPIDER or set KUBECRAWL_SPIDER")
     spider_cls = load_spider_class(ref)
-    settings = _crawl_settings(args, dict(spider_cls.custom_settings))
+    settings = _crawl_settings(args, dict(spider_cls.custom_settings or {}))
     if (
         settings.role == "slave"
         and settings.health_port is None
@@ -118,8 +119,13 @@ def cmd_crawl(args: argparse.Namespace) -> int:
         log.warning("no -o/--output given: items are counted but not written anywhere")
     if settings.role == "master" and settings.feed_specs():
         log.warning("role master: items go to the crawl's Redis stream; the slaves deliver them to their feeds")
-    spider = spider_cls()
-    return asyncio.run(_run(CrawlProcess(spider, settings), settings))
+    spider_args = {}
+    for pair in args.spider_args:
+        name, sep, value = pair.partition("=")
+        if not sep:
+            raise ConfigurationError(f"-a expects NAME=VALUE, got {pair!r}")
+        spider_args[name.strip()] = value
+    return asyncio.run(_run(CrawlProcess(spider_cls, settings, spider_args=spider_args), settings))
 
 
 def _explicit(args: argparse.Namespace) -> set[str]:

@@ -64,3 +64,15 @@ class DownloadError(KubecrawlError):
         self.request = request
         self.retryable = retryable
         self.retry_after = retry_after
+
+
+class CloseSpider(KubecrawlError):
+    """Raised by a callback to stop the crawl gracefully; ``reason`` becomes the stop reason (Scrapy's name)."""
+
+    def __init__(self, reason: str = "cancelled") -> None:
+        super().__init__(reason)
+        self.reason = reason
+
+
+class NotConfigured(KubecrawlError):
+    """Raised by a component (a pipeline's ``from_crawler``, say) to say it is disabled; it is then left out."""

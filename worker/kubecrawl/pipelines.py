@@ -1,5 +1,9 @@
 """Item pipelines: user classes with ``open``/``process_item``/``close`` that may transform or drop items.
 
+Scrapy's pipelines work unchanged: ``open_spider``/``close_spider`` are called like ``open``/``close``,
+a class with ``from_crawler(crawler)`` is built by it, and ``NotConfigured`` from it leaves the pipeline
+out (logged), as in Scrapy. ``ITEM_PIPELINES = {"path": 300}`` orders them (settings.py).
+
 Storing items is the store's job (``--output`` JSON lines locally, a Redis stream in distributed mode),
 after content deduplication; pipelines run before that, in the order given.
 """
@@ -9,9 +13,10 @@ from __future__ import annotations
 import importlib
 import inspect
 import logging
+from collections.abc import Callable
 from typing import Any
 
-from .errors import ConfigurationError, DropItem
+from .errors import ConfigurationError, DropItem, NotConfigured
 
 log = logging.getLogger(__name__)
 
@@ -29,14 +34,26 @@ class ItemPipeline:
         return None
 
 
-def load_pipeline(ref: Any) -> Any:
+def load_pipeline(ref: Any, crawler: Callable[[], Any] | None = None) -> Any:
+    """The pipeline object for ``ref`` (a class, an object or ``pkg.module.Class``). A class with
+    ``from_crawler`` is built by it with ``crawler()`` (Scrapy's :class:`~kubecrawl.scrapy.crawler.Crawler`).
+    Returns ``None`` when the pipeline raises :class:`NotConfigured` (it is then left out)."""
     if isinstance(ref, str):
         mod_name, _, attr = ref.replace(":", ".").rpartition(".")
         try:
             ref = getattr(importlib.import_module(mod_name), attr)
         except (ImportError, AttributeError, ValueError) as exc:
             raise ConfigurationError(f"cannot load item pipeline {ref!r}: {exc}") from None
-    return ref() if inspect.isclass(ref) else ref
+    if not inspect.isclass(ref):
+        return ref
+    try:
+        factory = getattr(ref, "from_crawler", None)
+        if factory is not None and crawler is not None:
+            return factory(crawler())
+        return ref()
+    except NotConfigured as exc:
+        log.info("item pipeline %s is disabled (NotConfigured: %s)", ref.__name__, exc)
+        return None
 
 
 async def _maybe_await(value: Any) -> Any:
@@ -58,16 +75,18 @@ class PipelineChain:
 
     async def open(self, spider: Any) -> None:
         for p in self.pipelines:
-            if hasattr(p, "open"):
-                await _maybe_await(p.open(spider))
+            for hook in ("open", "open_spider"):  # kubecrawl's name, Scrapy's name
+                if hasattr(p, hook):
+                    await _maybe_await(getattr(p, hook)(spider))
 
     async def close(self, spider: Any) -> None:
         for p in self.pipelines:
-            if hasattr(p, "close"):
-                try:
-                    await _maybe_await(p.close(spider))
-                except Exception:
-                    log.exception("item pipeline %r failed to close", p)
+            for hook in ("close", "close_spider"):
+                if hasattr(p, hook):
+                    try:
+                        await _maybe_await(getattr(p, hook)(spider))
+                    except Exception:
+                        log.exception("item pipeline %r failed to close", p)
 
     async def process(self, item: dict[str, Any], spider: Any) -> dict[str, Any] | None:
         """The item after every pipeline, or ``None`` if one dropped it.

@@ -53,7 +53,7 @@ class Response:
         return self.request.meta
 
     def _decode(self) -> None:
-        self._encoding, self._text = decode_body(self.body, self.headers.get("content-type"))
+        self._encoding, self._text = decode_body(self.body, _content_type(self.headers))
 
     @property
     def encoding(self) -> str:
@@ -61,7 +61,7 @@ class Response:
         enc = self._encoding
         if enc is None:
             # a declared encoding needs no decoding yet: the selector parses UTF-8 bytes directly
-            enc = self._encoding = declared_codec(self.body, self.headers.get("content-type"))
+            enc = self._encoding = declared_codec(self.body, _content_type(self.headers))
             if enc is None:
                 self._decode()
                 enc = self._encoding
@@ -113,9 +113,12 @@ class Response:
         return url if resolved is None else resolved
 
     def follow(self, url: str | Selector, callback: CallbackRef = None, **kwargs: Any) -> Request:
-        """A new request for ``url`` (relative, absolute, or an ``<a>``/attribute selector)."""
+        """A new request for ``url`` (relative, absolute, an ``<a>``/attribute selector, or a link
+        extractor's ``Link``)."""
         if isinstance(url, Selector):
             url = _selector_href(url)
+        elif not isinstance(url, str):
+            url = url.url  # a kubecrawl.scrapy Link
         return Request(self.urljoin(url), callback, **kwargs)
 
     def follow_all(
@@ -154,13 +157,21 @@ class Response:
             elif isinstance(u, Selector):
                 root = u.root
                 href = root if isinstance(root, str) else (u.attrib.get("href") or u.attrib.get("src"))
-            else:  # an lxml element
+            elif hasattr(u, "get"):  # an lxml element
                 href = u.get("href") or u.get("src")
+            else:  # a kubecrawl.scrapy Link
+                href = u.url
             if not href or _same_document(href):
                 continue
             resolved = resolve(href)
             out.append(make(href if resolved is None else resolved))
         return out
+
+
+def _content_type(headers: Any) -> str | None:
+    """The Content-Type, from httpx headers or (a Scrapy spider's response) Scrapy's bytes ``Headers``."""
+    value = headers.get("content-type")
+    return value.decode("latin-1") if isinstance(value, bytes) else value
 
 
 def _same_document(href: str) -> bool:
@@ -191,5 +202,5 @@ def _selector_href(sel: Selector) -> str:
 
 def _selector_type(resp: Response) -> str:
     """html or xml from the Content-Type; never "let parsel guess" (it tries json.loads on every page)."""
-    ctype = resp.headers.get("content-type", "").lower()
+    ctype = (_content_type(resp.headers) or "").lower()
     return "xml" if ("xml" in ctype and "html" not in ctype) else "html"

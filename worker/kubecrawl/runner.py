@@ -73,19 +73,45 @@ def next_round_at(settings: Settings, last_start: float) -> float | None:
     return None
 
 
-class CrawlProcess:
-    """One process of a crawl, in any role. ``run()`` returns the exit code."""
+def build_spider(cls: type[Spider], settings: Settings, stats: Stats, kwargs: dict[str, Any]) -> Spider:
+    """The spider instance: through ``from_crawler(crawler, **kwargs)`` when the class has it (Scrapy's
+    way: ``kubecrawl.scrapy`` spiders), else ``cls(**kwargs)``."""
+    factory = getattr(cls, "from_crawler", None)
+    if factory is None:
+        return cls(**kwargs)
+    from .scrapy.crawler import Crawler
 
-    def __init__(self, spider: Spider, settings: Settings, backend: Backend | None = None) -> None:
+    spider: Spider = factory(Crawler(settings, stats, cls), **kwargs)
+    return spider
+
+
+class CrawlProcess:
+    """One process of a crawl, in any role. ``run()`` returns the exit code.
+
+    ``spider`` is a spider object, or a spider class to build (with ``spider_args``) the way Scrapy does."""
+
+    def __init__(
+        self,
+        spider: Spider | type[Spider],
+        settings: Settings,
+        backend: Backend | None = None,
+        spider_args: dict[str, Any] | None = None,
+    ) -> None:
+        self.stats = Stats()
+        if isinstance(spider, type):
+            spider = build_spider(spider, settings, self.stats, spider_args or {})
         self.spider = spider
         spider.settings = settings  # as in Scrapy: spiders may read their settings
+        crawler = getattr(spider, "crawler", None)
+        if crawler is not None:
+            crawler._process = self  # crawler.engine.close_spider stops this process
         self.s = settings
         self.backend = backend or make_backend(settings, spider)
-        self.stats = Stats()
         guard = SSRFGuard(settings.ssrf_allow) if guard_enabled(settings.ssrf_guard) else None
         self.downloader = Downloader(settings, guard, self.stats)
         refs = [*settings.item_pipelines, *spider.pipelines]
-        self.pipelines = PipelineChain([load_pipeline(p) for p in refs])
+        loaded = [load_pipeline(p, self._crawler) for p in refs]
+        self.pipelines = PipelineChain([p for p in loaded if p is not None])
         self.engine: Engine | None = None
         self._stop = asyncio.Event()
         self.rounds_run = 0
@@ -93,6 +119,17 @@ class CrawlProcess:
         #: called with each fetch's duration in seconds (the health server's latency histogram)
         self.fetch_observers: list[Callable[[float], None]] = []
         self.item_key = item_key_of(settings, spider)
+
+    def _crawler(self) -> Any:
+        """Scrapy's crawler for a ``from_crawler`` pipeline: the spider's, or one made for it."""
+        crawler = getattr(self.spider, "crawler", None)
+        if crawler is None:
+            from .scrapy.crawler import Crawler
+
+            crawler = Crawler(self.s, self.stats, type(self.spider))
+            crawler.spider = self.spider
+            crawler._process = self
+        return crawler
 
     def request_stop(self, reason: str = "signal") -> None:
         self._stop.set()

@@ -3,22 +3,36 @@
 Precedence (highest first): CLI flags and ``-s KEY=VALUE`` > environment ``KUBECRAWL_<KEY>`` >
 settings file (YAML) > the spider's ``custom_settings`` > the defaults below. Keys are
 case-insensitive. Invalid values fail at start-up with a :class:`ConfigurationError` naming the key.
+Scrapy's names for the same settings (``CONCURRENT_REQUESTS``...) are accepted everywhere
+(:data:`SCRAPY_ALIASES`); every unknown key is reported at once, with the closest known name.
 """
 
 from __future__ import annotations
 
+import difflib
+import logging
 import os
 from collections.abc import Mapping
 from pathlib import Path
 from typing import Any, Literal
 
 import yaml
-from pydantic import BaseModel, ConfigDict, Field, SecretStr, ValidationError, field_validator, model_validator
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Field,
+    PrivateAttr,
+    SecretStr,
+    ValidationError,
+    field_validator,
+    model_validator,
+)
 
 from ._version import __version__
 from .errors import ConfigurationError
 
 ENV_PREFIX = "KUBECRAWL_"
+log = logging.getLogger(__name__)
 
 
 class Settings(BaseModel):
@@ -108,12 +122,16 @@ class Settings(BaseModel):
     """Hosts or CIDRs exempt from the SSRF guard (comma list)."""
     max_pages: int | None = Field(None, ge=1)
     """Stop gracefully after this many pages (this process)."""
+    depth_limit: int = Field(0, ge=0)
+    """Drop requests more than this many links away from a start request (0: no limit; counted as depth_limited)."""
+    depth_priority: int = 0
+    """With depth tracked: a request's priority is lowered by depth x this (positive: breadth-first first)."""
     base_url: str | None = Field(None, pattern=r"^https?://")  # overrides a declarative spider's base_url
     """Overrides a declarative spider's base_url (point a spider at a mirror or test server)."""
 
     # items
     item_pipelines: list[str] = []
-    """Item pipeline classes (pkg.module.Class), run in order before items are stored."""
+    """Item pipeline classes (pkg.module.Class), run in order before items are stored; Scrapy's {path: order} dict works too."""
     item_key: list[str] = []
     """Item fields whose values form the content fingerprint (comma list); empty (the default): no content dedup."""
     item_dedup: Literal["skip", "update", "off"] = "skip"
@@ -153,6 +171,15 @@ class Settings(BaseModel):
             return [str(x) for x in v]
         return v
 
+    @field_validator("item_pipelines", mode="before")
+    @classmethod
+    def _ordered_pipelines(cls, v: Any) -> Any:
+        """Scrapy's ``ITEM_PIPELINES = {"path": 300}``: sorted by order; ``None`` disables an entry."""
+        if isinstance(v, Mapping):
+            enabled = [(order, i, path) for i, (path, order) in enumerate(v.items()) if order is not None]
+            return [path for _, _, path in sorted(enabled)]
+        return v
+
     @field_validator("cron")
     @classmethod
     def _valid_cron(cls, v: str | None) -> str | None:
@@ -185,18 +212,147 @@ class Settings(BaseModel):
     def redis_password_value(self) -> str | None:
         return self.redis_password.get_secret_value() if self.redis_password else None
 
+    # -- Scrapy's settings API: spider.settings.get("CONCURRENT_REQUESTS"), getint, getbool... --------
+    _scrapy_extra: dict[str, Any] = PrivateAttr(default_factory=dict)
+
+    def get(self, name: str, default: Any = None) -> Any:
+        """A setting by its kubecrawl or Scrapy name (any case); ``default`` if it is neither."""
+        key = name.lower().replace("-", "_")
+        if key in _FIELDS:
+            return getattr(self, key)
+        alias = SCRAPY_ALIASES.get(name.upper())
+        if alias is not None:
+            return getattr(self, alias[0])
+        return self._scrapy_extra.get(name.upper(), default)
+
+    def __getitem__(self, name: str) -> Any:
+        return self.get(name)
+
+    def __contains__(self, name: object) -> bool:
+        return isinstance(name, str) and self.get(name, _MISSING) is not _MISSING
+
+    def getbool(self, name: str, default: bool = False) -> bool:
+        value = self.get(name, default)
+        if value in (True, 1, "1", "True", "true"):
+            return True
+        if value in (False, 0, "0", "False", "false", None, ""):
+            return False
+        raise ValueError(f"setting {name!r}: {value!r} is not a boolean")
+
+    def getint(self, name: str, default: int = 0) -> int:
+        value = self.get(name, default)
+        return int(value) if value is not None else default
+
+    def getfloat(self, name: str, default: float = 0.0) -> float:
+        value = self.get(name, default)
+        return float(value) if value is not None else default
+
+    def getlist(self, name: str, default: list[Any] | None = None) -> list[Any]:
+        value = self.get(name, default or [])
+        if isinstance(value, str):
+            return value.split(",")
+        return list(value) if value is not None else []
+
+    def getdict(self, name: str, default: dict[str, Any] | None = None) -> dict[str, Any]:
+        value = self.get(name, default or {})
+        if isinstance(value, str):
+            import json
+
+            value = json.loads(value)
+        return dict(value) if value is not None else {}
+
 
 _FIELDS = set(Settings.model_fields)
+_MISSING = object()
 
 
-def _normalise(source: str, mapping: Mapping[str, Any]) -> dict[str, Any]:
+def _zero_is_none(v: Any) -> Any:
+    return None if v in (0, "0") else v
+
+
+#: Scrapy setting name -> (kubecrawl setting, value conversion). docs/scrapy.md has the table.
+SCRAPY_ALIASES: dict[str, tuple[str, Any]] = {
+    "ROBOTSTXT_OBEY": ("obey_robots", None),
+    "CONCURRENT_REQUESTS": ("concurrency", None),
+    "CONCURRENT_REQUESTS_PER_DOMAIN": ("concurrency_per_host", None),
+    "DOWNLOAD_DELAY": ("download_delay", None),
+    "DOWNLOAD_TIMEOUT": ("download_timeout", None),
+    "DOWNLOAD_MAXSIZE": ("max_body_size", None),
+    "USER_AGENT": ("user_agent", None),
+    "DEFAULT_REQUEST_HEADERS": ("default_headers", None),
+    "RETRY_TIMES": ("max_retries", None),
+    "RETRY_HTTP_CODES": ("retry_http_codes", None),
+    "REDIRECT_MAX_TIMES": ("max_redirects", None),
+    "DEPTH_LIMIT": ("depth_limit", None),
+    "DEPTH_PRIORITY": ("depth_priority", None),
+    "ITEM_PIPELINES": ("item_pipelines", None),
+    "CLOSESPIDER_PAGECOUNT": ("max_pages", _zero_is_none),
+}
+
+#: Scrapy project settings with no kubecrawl meaning: accepted (a Scrapy settings.py has them), kept
+#: for ``settings.get()``, and named once in the log as having no effect
+SCRAPY_INERT = frozenset(
+    {
+        "BOT_NAME",
+        "SPIDER_MODULES",
+        "NEWSPIDER_MODULE",
+        "REQUEST_FINGERPRINTER_IMPLEMENTATION",
+        "TWISTED_REACTOR",
+        "FEED_EXPORT_ENCODING",
+    }
+)
+
+_KNOWN_NAMES = sorted(_FIELDS | {a.lower() for a in SCRAPY_ALIASES} | {a.lower() for a in SCRAPY_INERT})
+
+
+def _suggest(key: str) -> str:
+    close = difflib.get_close_matches(key.lower().replace("-", "_"), _KNOWN_NAMES, n=1, cutoff=0.6)
+    if not close:
+        return ""
+    name = close[0]
+    if name.upper() in SCRAPY_ALIASES:
+        return f"; did you mean {name.upper()!r} (kubecrawl: {SCRAPY_ALIASES[name.upper()][0]})?"
+    return f"; did you mean {name.upper() if name.upper() in SCRAPY_INERT else name!r}?"
+
+
+class _Collected:
+    """Unknown keys of every source, reported together; inert Scrapy keys kept aside."""
+
+    def __init__(self) -> None:
+        self.unknown: list[str] = []
+        self.inert: dict[str, Any] = {}
+
+    def raise_if_any(self) -> None:
+        if self.unknown:
+            raise ConfigurationError(
+                f"{len(self.unknown)} unknown setting(s): " + "; ".join(self.unknown) + " (see docs/settings.md)"
+            )
+
+
+def _normalise(source: str, mapping: Mapping[str, Any], found: _Collected | None = None) -> dict[str, Any]:
+    collect = found or _Collected()
     out: dict[str, Any] = {}
     for key, value in mapping.items():
         k = key.lower().replace("-", "_")
-        if k not in _FIELDS:
-            raise ConfigurationError(f"unknown setting {key!r} (from {source}); see docs/settings.md for the list")
-        out[k] = value
+        if k in _FIELDS:
+            out[k] = value
+            continue
+        upper = key.upper().replace("-", "_")
+        alias = SCRAPY_ALIASES.get(upper)
+        if alias is not None:
+            field, convert = alias
+            out[field] = convert(value) if convert is not None else value
+        elif upper in SCRAPY_INERT:
+            collect.inert[upper] = value
+        else:
+            collect.unknown.append(f"unknown setting {key!r} (from {source}){_suggest(key)}")
+    if found is None:
+        collect.raise_if_any()
     return out
+
+
+def _known_key(key: str) -> bool:
+    return key.lower() in _FIELDS or key.upper() in SCRAPY_ALIASES
 
 
 def env_settings(environ: Mapping[str, str] | None = None) -> dict[str, Any]:
@@ -204,30 +360,31 @@ def env_settings(environ: Mapping[str, str] | None = None) -> dict[str, Any]:
     found = {
         k[len(ENV_PREFIX) :]: v
         for k, v in environ.items()
-        if k.startswith(ENV_PREFIX) and k[len(ENV_PREFIX) :].lower() in _FIELDS and v != ""
+        if k.startswith(ENV_PREFIX) and _known_key(k[len(ENV_PREFIX) :]) and v != ""
     }
     return _normalise("environment", found)
 
 
-def file_settings(path: Path) -> dict[str, Any]:
+def file_settings(path: Path, found: _Collected | None = None) -> dict[str, Any]:
     try:
         data = yaml.safe_load(path.read_text(encoding="utf-8")) or {}
     except (OSError, yaml.YAMLError) as exc:
         raise ConfigurationError(f"cannot read settings file {path}: {exc}") from None
     if not isinstance(data, dict):
         raise ConfigurationError(f"settings file {path} must hold a mapping of settings")
-    return _normalise(f"settings file {path}", data)
+    return _normalise(f"settings file {path}", data, found)
 
 
 def parse_kv(pairs: list[str]) -> dict[str, Any]:
-    """``["CONCURRENCY=8", ...]`` → ``{"concurrency": "8"}`` (values are validated later)."""
+    """``["CONCURRENCY=8", ...]`` → ``{"CONCURRENCY": "8"}``; keys and values are checked by
+    :func:`build_settings`, so unknown keys of every source are reported together."""
     out: dict[str, Any] = {}
     for pair in pairs:
         key, sep, value = pair.partition("=")
         if not sep:
             raise ConfigurationError(f"-s expects KEY=VALUE, got {pair!r}")
         out[key.strip()] = _yaml_scalar(value)
-    return _normalise("-s", out)
+    return out
 
 
 def _yaml_scalar(value: str) -> Any:
@@ -247,15 +404,21 @@ def build_settings(
     environ: Mapping[str, str] | None = None,
 ) -> Settings:
     """Merge every source by precedence and validate the result."""
-    cli_norm = _normalise("command line", {k: v for k, v in (cli or {}).items() if v is not None})
+    found = _Collected()
+    cli_norm = _normalise("command line", {k: v for k, v in (cli or {}).items() if v is not None}, found)
     env = env_settings(environ)
     file_path = cli_norm.get("settings_file") or env.get("settings_file")
-    from_file = file_settings(Path(file_path)) if file_path else {}
+    from_file = file_settings(Path(file_path), found) if file_path else {}
     merged: dict[str, Any] = {}
-    for layer in (_normalise("spider custom_settings", spider_settings or {}), from_file, env, cli_norm):
+    for layer in (_normalise("spider custom_settings", spider_settings or {}, found), from_file, env, cli_norm):
         merged.update(layer)
+    found.raise_if_any()
+    if found.inert:
+        log.info("Scrapy settings with no effect in kubecrawl: %s", ", ".join(sorted(found.inert)))
     try:
-        return Settings.model_validate(merged)
+        settings = Settings.model_validate(merged)
+        settings._scrapy_extra.update(found.inert)
+        return settings
     except ValidationError as exc:
         problems = "; ".join(
             f"{'.'.join(str(p) for p in err['loc'])}: {err['msg']} (got {err.get('input')!r})" for err in exc.errors()

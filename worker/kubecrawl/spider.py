@@ -59,6 +59,11 @@ class Spider:
             setattr(self, key, value)
 
     async def start_requests(self) -> AsyncIterator[Request]:
+        start = getattr(self, "start", None)
+        if inspect.isasyncgenfunction(start):  # Scrapy 2.13's ``async def start()``, if the spider has one
+            async for req in start():
+                yield req
+            return
         for url in self.start_urls:
             yield Request(url, dont_filter=self.incremental)
 

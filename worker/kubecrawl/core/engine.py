@@ -81,6 +81,7 @@ class Engine:
             known_urls=self.scheduler.known_urls,
             fetch_observers=fetch_observers,
         )
+        self.scraper.on_close_spider = self.request_stop  # a callback's CloseSpider: a graceful stop
         self.worker_id = backend.worker_id
         self.fatal: str | None = None
         self.on_progress: Callable[[Engine], None] | None = None

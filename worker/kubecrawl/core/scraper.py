@@ -17,13 +17,15 @@ import inspect
 import logging
 import math
 import random
+import re
 import time
 from collections.abc import AsyncIterator, Callable, Container, Iterable
 from typing import Any
+from urllib.parse import urlsplit
 
 from ..backends.base import ItemRecord, Lease, Outcome
 from ..downloader import Downloader, DownloadError, Redirected
-from ..errors import IgnoreRequest, SpiderError
+from ..errors import CloseSpider, IgnoreRequest, SpiderError
 from ..pipelines import PipelineChain, PipelineFailed
 from ..request import Request
 from ..response import Response
@@ -103,6 +105,31 @@ def non_json_path(value: Any, path: str, depth: int = 0) -> str | None:
     return f"{path} ({type(value).__name__})"
 
 
+def offsite_regex(domains: Iterable[Any]) -> re.Pattern[str] | None:
+    """Hosts ``allowed_domains`` allows (each domain and its subdomains, as Scrapy's offsite filter).
+    Entries that are URLs or carry a port are ignored with a warning, as in Scrapy."""
+    names = []
+    for d in domains:
+        if d is None:
+            continue
+        if "://" in d or re.fullmatch(r".*:\d+", d):
+            log.warning("allowed_domains accepts only domains, not URLs or ports; ignoring %r", d)
+            continue
+        names.append(re.escape(d.lower()))
+    return re.compile(rf"^(.*\.)?({'|'.join(names)})$") if names else None
+
+
+def _one_arg_errback(fn: Callable[..., Any]) -> bool:
+    """A Scrapy-style errback ``errback(failure)`` (one positional parameter), not ``(request, exc)``."""
+    try:
+        params = list(inspect.signature(fn).parameters.values())
+    except (TypeError, ValueError):
+        return False
+    positional = [p for p in params if p.kind in (p.POSITIONAL_ONLY, p.POSITIONAL_OR_KEYWORD)]
+    varargs = any(p.kind is p.VAR_POSITIONAL for p in params)
+    return len(positional) == 1 and not varargs
+
+
 def _handled_statuses(spider: Spider, req: Request) -> tuple[int, ...]:
     meta = req.meta.get("handle_httpstatus_list")
     if isinstance(meta, list):
@@ -163,6 +190,18 @@ class Scraper:
         self.known_urls = known_urls  # exact URLs already committed (owned by the scheduler)
         self.known_on = settings.fingerprint_ttl is None
         self.fetch_observers = list(fetch_observers)
+        # Scrapy's spider API, paid for only by spiders that use it (kubecrawl.scrapy spiders,
+        # allowed_domains, DEPTH_LIMIT): nothing below runs per request otherwise
+        self.scrapy_api = bool(getattr(spider, "scrapy_api", False))
+        self.depth_limit = settings.depth_limit
+        self.depth_priority = settings.depth_priority
+        self.track_depth = bool(self.depth_limit) or bool(getattr(spider, "track_depth", False))
+        domains = getattr(spider, "allowed_domains", None)
+        self.offsite = offsite_regex(domains) if domains else None
+        self._offsite_logged: set[str] = set()
+        self._errback_style: dict[Any, bool] = {}
+        #: called with the reason when a callback raises CloseSpider (the engine's graceful stop)
+        self.on_close_spider: Callable[[str], None] | None = None
 
     # -- one lease -----------------------------------------------------------------------------
     async def process(self, lease: Lease) -> Outcome:
@@ -199,12 +238,18 @@ class Scraper:
                     observe(elapsed)
         stats.inc("pages")
         stats.inc("bytes", len(resp.body))
+        if self.scrapy_api:
+            from ..scrapy.http import Headers
+
+            resp.headers = Headers(resp.headers)  # type: ignore[assignment]
         if not 200 <= resp.status < 300 and resp.status not in _handled_statuses(self.spider, req):
             stats.error(f"http_{resp.status}")
             await self._errback(
-                req, DownloadError(f"http_{resp.status}", f"HTTP {resp.status} {resp.url}", request=req), oc
+                req, DownloadError(f"http_{resp.status}", f"HTTP {resp.status} {resp.url}", request=req), oc, resp
             )
             return oc
+        if self.track_depth:
+            req.meta.setdefault("depth", 0)
         try:
             callback = self.spider.resolve_callback(req.callback)
         except SpiderError as exc:
@@ -234,7 +279,7 @@ class Scraper:
                 log.warning("robots.txt check failed for %s: %s", req.url, exc)
                 return True
 
-    async def _errback(self, req: Request, exc: Exception, oc: Outcome) -> None:
+    async def _errback(self, req: Request, exc: Exception, oc: Outcome, resp: Response | None = None) -> None:
         if not req.errback:
             return
         try:
@@ -243,12 +288,28 @@ class Scraper:
             self.stats.error("no_callback")
             log.error("%s: %s", req.url, err)
             return
-        await self._run_callback(fn, (req, exc), {}, None, oc)
+        key = getattr(fn, "__func__", fn)
+        scrapy_style = self._errback_style.get(key)
+        if scrapy_style is None:
+            scrapy_style = self._errback_style[key] = _one_arg_errback(fn)
+        args: tuple[Any, ...] = (req, exc)
+        if scrapy_style:  # errback(failure), as in Scrapy: failure.value, .request, .check()
+            from ..scrapy.failure import Failure
+            from ..scrapy.spidermiddlewares.httperror import HttpError
+
+            args = (Failure(HttpError(resp) if resp is not None else exc, req),)
+        await self._run_callback(fn, args, {}, None, oc, where=req.url)
 
     async def _run_callback(
-        self, fn: Callable[..., Any], args: tuple[Any, ...], kwargs: dict[str, Any], resp: Response | None, oc: Outcome
+        self,
+        fn: Callable[..., Any],
+        args: tuple[Any, ...],
+        kwargs: dict[str, Any],
+        resp: Response | None,
+        oc: Outcome,
+        where: str | None = None,
     ) -> None:
-        where = resp.url if resp is not None else args[0].url
+        where = resp.url if resp is not None else where
         try:
             output = callback_output(fn(*args, **kwargs))
             if isinstance(output, AsyncIterator):
@@ -263,6 +324,10 @@ class Scraper:
                         self.add_request(obj, resp, oc)
                     else:
                         await self.handle_output(obj, resp, oc)
+        except CloseSpider as exc:
+            log.info("callback %s on %s closed the spider: %s", getattr(fn, "__name__", fn), where, exc.reason)
+            if self.on_close_spider is not None:
+                self.on_close_spider(exc.reason)
         except IgnoreRequest as exc:
             self.stats.inc("ignored")
             log.debug("callback %s ignored %s: %s", getattr(fn, "__name__", fn), where, exc)
@@ -288,12 +353,46 @@ class Scraper:
             rnd = resp.request.meta.get("round")
             if rnd is not None and "round" not in req.meta:
                 req.meta["round"] = rnd
+            if self.track_depth and self.too_deep(req, resp):
+                return
         if self.refused(req, resp.url if resp is not None else None):
             return
         oc.requests.append(req)
 
+    def too_deep(self, req: Request, resp: Response) -> bool:
+        """Scrapy's depth rule: ``meta['depth']`` is the page's depth + 1; beyond ``depth_limit`` the
+        request is dropped and counted ``depth_limited``."""
+        depth = resp.request.meta.get("depth", 0) + 1
+        req.meta["depth"] = depth
+        if self.depth_priority:
+            req.priority -= depth * self.depth_priority
+        if self.depth_limit and depth > self.depth_limit:
+            self.stats.inc("depth_limited")
+            log.debug("not scheduled (depth %d > depth_limit %d): %s", depth, self.depth_limit, req.url)
+            return True
+        return False
+
+    def is_offsite(self, req: Request) -> bool:
+        """Outside the spider's ``allowed_domains``: counted ``offsite``, logged once per host."""
+        assert self.offsite is not None
+        if req.dont_filter:
+            return False
+        try:
+            host = urlsplit(req.url).hostname
+        except ValueError:
+            return False  # check_request refuses it as bad_url
+        if host is not None and self.offsite.search(host):
+            return False
+        self.stats.inc("offsite")
+        if (host or "") not in self._offsite_logged:
+            self._offsite_logged.add(host or "")
+            log.info("filtered offsite request to %r (not in allowed_domains): %s", host, req.url[:300])
+        return True
+
     def refused(self, req: Request, page: str | None) -> bool:
         """Check ``req`` (see :func:`check_request`); count and log it if refused."""
+        if self.offsite is not None and self.is_offsite(req):
+            return True
         try:
             check_request(req, self.wire)
         except RequestRefused as exc:
