@@ -31,5 +31,5 @@ def scrapy_python() -> Path:
     """Real Scrapy's interpreter: ``KUBECRAWL_SCRAPY_PYTHON`` or ``.venv-scrapy`` from scripts/setup.sh."""
     py = Path(os.environ.get("KUBECRAWL_SCRAPY_PYTHON") or SCRAPY_VENV / "bin" / "python")
     if not py.exists():
-        pytest.skip(f"real Scrapy is not installed ({py}): run scripts/setup.sh to compare against it")
+        pytest.fail(f"real Scrapy is not installed ({py}): run scripts/setup.sh to compare against it", pytrace=False)
     return py

@@ -1,6 +1,5 @@
 # Written for kubecrawl's tests (Apache-2.0, like kubecrawl), after the SitemapSpider examples of
-# Scrapy's documentation (docs/topics/spiders.rst: sitemap_rules, sitemap_follow, sitemap_filter,
-# robots.txt as a sitemap URL). No open-source SitemapSpider for quotes.toscrape.com was found to port.
+# Scrapy's documentation (sitemap_rules, sitemap_follow, sitemap_filter, robots.txt as a sitemap URL).
 # --- a Scrapy spider: run unchanged by Scrapy, with the mechanical import change by kubecrawl ---
 from scrapy.spiders import SitemapSpider
 
