@@ -5,7 +5,7 @@ Measured on the standards' own test data, vendored in ``tests/data/``:
 - **links**: web-platform-tests' ``urltestdata.json``, every case a crawler meets: an href on an
   http(s) page (the cases with an http(s) base), and an absolute http(s) href (the cases with no
   base, resolved against a page of the *other* http scheme, which the standard parses the same way);
-- **charsets**: every label of the Encoding Standard's ``encodings.json``, declared once in
+- **charsets**: every label of the Encoding Standard's label table (as ``webencodings`` has it), declared once in
   ``<meta charset>`` and once in the HTTP ``charset=``, on a sample page in that encoding.
 
 A case agrees when the tool gives the browser's href, or refuses the href where the browser fails
@@ -31,7 +31,22 @@ from typing import Any, NamedTuple
 
 DATA = Path(__file__).resolve().parent.parent / "tests" / "data"
 URL_DATA = DATA / "wpt-url" / "urltestdata.json"
-ENCODING_DATA = DATA / "encoding" / "encodings.json"
+
+
+def standard_label_table() -> dict[str, list[str]]:
+    """The Encoding Standard's label table (encoding name -> labels), from ``webencodings`` (html5lib's
+    implementation of the standard's table, installed from PyPI): an oracle independent of ours. Only
+    the names' capitalisation is taken from kubecrawl.encoding."""
+    from webencodings.labels import LABELS
+
+    from kubecrawl.encoding import _ENCODINGS
+
+    canon = {n.lower(): n for n in _ENCODINGS}
+    table: dict[str, list[str]] = {}
+    for label, name in LABELS.items():
+        table.setdefault(canon.get(name, name), []).append(label)
+    return table
+
 
 _SCHEME = re.compile(r"[\x00-\x20]*([A-Za-z][A-Za-z0-9+.\-]*):")
 
@@ -122,40 +137,38 @@ def _page(meta: str, text: str) -> str:
 
 
 def charset_cases() -> Iterator[CharsetCase]:
-    for group in json.loads(ENCODING_DATA.read_text(encoding="utf-8")):
-        for enc in group["encodings"]:
-            name = enc["name"]
-            codec = _python_codec(name)
-            for label in enc["labels"]:
-                meta = f'<meta charset="{label}">'
-                if name == "replacement":  # decodes to a single U+FFFD however it is declared
-                    page = _page(meta, "Sample text").encode("ascii")
-                    yield CharsetCase(label, "meta", page, "text/html", "\ufffd")
-                    yield CharsetCase(label, "header", page, f"text/html; charset={label}", "\ufffd")
-                    continue
-                if name == "x-user-defined":
-                    raw = _page("", "\x80\x81\xa0\xff").encode("latin-1")
-                    yield CharsetCase(
-                        label,
-                        "header",
-                        raw,
-                        f"text/html; charset={label}",
-                        raw.decode("latin-1").translate({b: 0xF780 + b - 0x80 for b in range(0x80, 0x100)}),
-                    )
-                    # in <meta> it means windows-1252
-                    page = _page(meta, _sample("cp1252"))
-                    yield CharsetCase(label, "meta", page.encode("cp1252"), "text/html", page)
-                    continue
-                assert codec is not None, name
-                text = _sample(codec)
-                if name in ("UTF-16BE", "UTF-16LE"):  # in <meta> it means UTF-8
-                    page = _page(meta, text)
-                    yield CharsetCase(label, "meta", page.encode("utf-8"), "text/html", page)
-                else:
-                    page = _page(meta, text)
-                    yield CharsetCase(label, "meta", page.encode(codec), "text/html", page)
-                page = _page("", text)
-                yield CharsetCase(label, "header", page.encode(codec), f"text/html; charset={label}", page)
+    for name, labels in standard_label_table().items():
+        codec = _python_codec(name)
+        for label in labels:
+            meta = f'<meta charset="{label}">'
+            if name == "replacement":  # decodes to a single U+FFFD however it is declared
+                page = _page(meta, "Sample text").encode("ascii")
+                yield CharsetCase(label, "meta", page, "text/html", "\ufffd")
+                yield CharsetCase(label, "header", page, f"text/html; charset={label}", "\ufffd")
+                continue
+            if name == "x-user-defined":
+                raw = _page("", "\x80\x81\xa0\xff").encode("latin-1")
+                yield CharsetCase(
+                    label,
+                    "header",
+                    raw,
+                    f"text/html; charset={label}",
+                    raw.decode("latin-1").translate({b: 0xF780 + b - 0x80 for b in range(0x80, 0x100)}),
+                )
+                # in <meta> it means windows-1252
+                page = _page(meta, _sample("cp1252"))
+                yield CharsetCase(label, "meta", page.encode("cp1252"), "text/html", page)
+                continue
+            assert codec is not None, name
+            text = _sample(codec)
+            if name in ("UTF-16BE", "UTF-16LE"):  # in <meta> it means UTF-8
+                page = _page(meta, text)
+                yield CharsetCase(label, "meta", page.encode("utf-8"), "text/html", page)
+            else:
+                page = _page(meta, text)
+                yield CharsetCase(label, "meta", page.encode(codec), "text/html", page)
+            page = _page("", text)
+            yield CharsetCase(label, "header", page.encode(codec), f"text/html; charset={label}", page)
 
 
 # -- the tools -----------------------------------------------------------------------------------

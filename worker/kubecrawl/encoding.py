@@ -25,7 +25,7 @@ _PRESCAN_WINDOW = 16 * 1024
 # -- the label table ---------------------------------------------------------------------------
 # The Encoding Standard's names and labels (https://encoding.spec.whatwg.org/#names-and-labels),
 # with the Python codec that decodes each. tests/unit/test_standards.py checks this against the
-# standard's own encodings.json in tests/data/encoding/.
+# webencodings package's copy of the same table (an independent implementation).
 _ENCODINGS: dict[str, tuple[str, str]] = {
     # name: (python codec, space-separated labels)
     "UTF-8": ("utf-8", "unicode-1-1-utf-8 unicode11utf8 unicode20utf8 utf-8 utf8 x-unicode20utf8"),
