@@ -72,8 +72,7 @@ def test_master_and_three_slaves_fetch_every_page_exactly_once(
     k = Keys("gen")
     r = redis_server.client()
     for i, payload in enumerate(HOSTILE):  # hostile entries waiting at the head of the queue
-        r.hset(k.requests, f"hostile-{i}", payload)
-        r.zadd(k.queue, {f"hostile-{i}": -1000})
+        enqueue_raw(r, "gen", f"hostile-{i}", payload, 1000, slot="127.0.0.1")
 
     cluster.start_slaves(3)  # slaves first: they wait for the seeds
     cluster.start("master", "master")

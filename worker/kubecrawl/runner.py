@@ -45,13 +45,18 @@ def make_backend(settings: Settings, spider: Spider) -> Backend:
     """The store for the role: memory or SQLite for ``none``, Redis for ``master``/``slave``."""
     dedup = item_dedup_of(settings, spider)
     if settings.role == "none":
+        from .backends.frontier import Politeness
+
+        polite = Politeness(settings.concurrency_per_host, settings.download_delay, settings.slot_key)
         if settings.state_dir is not None:
             from .backends.sqlite import SQLiteBackend
 
-            return SQLiteBackend(settings.state_dir, settings.output, dedup, settings.fingerprint_ttl)
+            return SQLiteBackend(
+                settings.state_dir, settings.output, dedup, settings.fingerprint_ttl, politeness=polite
+            )
         from .backends.memory import MemoryBackend
 
-        return MemoryBackend(settings.output, dedup, settings.fingerprint_ttl)
+        return MemoryBackend(settings.output, dedup, settings.fingerprint_ttl, politeness=polite)
     from .backends.redis import RedisBackend
 
     backend = RedisBackend.from_settings(settings, crawl_name(settings, spider))

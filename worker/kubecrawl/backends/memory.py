@@ -10,6 +10,7 @@ from pathlib import Path
 from typing import IO
 
 from ..request import Request
+from .frontier import HostFrontier, Politeness, slot_key
 from .base import (
     NEVER,
     Backend,
@@ -81,12 +82,15 @@ class MemoryBackend(Backend):
         *,
         clock: Callable[[], float] | None = None,
         worker_id: str | None = None,
+        politeness: Politeness | None = None,
     ) -> None:
         self.clock = clock or time.time
         self.worker_id = worker_id or local_worker_id()
-        self._heap: list[tuple[int, int, Request]] = []
+        self.frontier = HostFrontier(politeness or Politeness())
+        self._queues: dict[str, list[tuple[int, int, Request]]] = {}  # slot -> its heap
+        self._queued = 0
         self._seq = itertools.count()
-        self._leased: dict[str, tuple[int, int, Request]] = {}  # lease id -> its heap entry
+        self._leased: dict[str, tuple[str, tuple[int, int, Request]]] = {}  # lease id -> slot, heap entry
         self._lease_seq = itertools.count()
         self.seen = SeenSet()
         self.items = ItemKeys(item_dedup)
@@ -111,16 +115,27 @@ class MemoryBackend(Backend):
 
     async def pop(self, n: int) -> list[Lease]:
         out: list[Lease] = []
-        heap = self._heap
-        while heap and len(out) < n:
-            entry = heapq.heappop(heap)
-            lid = str(next(self._lease_seq))
-            self._leased[lid] = entry
-            out.append(Lease(lid, entry[2]))
+        now = self.clock()
+        fr = self.frontier
+        for key, k in fr.take(now, n):
+            heap = self._queues[key]
+            got = 0
+            while heap and got < k:
+                entry = heapq.heappop(heap)
+                lid = str(next(self._lease_seq))
+                self._leased[lid] = (key, entry)
+                out.append(Lease(lid, entry[2]))
+                got += 1
+            self._queued -= got
+            fr.taken(key, got, now, len(heap))
+        self.next_ready = fr.next_ready(now)
         return out
 
     def _push(self, req: Request) -> None:
-        heapq.heappush(self._heap, (-req.priority, next(self._seq), req))
+        key = slot_key(req.url, self.frontier.policy.slot_key)
+        heapq.heappush(self._queues.setdefault(key, []), (-req.priority, next(self._seq), req))
+        self._queued += 1
+        self.frontier.added(key)
 
     async def commit(self, outcomes: list[Outcome]) -> CommitResult:
         res = CommitResult()
@@ -142,7 +157,10 @@ class MemoryBackend(Backend):
                 else:
                     res.items_duplicate += 1
             if oc.lease_id is not None:
-                self._leased.pop(oc.lease_id, None)
+                held = self._leased.pop(oc.lease_id, None)
+                if held is not None:
+                    ago = None if oc.started is None else time.monotonic() - oc.started
+                    self.frontier.finished(held[0], now, ago, requeued=False)
             for k, v in oc.stats.items():
                 self.stats[k] = self.stats.get(k, 0) + v
         if lines and self._out is not None:
@@ -151,13 +169,17 @@ class MemoryBackend(Backend):
         return res
 
     async def release(self, lease_ids: list[str]) -> None:
+        now = self.clock()
         for lid in lease_ids:
-            entry = self._leased.pop(lid, None)
-            if entry is not None:
-                heapq.heappush(self._heap, entry)  # back in its place: priority, then original arrival
+            held = self._leased.pop(lid, None)
+            if held is not None:
+                key, entry = held
+                heapq.heappush(self._queues[key], entry)  # back in its place: priority, then original arrival
+                self._queued += 1
+                self.frontier.finished(key, now, None, requeued=True)
 
     async def queued(self) -> int:
-        return len(self._heap)
+        return self._queued
 
     async def in_flight(self) -> int:
         return len(self._leased)

@@ -25,6 +25,7 @@ from typing import IO
 
 from ..errors import StorageError, WireFormatError
 from ..request import Request
+from .frontier import HostFrontier, Politeness, slot_key
 from .base import (
     Backend,
     CommitResult,
@@ -39,8 +40,8 @@ log = logging.getLogger(__name__)
 
 SCHEMA = """
 CREATE TABLE IF NOT EXISTS queue (id INTEGER PRIMARY KEY AUTOINCREMENT, prio INTEGER NOT NULL,
-                                  leased INTEGER NOT NULL DEFAULT 0, data BLOB NOT NULL);
-CREATE INDEX IF NOT EXISTS queue_next ON queue (leased, prio DESC, id);
+                                  leased INTEGER NOT NULL DEFAULT 0, data BLOB NOT NULL,
+                                  host TEXT NOT NULL DEFAULT '');
 CREATE TABLE IF NOT EXISTS seen (fp BLOB PRIMARY KEY, expires REAL) WITHOUT ROWID;
 CREATE TABLE IF NOT EXISTS item_keys (key BLOB PRIMARY KEY, hash BLOB NOT NULL) WITHOUT ROWID;
 CREATE TABLE IF NOT EXISTS items (id INTEGER PRIMARY KEY AUTOINCREMENT, data BLOB NOT NULL);
@@ -65,8 +66,10 @@ class SQLiteBackend(Backend):
         *,
         clock: Callable[[], float] | None = None,
         worker_id: str | None = None,
+        politeness: Politeness | None = None,
     ) -> None:
         self.clock = clock or time.time
+        self.frontier = HostFrontier(politeness or Politeness())
         self.worker_id = worker_id or local_worker_id()
         self.state_dir = state_dir
         self.path = state_dir / "state.sqlite3"
@@ -75,7 +78,7 @@ class SQLiteBackend(Backend):
         self.fingerprint_ttl = fingerprint_ttl
         self._db: sqlite3.Connection | None = None
         self._out: IO[bytes] | None = None
-        self._leased: set[int] = set()
+        self._leased: dict[int, str] = {}  # row id -> its download slot
         self.rejected = 0
         self.reclaimed = 0
 
@@ -93,6 +96,7 @@ class SQLiteBackend(Backend):
             db.execute("PRAGMA journal_mode=WAL")
             db.execute("PRAGMA synchronous=NORMAL")
             db.executescript(SCHEMA)
+            self._migrate_hosts(db)
         except sqlite3.DatabaseError as exc:
             raise StorageError(f"cannot open state store {self.path}: {exc}") from None
         self._db = db
@@ -100,9 +104,30 @@ class SQLiteBackend(Backend):
         if reclaimed:
             self.reclaimed += reclaimed
             log.info("resume: %d request(s) in flight at the last stop go back to the queue", reclaimed)
+        # the frontier's counts come from the queue; next-allowed times start afresh with the process
+        for host, n in db.execute("SELECT host, count(*) FROM queue WHERE leased=0 GROUP BY host"):
+            self.frontier.added(host, n)
         self._finish_interrupted_output()
         if self.output is not None:
             self._open_output()
+
+    def _migrate_hosts(self, db: sqlite3.Connection) -> None:
+        """A state dir from before the per-host frontier: give its queued rows their download slot."""
+        cols = {row[1] for row in db.execute("PRAGMA table_info(queue)")}
+        if "host" not in cols:
+            db.execute("ALTER TABLE queue ADD COLUMN host TEXT NOT NULL DEFAULT ''")
+            rows = db.execute("SELECT id, data FROM queue").fetchall()
+            fill = []
+            for rid, data in rows:
+                try:
+                    fill.append((slot_key(Request.from_wire(data).url, self.frontier.policy.slot_key), rid))
+                except WireFormatError:
+                    pass  # rejected when popped
+            db.execute("BEGIN")
+            db.executemany("UPDATE queue SET host=? WHERE id=?", fill)
+            db.execute("COMMIT")
+        db.execute("DROP INDEX IF EXISTS queue_next")
+        db.execute("CREATE INDEX IF NOT EXISTS queue_host ON queue (host, leased, prio DESC, id)")
 
     def _interrupted_output(self) -> Path | None:
         """The output file of a run that did not close cleanly, if any."""
@@ -200,25 +225,41 @@ class SQLiteBackend(Backend):
     # -- queue -------------------------------------------------------------------------------
     async def pop(self, n: int) -> list[Lease]:
         db = self.db
-        rows = db.execute("SELECT id, data FROM queue WHERE leased=0 ORDER BY prio DESC, id LIMIT ?", (n,)).fetchall()
-        if not rows:
-            return []
-        db.execute("BEGIN")
-        db.executemany("UPDATE queue SET leased=1 WHERE id=?", [(r[0],) for r in rows])
+        fr = self.frontier
+        now = self.clock()
+        grants = fr.take(now, n)
         out: list[Lease] = []
-        bad: list[tuple[int]] = []
+        if grants:
+            db.execute("BEGIN")
+            try:
+                for host, k in grants:
+                    rows = db.execute(
+                        "SELECT id, data FROM queue WHERE host=? AND leased=0 ORDER BY prio DESC, id LIMIT ?", (host, k)
+                    ).fetchall()
+                    got = self._lease_rows(rows, host, out)
+                    # fewer rows than granted: the slot's queue is empty; else at least one may be left
+                    left = 0 if len(rows) < k else max(1, fr.hosts[host].queued - len(rows))
+                    fr.taken(host, got, now, left)
+            finally:
+                db.execute("COMMIT")
+        self.next_ready = fr.next_ready(now)
+        return out
+
+    def _lease_rows(self, rows: list[tuple[int, bytes]], host: str, out: list[Lease]) -> int:
+        db = self.db
+        got = 0
         for rid, data in rows:
             try:
                 out.append(Lease(str(rid), Request.from_wire(data)))
-                self._leased.add(rid)
             except WireFormatError as exc:
                 log.error("rejected a corrupt request in %s: %s", self.path, exc)
-                bad.append((rid,))
-        if bad:
-            db.executemany("DELETE FROM queue WHERE id=?", bad)
-            self.rejected += len(bad)
-        db.execute("COMMIT")
-        return out
+                db.execute("DELETE FROM queue WHERE id=?", (rid,))
+                self.rejected += 1
+                continue
+            db.execute("UPDATE queue SET leased=1 WHERE id=?", (rid,))
+            self._leased[rid] = host
+            got += 1
+        return got
 
     def _admit_request(self, req: Request, now: float) -> bool:
         """:func:`~.base.fingerprint_rule` in SQL (``expires`` NULL = never expires), one statement when admitted."""
@@ -259,17 +300,22 @@ class SQLiteBackend(Backend):
         db = self.db
         now = self.clock()
         stats: dict[str, int] = {}
+        mode = self.frontier.policy.slot_key
+        added: dict[str, int] = {}
+        acked: list[tuple[str, float | None]] = []
         db.execute("BEGIN")
         try:
             for oc in outcomes:
                 new = []
                 for req in oc.requests:
                     if self._admit_request(req, now):
-                        new.append((req.priority, req.to_wire()))
+                        host = slot_key(req.url, mode)
+                        new.append((req.priority, req.to_wire(), host))
+                        added[host] = added.get(host, 0) + 1
                     else:
                         res.filtered += 1
                 if new:
-                    db.executemany("INSERT INTO queue (prio, data) VALUES (?, ?)", new)
+                    db.executemany("INSERT INTO queue (prio, data, host) VALUES (?, ?, ?)", new)
                     res.enqueued += len(new)
                 for rec in oc.items:
                     if self._admit_item(rec.key, rec.content_hash):
@@ -280,7 +326,8 @@ class SQLiteBackend(Backend):
                 if oc.lease_id is not None:
                     rid = int(oc.lease_id)
                     db.execute("DELETE FROM queue WHERE id=?", (rid,))
-                    self._leased.discard(rid)
+                    if rid in self._leased:
+                        acked.append((self._leased[rid], oc.started))
                 for k, v in oc.stats.items():
                     stats[k] = stats.get(k, 0) + v
             if stats:
@@ -292,6 +339,15 @@ class SQLiteBackend(Backend):
         except BaseException:
             db.execute("ROLLBACK")
             raise
+        # the frontier follows what the transaction did, once it is durable
+        mono = time.monotonic()
+        for oc in outcomes:
+            if oc.lease_id is not None and oc.lease_id.isdigit():
+                self._leased.pop(int(oc.lease_id), None)
+        for host, started in acked:
+            self.frontier.finished(host, now, None if started is None else mono - started, requeued=False)
+        for host, k in added.items():
+            self.frontier.added(host, k)
         if res.items_stored and self._out is not None:
             self._export()
         return res
@@ -318,8 +374,9 @@ class SQLiteBackend(Backend):
         # only leases this process holds (ids are row ids; anything else is not ours)
         ids = [(int(i),) for i in lease_ids if i.isdigit() and int(i) in self._leased]
         self.db.executemany("UPDATE queue SET leased=0 WHERE id=?", ids)
+        now = self.clock()
         for (i,) in ids:
-            self._leased.discard(i)
+            self.frontier.finished(self._leased.pop(i), now, None, requeued=True)
 
     async def queued(self) -> int:
         return int(self.db.execute("SELECT count(*) FROM queue WHERE leased=0").fetchone()[0])

@@ -92,9 +92,24 @@ class Scheduler:
             return await self.backend.queued() == 0
         return bool(self.s.exit_when_idle) and await self.backend.is_complete()
 
+    def waiting_on_hosts(self) -> bool:
+        """The last pop found queued work whose download slots are not ready yet (a politeness delay)."""
+        return self.backend.next_ready is not None
+
     async def is_stalled(self) -> bool:
-        """Requests are queued, this process is idle, nobody holds a lease, and yet none can be leased."""
+        """Requests are queued, this process is idle, nobody holds a lease, no download slot is merely
+        waiting out its delay, and yet none can be leased."""
+        if self.waiting_on_hosts():
+            return False
         return await self.backend.queued() > 0 and await self.backend.in_flight() == 0
+
+    def _idle_wait(self, backoff: float) -> float:
+        """How long to wait before popping again: until the next slot is ready, if the store said."""
+        wait = backoff if self.slave else 0.5
+        ready = self.backend.next_ready
+        if ready is not None:
+            wait = min(wait, max(ready, 0.002))
+        return wait
 
     # -- workers' side ---------------------------------------------------------------------------
     async def next_lease(self) -> Lease | None:
@@ -163,7 +178,7 @@ class Scheduler:
                     return
                 await self._check_stall()
             self._wake.clear()
-            await self._wait_wake(backoff if self.slave else 0.5)
+            await self._wait_wake(self._idle_wait(backoff))
             if self.slave:
                 backoff = min(backoff * 2, 1.0)
 

@@ -177,6 +177,7 @@ class Scraper:
             log.debug("disallowed by robots.txt: %s", req.url)
             return oc
         t0 = time.perf_counter()
+        oc.started = time.monotonic()  # the store times this slot's next request from here
         try:
             resp = await self.downloader.fetch(req)
         except Redirected as redirect:
