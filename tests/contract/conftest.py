@@ -20,7 +20,7 @@ import redis.asyncio as aioredis
 
 from kubecrawl.backends.base import Backend
 from kubecrawl.backends.memory import MemoryBackend
-from kubecrawl.backends.redis import Keys, RedisBackend
+from kubecrawl.backends.redis import RedisBackend
 from kubecrawl.backends.sqlite import SQLiteBackend, export_state_items
 from kubecrawl.status import export_items
 from tests.helpers.redis_server import RedisServer, enqueue_raw, redis_server

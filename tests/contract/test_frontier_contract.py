@@ -27,9 +27,9 @@ def hosts(leases: list[Lease]) -> list[str]:
     return sorted(lease.request.url.split("/")[2] for lease in leases)
 
 
-def ack(lease: Lease, started_ago: float | None = 0.0) -> Outcome:
-    started = None if started_ago is None else time.monotonic() - started_ago
-    return Outcome(lease.id, started=started)
+def ack(lease: Lease, answered_ago: float | None = 0.0) -> Outcome:
+    answered = None if answered_ago is None else time.monotonic() - answered_ago
+    return Outcome(lease.id, answered=answered)
 
 
 async def test_a_slot_gives_no_more_than_concurrency_per_host_until_a_lease_ends(stores: Stores) -> None:
@@ -82,13 +82,13 @@ async def test_a_delay_spaces_the_pops_of_one_slot_by_half_to_one_and_a_half_tim
     assert urls(await b.pop(10)) == ["http://a.test/2"]  # and always by 1.5x of it
 
 
-async def test_the_next_request_waits_the_delay_from_when_the_fetch_really_started(stores: Stores) -> None:
-    """A lease that sat in a worker's buffer: the gap counts from its fetch's start, not from its pop."""
+async def test_the_next_request_waits_the_delay_from_when_the_fetch_was_answered(stores: Stores) -> None:
+    """A lease that sat in a worker's buffer: the gap counts from its fetch's answer, not from its pop."""
     b = await stores.open(politeness=Politeness(per_host=1, delay=1.0))
     await b.commit([Outcome(None, requests=on("a.test", "/1", "/2"))])
     (lease,) = await b.pop(10)
-    stores.clock.advance(5)  # long after the pop the fetch starts, and ends now
-    await b.commit([ack(lease, started_ago=0.0)])
+    stores.clock.advance(5)  # long after the pop the fetch starts, and is answered now
+    await b.commit([ack(lease, answered_ago=0.0)])
     assert await b.pop(10) == []
     assert b.next_ready is not None and b.next_ready >= 0.5 - 0.05
     stores.clock.advance(1.51)
@@ -100,7 +100,7 @@ async def test_an_ack_without_a_fetch_frees_the_slot_without_moving_its_time(sto
     await b.commit([Outcome(None, requests=on("a.test", "/1", "/2"))])
     (lease,) = await b.pop(10)
     stores.clock.advance(1.5)
-    await b.commit([ack(lease, started_ago=None)])  # e.g. refused by robots.txt: nothing was sent
+    await b.commit([ack(lease, answered_ago=None)])  # e.g. refused by robots.txt: nothing was sent
     assert urls(await b.pop(10)) == ["http://a.test/2"]
 
 

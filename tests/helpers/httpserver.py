@@ -27,11 +27,18 @@ class RequestInfo:
 
 
 class TestHTTPServer:
-    """Start with ``start()``; ``url(path)``; ``log`` lists ``(method, path)`` in arrival order."""
+    """Start with ``start()``; ``url(path)``; ``log`` lists ``(method, path)`` in arrival order.
+
+    ``timeline`` holds ``(path, start, end)`` per request in ``time.monotonic()`` seconds: when the
+    server had the request (headers parsed) and when it had written the whole reply; the witness of
+    politeness tests. ``bind`` is any loopback address (all of 127/8 is loopback): one host per server.
+    """
 
     __test__ = False  # not a pytest test class
 
-    def __init__(self) -> None:
+    def __init__(self, bind: str = "127.0.0.1") -> None:
+        self.bind = bind
+        self.timeline: list[tuple[str, float, float]] = []
         self.routes: dict[str, Handler] = {}
         self.fallback: Handler | None = None
         self.log: list[tuple[str, str]] = []
@@ -59,6 +66,14 @@ class TestHTTPServer:
                 pass
 
             def _serve(self) -> None:
+                t0 = time.monotonic()
+                try:
+                    self._reply()
+                finally:
+                    with server._lock:
+                        server.timeline.append((self.path, t0, time.monotonic()))
+
+            def _reply(self) -> None:
                 length = int(self.headers.get("content-length") or 0)
                 received = self.rfile.read(length) if length else b""
                 path = self.path
@@ -97,7 +112,7 @@ class TestHTTPServer:
             def handle_error(self, request: Any, client_address: Any) -> None:
                 pass  # clients that hang up mid-response (timeouts, size limits) are expected
 
-        httpd = _Server(("127.0.0.1", 0), _Handler)
+        httpd = _Server((self.bind, 0), _Handler)
         httpd.daemon_threads = True
         self._httpd = httpd
         self._thread = threading.Thread(target=httpd.serve_forever, kwargs={"poll_interval": 0.05}, daemon=True)
@@ -116,7 +131,7 @@ class TestHTTPServer:
         return int(self._httpd.server_address[1])
 
     def url(self, path: str = "/") -> str:
-        return f"http://127.0.0.1:{self.port}{path}"
+        return f"http://{self.bind}:{self.port}{path}"
 
     def paths(self, method: str = "GET") -> list[str]:
         with self._lock:

@@ -14,6 +14,7 @@ from kubecrawl.backends.base import ItemRecord, Outcome
 from kubecrawl.backends.redis import Keys, RedisBackend
 from kubecrawl.request import Request
 from kubecrawl.status import export_items, format_status, read_status
+from tests.helpers.redis_server import enqueue_raw
 
 if TYPE_CHECKING:
     from tests.integration.conftest import RedisServer

@@ -63,9 +63,9 @@ class Outcome:
     requests: list[Request] = field(default_factory=list)
     items: list[ItemRecord] = field(default_factory=list)
     stats: dict[str, int] = field(default_factory=dict)
-    #: ``time.monotonic()`` when the lease's fetch started (None: no fetch); the store measures the
-    #: slot's next-allowed time from it (docs/distributed.md, "The frontier")
-    started: float | None = None
+    #: ``time.monotonic()`` when the lease's fetch was answered (its last attempt ended; None: nothing
+    #: was sent); the store measures the slot's next-allowed time from it (docs/distributed.md)
+    answered: float | None = None
 
 
 #: stored expiry of a fingerprint seen without an age: it never expires

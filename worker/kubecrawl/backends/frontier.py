@@ -5,8 +5,9 @@ priority queue, a count of requests leased and not yet acked (``busy``) and a ne
 ``pop`` hands out only requests of slots that are ready (next-allowed time passed) and have a free
 concurrency slot; each request handed out takes one slot until its lease is acked, released or expires
 and, with a delay, pushes the slot's next-allowed time to ``now + delay x U(0.5, 1.5)``. At the ack
-the next-allowed time is measured again from when the fetch really started (the worker reports it),
-so the gap between two requests' starts holds however long a lease waited in a worker's buffer.
+the same delay is measured again from when the fetch was answered (the worker reports how long ago),
+the latest moment the site surely had the request: so the gap the site sees between two arrivals is
+never below the chosen delay, however long a lease waited in a worker's buffer or in transit.
 
 :class:`HostFrontier` is the bookkeeping for the in-process stores (memory, SQLite); ``lua/pop.lua``
 and ``lua/commit.lua`` restate it for Redis. Ready slots sit in a heap keyed by next-allowed time, so
@@ -139,17 +140,17 @@ class HostFrontier:
             h.next_at = max(h.next_at, now + h.last_delay)
         self._schedule(key, h)
 
-    def finished(self, key: str, now: float, started_ago: float | None, requeued: bool) -> None:
+    def finished(self, key: str, now: float, answered_ago: float | None, requeued: bool) -> None:
         """A lease of ``key`` ended: acked (``requeued`` False) or back in the queue (release, expiry).
 
-        ``started_ago``: seconds since its fetch started, as the worker measured it; the next request
-        may start ``last_delay`` after that start."""
+        ``answered_ago``: seconds since its fetch was answered, as the worker measured it (None: nothing
+        was sent); the next request may start ``last_delay`` after that."""
         h = self._host(key)
         h.busy = max(0, h.busy - 1)
         if requeued:
             h.queued += 1
-        elif started_ago is not None and self.policy.delay > 0:
-            h.next_at = max(h.next_at, now - started_ago + h.last_delay)
+        elif answered_ago is not None and self.policy.delay > 0:
+            h.next_at = max(h.next_at, now - answered_ago + h.last_delay)
         self._schedule(key, h)
 
     def next_ready(self, now: float) -> float | None:

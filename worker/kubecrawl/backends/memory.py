@@ -10,7 +10,6 @@ from pathlib import Path
 from typing import IO
 
 from ..request import Request
-from .frontier import HostFrontier, Politeness, slot_key
 from .base import (
     NEVER,
     Backend,
@@ -22,6 +21,7 @@ from .base import (
     fingerprint_rule,
     local_worker_id,
 )
+from .frontier import HostFrontier, Politeness, slot_key
 
 
 class SeenSet:
@@ -159,7 +159,7 @@ class MemoryBackend(Backend):
             if oc.lease_id is not None:
                 held = self._leased.pop(oc.lease_id, None)
                 if held is not None:
-                    ago = None if oc.started is None else time.monotonic() - oc.started
+                    ago = None if oc.answered is None else time.monotonic() - oc.answered
                     self.frontier.finished(held[0], now, ago, requeued=False)
             for k, v in oc.stats.items():
                 self.stats[k] = self.stats.get(k, 0) + v

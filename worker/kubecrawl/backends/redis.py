@@ -33,8 +33,8 @@ from ..errors import StorageError, WireFormatError
 from ..request import _MAX_WIRE_BYTES, Request
 from ..settings import Settings
 from .base import Backend, CommitResult, Lease, Outcome, RoundInfo, StoreHealth
-from .frontier import Politeness, slot_key
 from .bloom import INTSET_ENTRIES, BloomParams, bloom_offsets, bucket_count, set_member
+from .frontier import Politeness, slot_key
 
 log = logging.getLogger(__name__)
 
@@ -376,7 +376,7 @@ class RedisBackend(Backend):
         index: dict[str, int] = {}
         req_args: list[Any] = []
         item_args: list[Any] = []
-        acks: list[str] = []
+        acks: list[Any] = []  # id, ms since answered ('' = nothing sent)
         stats: dict[str, int] = {}
         nreq = nitem = 0
         now_mono = time.monotonic()
@@ -388,7 +388,7 @@ class RedisBackend(Backend):
                 item_args.extend((rec.key, rec.content_hash, rec.data))
                 nitem += 1
             if oc.lease_id is not None:
-                ago = "" if oc.started is None else int((now_mono - oc.started) * 1000)
+                ago = "" if oc.answered is None else int((now_mono - oc.answered) * 1000)
                 acks.extend((oc.lease_id, ago))
             for name, v in oc.stats.items():
                 stats[name] = stats.get(name, 0) + v
@@ -421,7 +421,6 @@ class RedisBackend(Backend):
     async def release(self, lease_ids: list[str]) -> None:
         if not lease_ids:
             return
-        k = self.k
         await self._call(
             "release",
             self._script("release", self._release_keys(), [self.worker_id, "ids", *self._release_args(), *lease_ids]),

@@ -25,7 +25,6 @@ from typing import IO
 
 from ..errors import StorageError, WireFormatError
 from ..request import Request
-from .frontier import HostFrontier, Politeness, slot_key
 from .base import (
     Backend,
     CommitResult,
@@ -35,6 +34,7 @@ from .base import (
     StoreHealth,
     local_worker_id,
 )
+from .frontier import HostFrontier, Politeness, slot_key
 
 log = logging.getLogger(__name__)
 
@@ -327,7 +327,7 @@ class SQLiteBackend(Backend):
                     rid = int(oc.lease_id)
                     db.execute("DELETE FROM queue WHERE id=?", (rid,))
                     if rid in self._leased:
-                        acked.append((self._leased[rid], oc.started))
+                        acked.append((self._leased[rid], oc.answered))
                 for k, v in oc.stats.items():
                     stats[k] = stats.get(k, 0) + v
             if stats:
@@ -344,10 +344,10 @@ class SQLiteBackend(Backend):
         for oc in outcomes:
             if oc.lease_id is not None and oc.lease_id.isdigit():
                 self._leased.pop(int(oc.lease_id), None)
-        for host, started in acked:
-            self.frontier.finished(host, now, None if started is None else mono - started, requeued=False)
-        for host, k in added.items():
-            self.frontier.added(host, k)
+        for host, answered in acked:
+            self.frontier.finished(host, now, None if answered is None else mono - answered, requeued=False)
+        for host, count in added.items():
+            self.frontier.added(host, count)
         if res.items_stored and self._out is not None:
             self._export()
         return res

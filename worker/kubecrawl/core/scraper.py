@@ -177,7 +177,6 @@ class Scraper:
             log.debug("disallowed by robots.txt: %s", req.url)
             return oc
         t0 = time.perf_counter()
-        oc.started = time.monotonic()  # the store times this slot's next request from here
         try:
             resp = await self.downloader.fetch(req)
         except Redirected as redirect:
@@ -190,6 +189,7 @@ class Scraper:
             await self._errback(req, exc, oc)
             return oc
         finally:
+            oc.answered = time.monotonic()  # the store times this slot's next request from here
             if self.fetch_observers:
                 elapsed = time.perf_counter() - t0
                 for observe in self.fetch_observers:

@@ -8,7 +8,7 @@
 --       clock), 10 concurrency per host, 11 host queue key prefix, then
 --       nreq x {flag ('n'|'d'), key index, member (int64 | comma-separated bit offsets), ttl ms ('' = none),
 --               raw fingerprint, score, payload, download slot},
---       nitem x {key, content hash, json}, nack x {id, ms since its fetch started ('' = no fetch)},
+--       nitem x {key, content hash, json}, nack x {id, ms since its fetch was answered ('' = nothing sent)},
 --       nstat x {name, increment}
 -- Returns {enqueued, filtered, items stored, items duplicate}
 local dedup, item_dedup = ARGV[1], ARGV[2]
@@ -156,7 +156,7 @@ for _ = 1, nack do
     if redis.call('HINCRBY', F, 'b:' .. host, -1) <= 0 then redis.call('HDEL', F, 'b:' .. host) end
     local d = redis.call('HGET', F, 'd:' .. host)
     if d and ago ~= '' then
-      -- the next request may start the chosen delay after this one's fetch really started
+      -- the next request may start the chosen delay after this one's fetch was answered
       local cur = tonumber(redis.call('HGET', F, 'n:' .. host) or '0')
       redis.call('HSET', F, 'n:' .. host, math.max(cur, now - tonumber(ago) + tonumber(d)))
     end
