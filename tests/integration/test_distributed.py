@@ -68,7 +68,9 @@ def test_master_and_three_slaves_fetch_every_page_exactly_once(
     http_server: TestHTTPServer, redis_server: RedisServer, cluster_factory
 ) -> None:
     paths = generated_site(http_server, PAGES, links=10)
-    cluster: Cluster = cluster_factory(http_server, redis_server.url, "gen")
+    # concurrency_per_host holds for the whole cluster: 48 lets 3 slaves of concurrency 16 fill their
+    # batches as before (the default 8 would leave each ~3 leases; docs/distributed.md, round trips)
+    cluster: Cluster = cluster_factory(http_server, redis_server.url, "gen", concurrency_per_host=48)
     r = redis_server.client()
     for i, payload in enumerate(HOSTILE):  # hostile entries waiting at the head of the queue
         enqueue_raw(r, "gen", f"hostile-{i}", payload, 1000, slot="127.0.0.1")
