@@ -171,3 +171,35 @@ def test_a_sigkilled_slave_gives_its_host_slot_back_when_its_lease_expires(
     st = c.status()
     assert st.complete and st.pages >= 8
     assert st.stats.get("lease_expired", 0) >= 1
+
+
+async def test_a_crawl_waiting_out_a_long_delay_is_not_a_stall(
+    servers: list[TestHTTPServer], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Role none, memory store: the only queued request waits for its slot far longer than STALL_S."""
+    import asyncio
+
+    from kubecrawl import Response, Spider
+    from kubecrawl.core import scheduler
+    from kubecrawl.runner import CrawlProcess
+    from kubecrawl.settings import build_settings
+
+    class Follow(Spider):
+        name = "follow"
+
+        async def parse(self, response: Response):  # type: ignore[no-untyped-def]
+            yield {"url": response.url}
+            for req in response.follow_all(css="a"):
+                yield req
+
+    monkeypatch.setattr(scheduler, "STALL_S", 0.2)
+    site = serve(servers, "127.0.0.1", 3, delay=0.0)
+    s = build_settings(
+        cli={"progress": "off", "download_delay": 1.0, "obey_robots": False}, spider_settings={}, environ={}
+    )
+    proc = CrawlProcess(Follow(start_urls=[site.url("/gen/0.html")]), s)
+    code = await asyncio.wait_for(proc.run(), 120)
+    assert code == 0, proc.fatal
+    timeline = pages_timeline(site)
+    assert len(timeline) == 3
+    assert min(gaps(timeline)) >= 1.0 * DELAY_SPREAD[0]  # each wait was at least 0.5 s > STALL_S
