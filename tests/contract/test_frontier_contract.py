@@ -148,3 +148,20 @@ async def test_two_redis_workers_share_one_slot_count_and_one_delay(redis_stores
     kit.clock.advance(1.5)
     assert await w1.pop(10) == [] and await w2.pop(10) == []  # two in flight: the slot is full
     assert w1.next_ready is None
+
+
+async def test_requests_queued_by_a_worker_from_before_the_frontier_are_not_left_behind(
+    redis_stores: Stores,
+) -> None:
+    """An older worker's layout: one ZSET ``queue`` for every host. A new worker moves it at open."""
+    from kubecrawl.backends.redis import Keys
+
+    assert redis_stores.server is not None
+    k, r = Keys(redis_stores.crawl), redis_stores.server.client()
+    for i, (url, prio) in enumerate([("http://a.test/1", 0), ("http://b.test/1", 0), ("http://a.test/2", 5)]):
+        rid = f"{i + 1:012d}"
+        r.hset(k.requests, rid, Request(url, priority=prio).to_wire())
+        r.zadd(k.legacy_queue, {rid: -prio})
+    b = await redis_stores.open(politeness=Politeness(per_host=1))
+    assert r.zcard(k.legacy_queue) == 0 and await b.queued() == 3
+    assert sorted(urls(await b.pop(10))) == ["http://a.test/2", "http://b.test/1"]  # priority within a.test

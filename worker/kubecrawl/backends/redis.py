@@ -65,6 +65,7 @@ class Keys:
         self.ready = p + "ready"  # ZSET: slots with work and a free concurrency slot -> next-allowed ms
         self.lease_hosts = p + "lease_hosts"  # HASH: lease id -> its download slot
         self.host_queue_prefix = p + "q:"  # + slot: ZSET of that slot's queued ids (score -priority)
+        self.legacy_queue = p + "queue"  # the one queue of workers before the frontier (migrated at open)
         self.requests = p + "requests"
         self.leases = p + "leases"
         self.owners = p + "owners"
@@ -147,7 +148,8 @@ class RedisBackend(Backend):
         self.reaped = 0
         self.reclaimed = 0
         self._scripts = {
-            n: client.register_script(_load_lua(n)) for n in ("pop", "commit", "release", "reject", "heartbeat")
+            n: client.register_script(_load_lua(n))
+            for n in ("pop", "commit", "release", "reject", "heartbeat", "migrate")
         }
         self._closed = False
 
@@ -232,6 +234,7 @@ class RedisBackend(Backend):
             await self._ensure_intset_entries()
         if self.bloom is not None:
             await self._allocate_bloom()
+        await self._migrate_global_queue()
         n = await self._call(
             "reclaim own leases",
             self._script("release", self._release_keys(), [self.worker_id, "all", *self._release_args()]),
@@ -239,6 +242,35 @@ class RedisBackend(Backend):
         if n:
             self.reclaimed += int(n)
             log.info("reclaimed %d request(s) this worker (%s) held before a restart", n, self.worker_id)
+
+    async def _migrate_global_queue(self) -> None:
+        """Requests queued before the per-host frontier (one ``queue`` ZSET) go to their slots' queues.
+
+        Nothing queued by an older worker is left behind: 1,000 ids per round trip, until it is empty.
+        """
+        k = self.k
+        old = k.legacy_queue
+        moved = 0
+        while True:
+            entries: list[Any] = await self._call("migrate", lambda: self.r.zrange(old, 0, 999, withscores=True))
+            if not entries:
+                break
+            ids = [rid for rid, _ in entries]
+            payloads = await self._call("migrate", lambda ids=ids: self.r.hmget(k.requests, ids))  # type: ignore[misc]
+            args: list[Any] = [self.politeness.per_host, k.host_queue_prefix]
+            for (rid, score), raw in zip(entries, payloads, strict=True):
+                slot = ""
+                if raw is not None:
+                    try:
+                        slot = slot_key(Request.from_wire(raw).url, self.politeness.slot_key)
+                    except WireFormatError:
+                        pass  # moved as it is: rejected and counted when popped
+                args += [rid, score, slot]
+            moved += int(
+                await self._call("migrate", self._script("migrate", [old, k.frontier, k.ready, k.requests], args))
+            )
+        if moved:
+            log.info("moved %d request(s) queued by an older worker into the per-host frontier", moved)
 
     async def _allocate_bloom(self) -> None:
         """Create missing Bloom shards at their final size in one allocation.
