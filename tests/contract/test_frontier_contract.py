@@ -165,3 +165,23 @@ async def test_requests_queued_by_a_worker_from_before_the_frontier_are_not_left
     b = await redis_stores.open(politeness=Politeness(per_host=1))
     assert r.zcard(k.legacy_queue) == 0 and await b.queued() == 3
     assert sorted(urls(await b.pop(10))) == ["http://a.test/2", "http://b.test/1"]  # priority within a.test
+
+
+async def test_a_local_store_frees_a_place_when_the_fetch_is_done_and_the_ack_does_not_free_it_twice(
+    stores: Stores,
+) -> None:
+    b = await stores.open(politeness=Politeness(per_host=1))
+    await b.commit([Outcome(None, requests=on("a.test", "/1", "/2", "/3"))])
+    (first,) = await b.pop(10)
+    b.fetch_done(first.id, time.monotonic())
+    if stores.kind == "redis":
+        assert await b.pop(10) == []  # a shared store frees the place at the ack (no extra round trip)
+        await b.commit([ack(first)])
+        (second,) = await b.pop(10)
+    else:
+        (second,) = await b.pop(10)  # in this process the place came back at once
+        await b.commit([ack(first)])
+    assert second.request.url == "http://a.test/2"
+    assert await b.pop(10) == []  # /2 holds the one place: the ack of /1 freed nothing more
+    await b.release([second.id])
+    assert urls(await b.pop(10)) == ["http://a.test/2"]

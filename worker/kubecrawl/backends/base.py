@@ -204,6 +204,11 @@ class Backend(ABC):
         acked leases; on an exception nothing was applied and the leases are still held.
         """
 
+    def fetch_done(self, lease_id: str, answered: float | None) -> None:
+        """The fetch of a lease is over (its outcome is not committed yet): a store in this process may
+        free the lease's download-slot place now instead of at the ack. Shared stores do nothing (the
+        place is freed by the ack: telling them earlier would cost a round trip)."""
+
     @abstractmethod
     async def release(self, lease_ids: list[str]) -> None:
         """Put leased requests back in the queue unprocessed (graceful stop, or work not started).

@@ -91,6 +91,7 @@ class MemoryBackend(Backend):
         self._queued = 0
         self._seq = itertools.count()
         self._leased: dict[str, tuple[str, tuple[int, int, Request]]] = {}  # lease id -> slot, heap entry
+        self._freed: set[str] = set()  # leases whose slot place fetch_done already gave back
         self._lease_seq = itertools.count()
         self.seen = SeenSet()
         self.items = ItemKeys(item_dedup)
@@ -158,7 +159,7 @@ class MemoryBackend(Backend):
                     res.items_duplicate += 1
             if oc.lease_id is not None:
                 held = self._leased.pop(oc.lease_id, None)
-                if held is not None:
+                if held is not None and not self._free_once(oc.lease_id):
                     ago = None if oc.answered is None else time.monotonic() - oc.answered
                     self.frontier.finished(held[0], now, ago, requeued=False)
             for k, v in oc.stats.items():
@@ -168,6 +169,21 @@ class MemoryBackend(Backend):
             self._out.flush()
         return res
 
+    def _free_once(self, lid: str) -> bool:
+        """True if ``lid``'s place was already given back by :meth:`fetch_done` (and forget that)."""
+        if lid in self._freed:
+            self._freed.discard(lid)
+            return True
+        return False
+
+    def fetch_done(self, lease_id: str, answered: float | None) -> None:
+        held = self._leased.get(lease_id)
+        if held is None or lease_id in self._freed:
+            return
+        self._freed.add(lease_id)
+        ago = None if answered is None else time.monotonic() - answered
+        self.frontier.finished(held[0], self.clock(), ago, requeued=False)
+
     async def release(self, lease_ids: list[str]) -> None:
         now = self.clock()
         for lid in lease_ids:
@@ -176,7 +192,10 @@ class MemoryBackend(Backend):
                 key, entry = held
                 heapq.heappush(self._queues[key], entry)  # back in its place: priority, then original arrival
                 self._queued += 1
-                self.frontier.finished(key, now, None, requeued=True)
+                if self._free_once(lid):
+                    self.frontier.added(key)
+                else:
+                    self.frontier.finished(key, now, None, requeued=True)
 
     async def queued(self) -> int:
         return self._queued

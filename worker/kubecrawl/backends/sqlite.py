@@ -79,6 +79,7 @@ class SQLiteBackend(Backend):
         self._db: sqlite3.Connection | None = None
         self._out: IO[bytes] | None = None
         self._leased: dict[int, str] = {}  # row id -> its download slot
+        self._freed: set[int] = set()  # leases whose slot place fetch_done already gave back
         self.rejected = 0
         self.reclaimed = 0
 
@@ -326,7 +327,7 @@ class SQLiteBackend(Backend):
                 if oc.lease_id is not None:
                     rid = int(oc.lease_id)
                     db.execute("DELETE FROM queue WHERE id=?", (rid,))
-                    if rid in self._leased:
+                    if rid in self._leased and rid not in self._freed:
                         acked.append((self._leased[rid], oc.answered))
                 for k, v in oc.stats.items():
                     stats[k] = stats.get(k, 0) + v
@@ -344,6 +345,7 @@ class SQLiteBackend(Backend):
         for oc in outcomes:
             if oc.lease_id is not None and oc.lease_id.isdigit():
                 self._leased.pop(int(oc.lease_id), None)
+                self._freed.discard(int(oc.lease_id))
         for host, answered in acked:
             self.frontier.finished(host, now, None if answered is None else mono - answered, requeued=False)
         for host, count in added.items():
@@ -376,7 +378,21 @@ class SQLiteBackend(Backend):
         self.db.executemany("UPDATE queue SET leased=0 WHERE id=?", ids)
         now = self.clock()
         for (i,) in ids:
-            self.frontier.finished(self._leased.pop(i), now, None, requeued=True)
+            host = self._leased.pop(i)
+            if i in self._freed:
+                self._freed.discard(i)
+                self.frontier.added(host)
+            else:
+                self.frontier.finished(host, now, None, requeued=True)
+
+    def fetch_done(self, lease_id: str, answered: float | None) -> None:
+        rid = int(lease_id) if lease_id.isdigit() else -1
+        host = self._leased.get(rid)
+        if host is None or rid in self._freed:
+            return
+        self._freed.add(rid)
+        ago = None if answered is None else time.monotonic() - answered
+        self.frontier.finished(host, self.clock(), ago, requeued=False)
 
     async def queued(self) -> int:
         return int(self.db.execute("SELECT count(*) FROM queue WHERE leased=0").fetchone()[0])

@@ -130,6 +130,8 @@ class Scheduler:
         """A worker finished a lease: queue its outcome for the next commit."""
         self.active -= 1
         self.pending.append(oc)
+        if oc.lease_id is not None:
+            self.backend.fetch_done(oc.lease_id, oc.answered)  # a local store frees the slot place now
         if len(self.pending) >= self.s.pop_batch or not self.buffer:
             self._wake.set()
 
