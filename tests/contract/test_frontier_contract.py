@@ -173,7 +173,7 @@ async def test_a_local_store_frees_a_place_when_the_fetch_is_done_and_the_ack_do
     b = await stores.open(politeness=Politeness(per_host=1))
     await b.commit([Outcome(None, requests=on("a.test", "/1", "/2", "/3"))])
     (first,) = await b.pop(10)
-    b.fetch_done(first.id, time.monotonic())
+    b.fetch_done(Outcome(first.id, answered=time.monotonic()))
     if stores.kind == "redis":
         assert await b.pop(10) == []  # a shared store frees the place at the ack (no extra round trip)
         await b.commit([ack(first)])
@@ -185,3 +185,23 @@ async def test_a_local_store_frees_a_place_when_the_fetch_is_done_and_the_ack_do
     assert await b.pop(10) == []  # /2 holds the one place: the ack of /1 freed nothing more
     await b.release([second.id])
     assert urls(await b.pop(10)) == ["http://a.test/2"]
+
+
+async def test_a_robots_crawl_delay_is_a_floor_under_the_slot_delay_for_every_worker(stores: Stores) -> None:
+    b = await stores.open(politeness=Politeness(per_host=5))  # no download_delay of its own
+    await b.commit([Outcome(None, requests=on("a.test", "/1", "/2", "/3") + on("b.test", "/1", "/2"))])
+    got = await b.pop(10)
+    assert len(got) == 5  # nothing known yet: no delay
+    a1 = next(lease for lease in got if lease.request.url == "http://a.test/1")
+    await b.commit([Outcome(a1.id, answered=time.monotonic(), crawl_delay=2.0)])  # robots.txt said 2 s
+    await b.commit([Outcome(lease.id, answered=time.monotonic()) for lease in got if lease is not a1])
+    await b.commit([Outcome(None, requests=on("a.test", "/4", "/5") + on("b.test", "/3"))])
+    assert urls(await b.pop(10)) == ["http://b.test/3"]  # a.test waits; b.test has no Crawl-delay
+    assert b.next_ready is not None and b.next_ready >= 2.0 - 0.05
+    stores.clock.advance(2.01)
+    (a4,) = await b.pop(10)
+    assert a4.request.url == "http://a.test/4"
+    await b.commit([Outcome(a4.id, answered=time.monotonic())])  # the next answer says nothing: kept
+    assert await b.pop(10) == []
+    stores.clock.advance(2.01)
+    assert urls(await b.pop(10)) == ["http://a.test/5"]

@@ -4,7 +4,7 @@ The witness is each server's own timeline (when it had each request and when it 
 never the crawler's word: at most ``concurrency_per_host`` at once, gaps between arrivals at least
 the lower bound of the randomised delay. No threshold on speed: deadlines only bound a broken run.
 robots.txt is left out of the timelines: it is fetched by each worker outside the frontier (see
-docs/distributed.md, "Limits").
+docs/distributed.md, "Limits"); its Crawl-delay is honoured (the last test).
 """
 
 from __future__ import annotations
@@ -203,3 +203,28 @@ async def test_a_crawl_waiting_out_a_long_delay_is_not_a_stall(
     timeline = pages_timeline(site)
     assert len(timeline) == 3
     assert min(gaps(timeline)) >= 1.0 * DELAY_SPREAD[0]  # each wait was at least 0.5 s > STALL_S
+
+
+async def test_robots_crawl_delay_spaces_the_requests_to_its_host(servers: list[TestHTTPServer]) -> None:
+    import asyncio
+
+    from kubecrawl import Response, Spider
+    from kubecrawl.runner import CrawlProcess
+    from kubecrawl.settings import build_settings
+
+    class Follow(Spider):
+        name = "follow"
+
+        async def parse(self, response: Response):  # type: ignore[no-untyped-def]
+            yield {"url": response.url}
+            for req in response.follow_all(css="a"):
+                yield req
+
+    site = serve(servers, "127.0.0.1", 5)
+    site.html("/robots.txt", "User-agent: *\nCrawl-delay: 0.3\n", content_type="text/plain")
+    s = build_settings(cli={"progress": "off"}, spider_settings={}, environ={})  # no download_delay
+    proc = CrawlProcess(Follow(start_urls=[site.url("/gen/0.html")]), s)
+    assert await asyncio.wait_for(proc.run(), 120) == 0, proc.fatal
+    timeline = pages_timeline(site)
+    assert len(timeline) == 5 and peak_in_flight(timeline) == 1
+    assert min(gaps(timeline)) >= 0.3  # a floor, not randomised below

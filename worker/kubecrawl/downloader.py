@@ -168,6 +168,20 @@ class Downloader:
         rp = self._robots[origin]
         return True if rp is None else bool(rp.can_fetch(url, self.s.user_agent))
 
+    def crawl_delay(self, url: str) -> float | None:
+        """The ``Crawl-delay`` of ``url``'s robots.txt for our user agent, once it has been read."""
+        if not self.s.obey_robots:
+            return None
+        try:
+            parts = urlsplit(url)
+        except ValueError:
+            return None
+        rp = self._robots.get(f"{parts.scheme}://{parts.netloc}")
+        if rp is None:
+            return None
+        delay = rp.crawl_delay(self.s.user_agent)
+        return None if delay is None else float(delay)
+
     async def _fetch_robots(self, origin: str) -> Protego | None:
         url = origin + "/robots.txt"
         try:

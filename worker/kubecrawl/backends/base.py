@@ -66,6 +66,8 @@ class Outcome:
     #: ``time.monotonic()`` when the lease's fetch was answered (its last attempt ended; None: nothing
     #: was sent); the store measures the slot's next-allowed time from it (docs/distributed.md)
     answered: float | None = None
+    #: the slot's robots.txt ``Crawl-delay`` (seconds) as this worker read it, if it has one
+    crawl_delay: float | None = None
 
 
 #: stored expiry of a fingerprint seen without an age: it never expires
@@ -204,7 +206,7 @@ class Backend(ABC):
         acked leases; on an exception nothing was applied and the leases are still held.
         """
 
-    def fetch_done(self, lease_id: str, answered: float | None) -> None:
+    def fetch_done(self, oc: Outcome) -> None:
         """The fetch of a lease is over (its outcome is not committed yet): a store in this process may
         free the lease's download-slot place now instead of at the ack. Shared stores do nothing (the
         place is freed by the ack: telling them earlier would cost a round trip)."""

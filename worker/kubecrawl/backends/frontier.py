@@ -26,6 +26,8 @@ from urllib.parse import urlsplit
 
 #: the randomisation of ``download_delay`` (Scrapy's RANDOMIZE_DOWNLOAD_DELAY): 0.5x .. 1.5x
 DELAY_SPREAD = (0.5, 1.5)
+#: a robots.txt Crawl-delay above this is taken as this (a hostile value must not park a slot for days)
+MAX_CRAWL_DELAY = 60.0
 SLOT_KEYS = ("host", "domain")
 
 
@@ -75,6 +77,7 @@ class _Host:
     next_at: float = 0.0  # store clock (epoch s)
     scheduled: float | None = None  # the ready time it has in the heap (None: not in the heap)
     last_delay: float = 0.0  # the randomised delay chosen at its last pop
+    crawl_delay: float = 0.0  # its robots.txt Crawl-delay, a floor under the delay (0: none)
 
 
 @dataclass(slots=True)
@@ -122,7 +125,7 @@ class HostFrontier:
                 continue  # a stale heap entry
             h.scheduled = None
             free = self.policy.per_host - h.busy
-            k = min(free, n) if self.policy.delay <= 0 else min(1, free, n)
+            k = min(free, n) if self._delay(h) <= 0 else min(1, free, n)
             if k <= 0:
                 continue
             grants.append((key, k))
@@ -135,21 +138,33 @@ class HostFrontier:
         h = self.hosts[key]
         h.queued = max(0, left)
         h.busy += k
-        if self.policy.delay > 0 and k > 0:
-            h.last_delay = self.policy.delay * delay_factor()
+        if self._delay(h) > 0 and k > 0:
+            h.last_delay = self._chosen_delay(h)
             h.next_at = max(h.next_at, now + h.last_delay)
         self._schedule(key, h)
 
-    def finished(self, key: str, now: float, answered_ago: float | None, requeued: bool) -> None:
+    def _delay(self, h: _Host) -> float:
+        return max(self.policy.delay, h.crawl_delay)
+
+    def _chosen_delay(self, h: _Host) -> float:
+        """``download_delay`` x U(0.5, 1.5), never under the slot's Crawl-delay."""
+        return max(self.policy.delay * delay_factor(), h.crawl_delay)
+
+    def finished(
+        self, key: str, now: float, answered_ago: float | None, requeued: bool, crawl_delay: float | None = None
+    ) -> None:
         """A lease of ``key`` ended: acked (``requeued`` False) or back in the queue (release, expiry).
 
         ``answered_ago``: seconds since its fetch was answered, as the worker measured it (None: nothing
         was sent); the next request may start ``last_delay`` after that."""
         h = self._host(key)
         h.busy = max(0, h.busy - 1)
+        if crawl_delay is not None:
+            h.crawl_delay = min(max(crawl_delay, 0.0), MAX_CRAWL_DELAY)
+            h.last_delay = max(h.last_delay, h.crawl_delay)
         if requeued:
             h.queued += 1
-        elif answered_ago is not None and self.policy.delay > 0:
+        elif answered_ago is not None and self._delay(h) > 0:
             h.next_at = max(h.next_at, now - answered_ago + h.last_delay)
         self._schedule(key, h)
 

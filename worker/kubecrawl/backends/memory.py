@@ -161,7 +161,7 @@ class MemoryBackend(Backend):
                 held = self._leased.pop(oc.lease_id, None)
                 if held is not None and not self._free_once(oc.lease_id):
                     ago = None if oc.answered is None else time.monotonic() - oc.answered
-                    self.frontier.finished(held[0], now, ago, requeued=False)
+                    self.frontier.finished(held[0], now, ago, False, oc.crawl_delay)
             for k, v in oc.stats.items():
                 self.stats[k] = self.stats.get(k, 0) + v
         if lines and self._out is not None:
@@ -176,13 +176,14 @@ class MemoryBackend(Backend):
             return True
         return False
 
-    def fetch_done(self, lease_id: str, answered: float | None) -> None:
-        held = self._leased.get(lease_id)
-        if held is None or lease_id in self._freed:
+    def fetch_done(self, oc: Outcome) -> None:
+        lid = oc.lease_id
+        held = None if lid is None else self._leased.get(lid)
+        if held is None or lid is None or lid in self._freed:
             return
-        self._freed.add(lease_id)
-        ago = None if answered is None else time.monotonic() - answered
-        self.frontier.finished(held[0], self.clock(), ago, requeued=False)
+        self._freed.add(lid)
+        ago = None if oc.answered is None else time.monotonic() - oc.answered
+        self.frontier.finished(held[0], self.clock(), ago, False, oc.crawl_delay)
 
     async def release(self, lease_ids: list[str]) -> None:
         now = self.clock()

@@ -34,7 +34,7 @@ from ..request import _MAX_WIRE_BYTES, Request
 from ..settings import Settings
 from .base import Backend, CommitResult, Lease, Outcome, RoundInfo, StoreHealth
 from .bloom import INTSET_ENTRIES, BloomParams, bloom_offsets, bucket_count, set_member
-from .frontier import Politeness, slot_key
+from .frontier import MAX_CRAWL_DELAY, Politeness, slot_key
 
 log = logging.getLogger(__name__)
 
@@ -408,7 +408,7 @@ class RedisBackend(Backend):
         index: dict[str, int] = {}
         req_args: list[Any] = []
         item_args: list[Any] = []
-        acks: list[Any] = []  # id, ms since answered ('' = nothing sent)
+        acks: list[Any] = []  # id, ms since answered ('' = nothing sent), Crawl-delay ms ('' = none)
         stats: dict[str, int] = {}
         nreq = nitem = 0
         now_mono = time.monotonic()
@@ -421,7 +421,8 @@ class RedisBackend(Backend):
                 nitem += 1
             if oc.lease_id is not None:
                 ago = "" if oc.answered is None else int((now_mono - oc.answered) * 1000)
-                acks.extend((oc.lease_id, ago))
+                cd = "" if oc.crawl_delay is None else int(min(max(oc.crawl_delay, 0.0), MAX_CRAWL_DELAY) * 1000)
+                acks.extend((oc.lease_id, ago, cd))
             for name, v in oc.stats.items():
                 stats[name] = stats.get(name, 0) + v
         # this commit included: round trips since the last report
@@ -439,7 +440,7 @@ class RedisBackend(Backend):
             self._commit_seq,
             nreq,
             nitem,
-            len(acks) // 2,
+            len(acks) // 3,
             len(stat_args) // 2,
             self._now_arg(),
             self.politeness.per_host,

@@ -303,7 +303,7 @@ class SQLiteBackend(Backend):
         stats: dict[str, int] = {}
         mode = self.frontier.policy.slot_key
         added: dict[str, int] = {}
-        acked: list[tuple[str, float | None]] = []
+        acked: list[tuple[str, Outcome]] = []
         db.execute("BEGIN")
         try:
             for oc in outcomes:
@@ -328,7 +328,7 @@ class SQLiteBackend(Backend):
                     rid = int(oc.lease_id)
                     db.execute("DELETE FROM queue WHERE id=?", (rid,))
                     if rid in self._leased and rid not in self._freed:
-                        acked.append((self._leased[rid], oc.answered))
+                        acked.append((self._leased[rid], oc))
                 for k, v in oc.stats.items():
                     stats[k] = stats.get(k, 0) + v
             if stats:
@@ -346,8 +346,9 @@ class SQLiteBackend(Backend):
             if oc.lease_id is not None and oc.lease_id.isdigit():
                 self._leased.pop(int(oc.lease_id), None)
                 self._freed.discard(int(oc.lease_id))
-        for host, answered in acked:
-            self.frontier.finished(host, now, None if answered is None else mono - answered, requeued=False)
+        for host, oc in acked:
+            ago = None if oc.answered is None else mono - oc.answered
+            self.frontier.finished(host, now, ago, False, oc.crawl_delay)
         for host, count in added.items():
             self.frontier.added(host, count)
         if res.items_stored and self._out is not None:
@@ -385,14 +386,15 @@ class SQLiteBackend(Backend):
             else:
                 self.frontier.finished(host, now, None, requeued=True)
 
-    def fetch_done(self, lease_id: str, answered: float | None) -> None:
-        rid = int(lease_id) if lease_id.isdigit() else -1
+    def fetch_done(self, oc: Outcome) -> None:
+        lid = oc.lease_id or ""
+        rid = int(lid) if lid.isdigit() else -1
         host = self._leased.get(rid)
         if host is None or rid in self._freed:
             return
         self._freed.add(rid)
-        ago = None if answered is None else time.monotonic() - answered
-        self.frontier.finished(host, self.clock(), ago, requeued=False)
+        ago = None if oc.answered is None else time.monotonic() - oc.answered
+        self.frontier.finished(host, self.clock(), ago, False, oc.crawl_delay)
 
     async def queued(self) -> int:
         return int(self.db.execute("SELECT count(*) FROM queue WHERE leased=0").fetchone()[0])

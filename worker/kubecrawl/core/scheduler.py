@@ -131,7 +131,7 @@ class Scheduler:
         self.active -= 1
         self.pending.append(oc)
         if oc.lease_id is not None:
-            self.backend.fetch_done(oc.lease_id, oc.answered)  # a local store frees the slot place now
+            self.backend.fetch_done(oc)  # a local store frees the slot place now
         if len(self.pending) >= self.s.pop_batch or not self.buffer:
             self._wake.set()
 

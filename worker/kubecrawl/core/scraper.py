@@ -176,6 +176,7 @@ class Scraper:
             stats.inc("robots_denied")
             log.debug("disallowed by robots.txt: %s", req.url)
             return oc
+        oc.crawl_delay = self.downloader.crawl_delay(req.url)
         t0 = time.perf_counter()
         try:
             resp = await self.downloader.fetch(req)

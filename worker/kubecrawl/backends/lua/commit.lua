@@ -8,7 +8,8 @@
 --       clock), 10 concurrency per host, 11 host queue key prefix, then
 --       nreq x {flag ('n'|'d'), key index, member (int64 | comma-separated bit offsets), ttl ms ('' = none),
 --               raw fingerprint, score, payload, download slot},
---       nitem x {key, content hash, json}, nack x {id, ms since its fetch was answered ('' = nothing sent)},
+--       nitem x {key, content hash, json}, nack x {id, ms since its fetch was answered ('' = nothing sent),
+--               the slot's robots.txt Crawl-delay ms ('' = none)},
 --       nstat x {name, increment}
 -- Returns {enqueued, filtered, items stored, items duplicate}
 local dedup, item_dedup = ARGV[1], ARGV[2]
@@ -145,8 +146,8 @@ for _ = 1, nitem do
 end
 
 for _ = 1, nack do
-  local id, ago = ARGV[i], ARGV[i + 1]
-  i = i + 2
+  local id, ago, cd = ARGV[i], ARGV[i + 1], ARGV[i + 2]
+  i = i + 3
   -- a lease reaped before this ack: its payload goes, so the requeued copy is skipped when popped
   redis.call('HDEL', REQ, id)
   redis.call('HDEL', OWNERS, id)
@@ -155,6 +156,14 @@ for _ = 1, nack do
     redis.call('HDEL', LHOST, id)
     if redis.call('HINCRBY', F, 'b:' .. host, -1) <= 0 then redis.call('HDEL', F, 'b:' .. host) end
     local d = redis.call('HGET', F, 'd:' .. host)
+    if cd ~= '' then
+      -- robots.txt Crawl-delay: a floor under this slot's delay from now on, for every worker
+      redis.call('HSET', F, 'c:' .. host, cd)
+      if not d or tonumber(d) < tonumber(cd) then
+        d = cd
+        redis.call('HSET', F, 'd:' .. host, cd)
+      end
+    end
     if d and ago ~= '' then
       -- the next request may start the chosen delay after this one's fetch was answered
       local cur = tonumber(redis.call('HGET', F, 'n:' .. host) or '0')

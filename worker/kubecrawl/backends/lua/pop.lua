@@ -24,10 +24,11 @@ local function score_of(raw)
   return 0
 end
 
--- delay x U(0.5, 1.5) from the caller's seed (a script's math.random is not random per call)
-local function rand_delay()
+-- delay x U(0.5, 1.5) from the caller's seed (a script's math.random is not random per call),
+-- never under the slot's robots.txt Crawl-delay ('c:'host, ms)
+local function rand_delay(floor)
   seed = (seed * 1103515245 + 12345) % 2147483648
-  return math.floor(delay * (0.5 + seed / 2147483648))
+  return math.max(math.floor(delay * (0.5 + seed / 2147483648)), floor)
 end
 
 local function schedule(host)
@@ -66,7 +67,8 @@ local hosts = redis.call('ZRANGEBYSCORE', READY, '-inf', now, 'LIMIT', 0, want)
 for _, host in ipairs(hosts) do
   if want <= 0 then break end
   local k = math.min(per_host - tonumber(redis.call('HGET', F, 'b:' .. host) or '0'), want)
-  if delay > 0 then k = math.min(k, 1) end
+  local floor = tonumber(redis.call('HGET', F, 'c:' .. host) or '0')
+  if delay > 0 or floor > 0 then k = math.min(k, 1) end
   local got = 0
   if k > 0 then
     local popped = redis.call('ZPOPMIN', prefix .. host, k)
@@ -92,8 +94,8 @@ for _, host in ipairs(hosts) do
   if got > 0 then
     redis.call('HINCRBY', F, 'b:' .. host, got)
     want = want - got
-    if delay > 0 then
-      local d = rand_delay()
+    if delay > 0 or floor > 0 then
+      local d = rand_delay(floor)
       redis.call('HSET', F, 'd:' .. host, d)
       local cur = tonumber(redis.call('HGET', F, 'n:' .. host) or '0')
       redis.call('HSET', F, 'n:' .. host, math.max(cur, now + d))
