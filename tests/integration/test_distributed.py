@@ -106,8 +106,10 @@ def test_master_and_three_slaves_fetch_every_page_exactly_once(
 
 
 def test_killed_slave_loses_no_request(http_server: TestHTTPServer, redis_server: RedisServer, cluster_factory) -> None:
-    paths = generated_site(http_server, PAGES, links=10)
-    # politeness delay, for the whole cluster: about 50 pages/s, so the crawl lasts long enough to kill it 4 times
+    # politeness delay, for the whole cluster: about 50 pages/s, so the crawl lasts long enough to kill it
+    # 4 times; pages of 50 ms keep each lease held long enough that a slave seen holding one still does
+    # when it is killed a moment later
+    paths = generated_site(http_server, PAGES, links=10, delay=0.05)
     cluster: Cluster = cluster_factory(http_server, redis_server.url, "kill", lease_seconds=20, download_delay=0.02)
     cluster.start_slaves(3)
     cluster.start("master", "master")
