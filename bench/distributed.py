@@ -205,7 +205,9 @@ async def _fill_with_commit(url: str, dedup: str, n: int, capacity: int, error_r
     for start in range(0, n, 5000):
         await b.commit([Outcome(None, requests=_fp_requests(min(5000, n - start), start))])
         # keep only the fingerprints: drop the queued requests as we go
-        await b.r.delete(b.k.queue, b.k.requests)
+        await b.r.delete(
+            b.k.frontier, b.k.ready, b.k.requests, *[key async for key in b.r.scan_iter(b.k.host_queue_prefix + "*")]
+        )
     await b.close()
 
 
@@ -221,7 +223,9 @@ def memory_variant(dedup: str, n: int, capacity: int, error_rate: float, workdir
         before = r.used_memory()
         asyncio.run(_fill_with_commit(r.url, dedup, n, capacity, error_rate))
         k = Keys("mem")
-        r.client.delete(k.queue, k.requests, k.meta, k.stats)
+        r.client.delete(
+            k.frontier, k.ready, k.requests, k.meta, k.stats, *r.client.scan_iter(k.host_queue_prefix + "*")
+        )
         delta = (r.used_memory() - before) / n
         usage = sum(int(r.client.memory_usage(key, samples=0) or 0) for key in r.client.scan_iter(k.prefix + "seen:*"))
         return delta, usage / n

@@ -20,10 +20,10 @@ import redis.asyncio as aioredis
 
 from kubecrawl.backends.base import Backend
 from kubecrawl.backends.memory import MemoryBackend
-from kubecrawl.backends.redis import Keys, RedisBackend
+from kubecrawl.backends.redis import RedisBackend
 from kubecrawl.backends.sqlite import SQLiteBackend, export_state_items
 from kubecrawl.status import export_items
-from tests.helpers.redis_server import RedisServer, redis_server
+from tests.helpers.redis_server import RedisServer, enqueue_raw, redis_server
 
 __all__ = ["redis_server"]  # the per-test server, for tests that stop it
 
@@ -90,13 +90,12 @@ class Stores:
         if self.kind == "sqlite":
             db = sqlite3.connect(self.tmp / "state" / "state.sqlite3")
             with db:
-                db.execute("INSERT INTO queue (prio, data) VALUES (?, ?)", (priority, payload))
+                # in the download slot of the test requests (BASE's host), as a commit would file it
+                db.execute("INSERT INTO queue (prio, data, host) VALUES (?, ?, ?)", (priority, payload, "127.0.0.1"))
             db.close()
             return
         assert self.server is not None and self.kind.startswith("redis")
-        k, r = Keys(self.crawl), self.server.client()
-        r.hset(k.requests, "hostile", payload)
-        r.zadd(k.queue, {"hostile": -priority})
+        enqueue_raw(self.server.client(), self.crawl, "hostile", payload, priority, slot="127.0.0.1")
 
     def stored_items(self) -> list[dict[str, Any]]:
         """Every item the store holds, in storage order, read the way users read them."""

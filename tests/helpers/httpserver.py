@@ -27,12 +27,18 @@ class RequestInfo:
 
 
 class TestHTTPServer:
-    """Start with ``start()``; ``url(path)``; ``log`` lists ``(method, path)`` in arrival order."""
+    """Start with ``start()``; ``url(path)``; ``log`` lists ``(method, path)`` in arrival order.
+
+    ``timeline`` holds ``(path, start, end)`` per request in ``time.monotonic()`` seconds: when the
+    server had the request (headers parsed) and when it had written the whole reply; the witness of
+    politeness tests. ``bind`` is any loopback address (all of 127/8 is loopback): one host per server.
+    """
 
     __test__ = False  # not a pytest test class
 
     def __init__(self, host: str = "127.0.0.1") -> None:
         self.host = host  # any 127.0.0.0/8 address: a second "machine" on loopback
+        self.timeline: list[tuple[str, float, float]] = []
         self.routes: dict[str, Handler] = {}
         self.fallback: Handler | None = None
         self.log: list[tuple[str, str]] = []
@@ -60,6 +66,14 @@ class TestHTTPServer:
                 pass
 
             def _serve(self) -> None:
+                t0 = time.monotonic()
+                try:
+                    self._reply()
+                finally:
+                    with server._lock:
+                        server.timeline.append((self.path, t0, time.monotonic()))
+
+            def _reply(self) -> None:
                 length = int(self.headers.get("content-length") or 0)
                 received = self.rfile.read(length) if length else b""
                 path = self.path

@@ -146,3 +146,17 @@ def make_redis_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Call
     yield make
     for s in servers:
         s.stop()
+
+
+def enqueue_raw(client: redis.Redis, crawl: str, rid: str, payload: bytes, priority: int = 100, slot: str = "") -> None:
+    """Put a raw queue entry behind the store's back (a hostile writer), in download slot ``slot``.
+
+    As commit.lua enqueues: payload, the slot's queue, the queued count, and the slot ready now.
+    """
+    from kubecrawl.backends.redis import Keys
+
+    k = Keys(crawl)
+    client.hset(k.requests, rid, payload)
+    client.zadd(k.host_queue(slot), {rid: -priority})
+    client.hincrby(k.frontier, "queued", 1)
+    client.zadd(k.ready, {slot: 0}, nx=True)

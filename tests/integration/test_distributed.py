@@ -16,8 +16,8 @@ from typing import TYPE_CHECKING
 import orjson
 import pytest
 
-from kubecrawl.backends.redis import Keys
 from tests.helpers.httpserver import TestHTTPServer, generated_site
+from tests.helpers.redis_server import enqueue_raw
 from tests.integration.conftest import free_port
 from tests.integration.distributed_cluster import KUBECRAWL, Cluster, write_spider
 
@@ -68,12 +68,12 @@ def test_master_and_three_slaves_fetch_every_page_exactly_once(
     http_server: TestHTTPServer, redis_server: RedisServer, cluster_factory
 ) -> None:
     paths = generated_site(http_server, PAGES, links=10)
-    cluster: Cluster = cluster_factory(http_server, redis_server.url, "gen")
-    k = Keys("gen")
+    # concurrency_per_host holds for the whole cluster: 48 lets 3 slaves of concurrency 16 fill their
+    # batches as before (the default 8 would leave each ~3 leases; docs/distributed.md, round trips)
+    cluster: Cluster = cluster_factory(http_server, redis_server.url, "gen", concurrency_per_host=48)
     r = redis_server.client()
     for i, payload in enumerate(HOSTILE):  # hostile entries waiting at the head of the queue
-        r.hset(k.requests, f"hostile-{i}", payload)
-        r.zadd(k.queue, {f"hostile-{i}": -1000})
+        enqueue_raw(r, "gen", f"hostile-{i}", payload, 1000, slot="127.0.0.1")
 
     cluster.start_slaves(3)  # slaves first: they wait for the seeds
     cluster.start("master", "master")
@@ -106,9 +106,11 @@ def test_master_and_three_slaves_fetch_every_page_exactly_once(
 
 
 def test_killed_slave_loses_no_request(http_server: TestHTTPServer, redis_server: RedisServer, cluster_factory) -> None:
-    paths = generated_site(http_server, PAGES, links=10)
-    # politeness delay: at most 20 pages/s per slave, so the crawl lasts long enough to kill it 4 times
-    cluster: Cluster = cluster_factory(http_server, redis_server.url, "kill", lease_seconds=20, download_delay=0.05)
+    # politeness delay, for the whole cluster: about 50 pages/s, so the crawl lasts long enough to kill it
+    # 4 times; pages of 50 ms keep each lease held long enough that a slave seen holding one still does
+    # when it is killed a moment later
+    paths = generated_site(http_server, PAGES, links=10, delay=0.05)
+    cluster: Cluster = cluster_factory(http_server, redis_server.url, "kill", lease_seconds=20, download_delay=0.02)
     cluster.start_slaves(3)
     cluster.start("master", "master")
     # slave-0 is SIGKILLed repeatedly and comes back under its own id (reclaims its leases at once);

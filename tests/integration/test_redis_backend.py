@@ -14,6 +14,7 @@ from kubecrawl.backends.base import ItemRecord, Outcome
 from kubecrawl.backends.redis import Keys, RedisBackend
 from kubecrawl.request import Request
 from kubecrawl.status import export_items, format_status, read_status
+from tests.helpers.redis_server import enqueue_raw
 
 if TYPE_CHECKING:
     from tests.integration.conftest import RedisServer
@@ -124,8 +125,7 @@ async def test_hostile_queue_entry_is_rejected_and_counted(redis_server: RedisSe
     await b.commit([Outcome(None, requests=reqs("/good"))])
     k = Keys("t")
     r = redis_server.client()
-    r.hset(k.requests, "hostile", payload)
-    r.zadd(k.queue, {"hostile": -100})  # ahead of everything
+    enqueue_raw(r, "t", "hostile", payload, 100, slot="127.0.0.1")  # ahead of everything
     leases = await b.pop(10)
     assert [lease.request.url for lease in leases] == ["http://127.0.0.1:1/good"]
     assert b.rejected == 1

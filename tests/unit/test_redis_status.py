@@ -8,7 +8,21 @@ from kubecrawl.status import CrawlStatus, format_status, pages_per_minute
 
 def test_every_key_of_a_crawl_shares_one_hash_tag() -> None:
     k = Keys("news.sina")
-    keys = [k.queue, k.requests, k.leases, k.owners, k.items, k.item_seen, k.stats, k.workers, k.meta, k.seen_ttl]
+    keys = [
+        k.frontier,
+        k.ready,
+        k.lease_hosts,
+        k.host_queue("example.com"),
+        k.requests,
+        k.leases,
+        k.owners,
+        k.items,
+        k.item_seen,
+        k.stats,
+        k.workers,
+        k.meta,
+        k.seen_ttl,
+    ]
     keys += [k.seen_bucket(7), k.bloom_shard(0)]
     assert crawl_prefix("news.sina") == "kc:{news.sina}:"
     assert all(key.startswith("kc:{news.sina}:") for key in keys)

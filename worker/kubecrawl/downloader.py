@@ -22,6 +22,7 @@ from urllib.parse import SplitResult, urlsplit
 import httpx
 from protego import Protego
 
+from .backends.frontier import DELAY_SPREAD
 from .compression import ACCEPT_ENCODING, decode_body
 from .errors import DownloadError
 from .netguard import SSRFGuard, SSRFRefused, is_ssrf_error
@@ -79,19 +80,11 @@ def _aiohttp_error_kinds() -> dict[type[BaseException], tuple[str, bool]]:
     }
 
 
-@dataclass(slots=True)
-class _Slot:
-    sem: asyncio.Semaphore
-    next_at: float = 0.0
-    lock: asyncio.Lock | None = None
-
-
 class Downloader:
     def __init__(self, settings: Settings, guard: SSRFGuard | None = None, stats: Stats | None = None) -> None:
         self.s = settings
         self.stats = stats if stats is not None else Stats()
         self.guard = guard
-        self._slots: dict[str, _Slot] = {}
         self._robots: dict[str, Protego | _RobotsUnavailable | object] = {}
         self._robots_locks: dict[str, asyncio.Lock] = {}
         self.client = self._make_client()
@@ -152,24 +145,9 @@ class Downloader:
     async def close(self) -> None:
         await self.client.aclose()
 
-    # -- politeness --------------------------------------------------------------------------
-    def _slot(self, host: str) -> _Slot:
-        slot = self._slots.get(host)
-        if slot is None:
-            slot = self._slots[host] = _Slot(asyncio.Semaphore(self.s.concurrency_per_host))
-            if self.s.download_delay > 0:
-                slot.lock = asyncio.Lock()
-        return slot
-
-    async def _wait_delay(self, slot: _Slot) -> None:
-        if slot.lock is None:
-            return
-        async with slot.lock:
-            now = time.monotonic()
-            if slot.next_at > now:
-                await asyncio.sleep(slot.next_at - now)
-            # randomised like Scrapy's RANDOMIZE_DOWNLOAD_DELAY: 0.5x..1.5x
-            slot.next_at = time.monotonic() + self.s.download_delay * random.uniform(0.5, 1.5)
+    # Politeness (concurrency_per_host, download_delay) is the store's: its frontier leases a request
+    # only when its download slot is ready and has a free concurrency slot, for every worker of the
+    # crawl together (backends/frontier.py). Within one lease, a retry waits at least the delay.
 
     async def _guard(self, url: str) -> None:
         """The SSRF check before connecting to ``url`` (raises SSRFRefused)."""
@@ -209,6 +187,20 @@ class Downloader:
         if not isinstance(entry, Protego):
             return True  # _ALLOW_ALL
         return bool(entry.can_fetch(url, self.s.user_agent))
+
+    def crawl_delay(self, url: str) -> float | None:
+        """The ``Crawl-delay`` of ``url``'s robots.txt for our user agent, once it has been read."""
+        if not self.s.obey_robots:
+            return None
+        try:
+            parts = urlsplit(url)
+        except ValueError:
+            return None
+        rp = self._robots.get(f"{parts.scheme}://{parts.netloc}")
+        if not isinstance(rp, Protego):  # not read yet, allow-all or unavailable
+            return None
+        delay = rp.crawl_delay(self.s.user_agent)
+        return None if delay is None else float(delay)
 
     async def _fetch_robots(self, origin: str) -> Protego | object:
         """robots.txt of ``origin`` as RFC 9309 says: at most 500 KiB parsed, up to five redirects (each
@@ -289,6 +281,8 @@ class Downloader:
                 if wait is None:
                     wait = self.s.retry_backoff * (2 ** (attempt - 1)) * random.uniform(0.8, 1.2)
                 wait = min(wait, self.s.retry_max_wait)
+                if self.s.download_delay > 0:  # the lease holds the slot: its retry keeps the slot's delay
+                    wait = max(wait, self.s.download_delay * random.uniform(*DELAY_SPREAD))
                 log.debug("retry %d of %s in %.2fs: %s", attempt, request.url, wait, exc)
                 await asyncio.sleep(wait)
 
@@ -353,14 +347,11 @@ class Downloader:
         try:
             if self.guard is not None:
                 await self._guard(url)
-            slot = self._slot(host)
-            async with slot.sem:
-                await self._wait_delay(slot)
-                resp = await self._send(request, url, method, body)
-                try:
-                    content = await self._read_limited(resp, url)
-                finally:
-                    await resp.aclose()
+            resp = await self._send(request, url, method, body)
+            try:
+                content = await self._read_limited(resp, url)
+            finally:
+                await resp.aclose()
         except self._mapped_errors as exc:
             raise self._download_error(exc) from exc
         return resp.status_code, resp.headers, content

@@ -46,15 +46,26 @@ def make_backend(settings: Settings, spider: Spider) -> Backend:
     dedup = item_dedup_of(settings, spider)
     if settings.role == "none":
         feeds = settings.feed_specs()
+        from .backends.frontier import Politeness
+
+        polite = Politeness(settings.concurrency_per_host, settings.download_delay, settings.slot_key)
         if settings.state_dir is not None:
             from .backends.sqlite import SQLiteBackend
 
             return SQLiteBackend(
-                settings.state_dir, None, dedup, settings.fingerprint_ttl, feeds=feeds, feed_name=spider.name
+                settings.state_dir,
+                None,
+                dedup,
+                settings.fingerprint_ttl,
+                feeds=feeds,
+                feed_name=spider.name,
+                politeness=polite,
             )
         from .backends.memory import MemoryBackend
 
-        return MemoryBackend(None, dedup, settings.fingerprint_ttl, feeds=feeds, feed_name=spider.name)
+        return MemoryBackend(
+            None, dedup, settings.fingerprint_ttl, feeds=feeds, feed_name=spider.name, politeness=polite
+        )
     from .backends.redis import RedisBackend
 
     backend = RedisBackend.from_settings(settings, crawl_name(settings, spider))

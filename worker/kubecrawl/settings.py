@@ -84,9 +84,11 @@ class Settings(BaseModel):
     concurrency: int = Field(32, ge=1, le=10_000)
     """Concurrent requests in this process."""
     concurrency_per_host: int = Field(8, ge=1, le=10_000)
-    """Concurrent requests to one host."""
+    """Concurrent requests to one download slot (host), for the whole crawl: every worker together."""
     download_delay: float = Field(0.0, ge=0)
-    """Seconds between requests to one host (randomised 0.5x-1.5x)."""
+    """Seconds between the starts of two requests to one download slot, for the whole crawl (randomised 0.5x-1.5x)."""
+    slot_key: Literal["host", "domain"] = "host"
+    """What a download slot is: the URL's hostname, or its registered domain (the bundled Public Suffix List; never fetched)."""
     download_timeout: float = Field(30.0, gt=0)
     """Seconds before a request times out (connect, read, each)."""
     max_retries: int = Field(3, ge=0, le=100)

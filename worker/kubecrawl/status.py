@@ -83,13 +83,14 @@ def read_status(client: redis.Redis, crawl: str) -> CrawlStatus:
     k = Keys(crawl)
     p = client.pipeline(transaction=False)
     p.time()
-    p.zcard(k.queue)
+    p.hget(k.frontier, "queued")
     p.zcard(k.leases)
     p.xlen(k.items)
     p.hgetall(k.stats)
     p.hgetall(k.meta)
     p.zrange(k.workers, 0, -1, withscores=True)
     now_t, queued, leased, items, raw_stats, raw_meta, workers = p.execute()
+    queued = _int(queued)
     now_ms = int(now_t[0]) * 1000 + int(now_t[1]) // 1000
     stats = {_s(kk): _int(v) for kk, v in raw_stats.items()}
     meta = {_s(kk): _s(v) for kk, v in raw_meta.items()}

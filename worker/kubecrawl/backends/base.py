@@ -63,6 +63,11 @@ class Outcome:
     requests: list[Request] = field(default_factory=list)
     items: list[ItemRecord] = field(default_factory=list)
     stats: dict[str, int] = field(default_factory=dict)
+    #: ``time.monotonic()`` when the lease's fetch was answered (its last attempt ended; None: nothing
+    #: was sent); the store measures the slot's next-allowed time from it (docs/distributed.md)
+    answered: float | None = None
+    #: the slot's robots.txt ``Crawl-delay`` (seconds) as this worker read it, if it has one
+    crawl_delay: float | None = None
 
 
 #: stored expiry of a fingerprint seen without an age: it never expires
@@ -146,6 +151,9 @@ class Backend(ABC):
     reaped: int = 0
     #: leases a previous run of this worker held, put back in the queue at :meth:`open`
     reclaimed: int = 0
+    #: after :meth:`pop`: seconds until the earliest download slot with queued work and a free
+    #: concurrency slot is ready (0: now), or None when no slot is (all busy, or nothing queued)
+    next_ready: float | None = None
 
     def counters(self) -> dict[str, int]:
         """Store-side counters of this process, for metrics and the summary.
@@ -175,7 +183,11 @@ class Backend(ABC):
 
     @abstractmethod
     async def pop(self, n: int) -> list[Lease]:
-        """Take and lease up to ``n`` requests, highest priority first, FIFO within a priority.
+        """Take and lease up to ``n`` requests of ready download slots, by priority within a slot.
+
+        Only slots whose next-allowed time has passed and that have a free concurrency slot give
+        requests (backends/frontier.py); within a slot highest priority first, FIFO within a priority.
+        Sets :attr:`next_ready`.
 
         The caller fetches each leased request and, later, either commits an :class:`Outcome` with the
         lease id (ack) or releases it. An empty list means nothing is queued right now (other workers may
@@ -193,6 +205,11 @@ class Backend(ABC):
         crawl's counters. The caller adds the :class:`CommitResult` counts to its stats and forgets the
         acked leases; on an exception nothing was applied and the leases are still held.
         """
+
+    def fetch_done(self, oc: Outcome) -> None:
+        """The fetch of a lease is over (its outcome is not committed yet): a store in this process may
+        free the lease's download-slot place now instead of at the ack. Shared stores do nothing (the
+        place is freed by the ack: telling them earlier would cost a round trip)."""
 
     @abstractmethod
     async def release(self, lease_ids: list[str]) -> None:

@@ -25,6 +25,7 @@ from .base import (
     fingerprint_rule,
     local_worker_id,
 )
+from .frontier import HostFrontier, Politeness, slot_key
 
 log = logging.getLogger(__name__)
 
@@ -89,12 +90,16 @@ class MemoryBackend(Backend):
         worker_id: str | None = None,
         feeds: list[FeedSpec] | None = None,
         feed_name: str = "items",
+        politeness: Politeness | None = None,
     ) -> None:
         self.clock = clock or time.time
         self.worker_id = worker_id or local_worker_id()
-        self._heap: list[tuple[int, int, Request]] = []
+        self.frontier = HostFrontier(politeness or Politeness())
+        self._queues: dict[str, list[tuple[int, int, Request]]] = {}  # slot -> its heap
+        self._queued = 0
         self._seq = itertools.count()
-        self._leased: dict[str, tuple[int, int, Request]] = {}  # lease id -> its heap entry
+        self._leased: dict[str, tuple[str, tuple[int, int, Request]]] = {}  # lease id -> slot, heap entry
+        self._freed: set[str] = set()  # leases whose slot place fetch_done already gave back
         self._lease_seq = itertools.count()
         self.seen = SeenSet()
         self.items = ItemKeys(item_dedup)
@@ -148,16 +153,27 @@ class MemoryBackend(Backend):
 
     async def pop(self, n: int) -> list[Lease]:
         out: list[Lease] = []
-        heap = self._heap
-        while heap and len(out) < n:
-            entry = heapq.heappop(heap)
-            lid = str(next(self._lease_seq))
-            self._leased[lid] = entry
-            out.append(Lease(lid, entry[2]))
+        now = self.clock()
+        fr = self.frontier
+        for key, k in fr.take(now, n):
+            heap = self._queues[key]
+            got = 0
+            while heap and got < k:
+                entry = heapq.heappop(heap)
+                lid = str(next(self._lease_seq))
+                self._leased[lid] = (key, entry)
+                out.append(Lease(lid, entry[2]))
+                got += 1
+            self._queued -= got
+            fr.taken(key, got, now, len(heap))
+        self.next_ready = fr.next_ready(now)
         return out
 
     def _push(self, req: Request) -> None:
-        heapq.heappush(self._heap, (-req.priority, next(self._seq), req))
+        key = slot_key(req.url, self.frontier.policy.slot_key)
+        heapq.heappush(self._queues.setdefault(key, []), (-req.priority, next(self._seq), req))
+        self._queued += 1
+        self.frontier.added(key)
 
     async def commit(self, outcomes: list[Outcome]) -> CommitResult:
         res = CommitResult()
@@ -181,21 +197,47 @@ class MemoryBackend(Backend):
                 else:
                     res.items_duplicate += 1
             if oc.lease_id is not None:
-                self._leased.pop(oc.lease_id, None)
+                held = self._leased.pop(oc.lease_id, None)
+                if held is not None and not self._free_once(oc.lease_id):
+                    ago = None if oc.answered is None else time.monotonic() - oc.answered
+                    self.frontier.finished(held[0], now, ago, False, oc.crawl_delay)
             for k, v in oc.stats.items():
                 self.stats[k] = self.stats.get(k, 0) + v
         if self._sinks and (lines or self._pending):
             self._deliver(lines)
         return res
 
+    def _free_once(self, lid: str) -> bool:
+        """True if ``lid``'s place was already given back by :meth:`fetch_done` (and forget that)."""
+        if lid in self._freed:
+            self._freed.discard(lid)
+            return True
+        return False
+
+    def fetch_done(self, oc: Outcome) -> None:
+        lid = oc.lease_id
+        held = None if lid is None else self._leased.get(lid)
+        if held is None or lid is None or lid in self._freed:
+            return
+        self._freed.add(lid)
+        ago = None if oc.answered is None else time.monotonic() - oc.answered
+        self.frontier.finished(held[0], self.clock(), ago, False, oc.crawl_delay)
+
     async def release(self, lease_ids: list[str]) -> None:
+        now = self.clock()
         for lid in lease_ids:
-            entry = self._leased.pop(lid, None)
-            if entry is not None:
-                heapq.heappush(self._heap, entry)  # back in its place: priority, then original arrival
+            held = self._leased.pop(lid, None)
+            if held is not None:
+                key, entry = held
+                heapq.heappush(self._queues[key], entry)  # back in its place: priority, then original arrival
+                self._queued += 1
+                if self._free_once(lid):
+                    self.frontier.added(key)
+                else:
+                    self.frontier.finished(key, now, None, requeued=True)
 
     async def queued(self) -> int:
-        return len(self._heap)
+        return self._queued
 
     async def in_flight(self) -> int:
         return len(self._leased)

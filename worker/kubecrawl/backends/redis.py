@@ -16,6 +16,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import os
+import random
 import socket
 import time
 import uuid
@@ -33,6 +34,7 @@ from ..request import _MAX_WIRE_BYTES, Request
 from ..settings import Settings
 from .base import Backend, CommitResult, Lease, Outcome, RoundInfo, StoreHealth
 from .bloom import INTSET_ENTRIES, BloomParams, bloom_offsets, bucket_count, set_member
+from .frontier import MAX_CRAWL_DELAY, Politeness, slot_key
 
 log = logging.getLogger(__name__)
 
@@ -59,7 +61,11 @@ class Keys:
 
     def __init__(self, crawl: str) -> None:
         p = self.prefix = crawl_prefix(crawl)
-        self.queue = p + "queue"
+        self.frontier = p + "frontier"  # HASH: queued total; per slot leased count, next-allowed ms, delay
+        self.ready = p + "ready"  # ZSET: slots with work and a free concurrency slot -> next-allowed ms
+        self.lease_hosts = p + "lease_hosts"  # HASH: lease id -> its download slot
+        self.host_queue_prefix = p + "q:"  # + slot: ZSET of that slot's queued ids (score -priority)
+        self.legacy_queue = p + "queue"  # the one queue of workers before the frontier (migrated at open)
         self.requests = p + "requests"
         self.leases = p + "leases"
         self.owners = p + "owners"
@@ -69,6 +75,9 @@ class Keys:
         self.workers = p + "workers"
         self.meta = p + "meta"
         self.seen_ttl = p + "seen:ttl"
+
+    def host_queue(self, slot: str) -> str:
+        return self.host_queue_prefix + slot
 
     def seen_bucket(self, i: int) -> str:
         return f"{self.prefix}seen:{i}"
@@ -115,8 +124,10 @@ class RedisBackend(Backend):
         worker_id: str | None = None,
         spider_ref: str | None = None,
         clock: Callable[[], float] | None = None,
+        politeness: Politeness | None = None,
     ) -> None:
         self.r = client
+        self.politeness = politeness or Politeness()
         self.crawl = crawl
         self.k = Keys(crawl)
         self.dedup = dedup
@@ -139,7 +150,8 @@ class RedisBackend(Backend):
         self.reaped = 0
         self.reclaimed = 0
         self._scripts = {
-            n: client.register_script(_load_lua(n)) for n in ("pop", "commit", "release", "reject", "heartbeat")
+            n: client.register_script(_load_lua(n))
+            for n in ("pop", "commit", "release", "reject", "heartbeat", "migrate")
         }
         self._closed = False
 
@@ -162,6 +174,7 @@ class RedisBackend(Backend):
             fingerprint_ttl=settings.fingerprint_ttl,
             lease_seconds=settings.lease_seconds,
             spider_ref=settings.spider,
+            politeness=Politeness(settings.concurrency_per_host, settings.download_delay, settings.slot_key),
         )
 
     # -- plumbing ------------------------------------------------------------------------------
@@ -223,15 +236,43 @@ class RedisBackend(Backend):
             await self._ensure_intset_entries()
         if self.bloom is not None:
             await self._allocate_bloom()
+        await self._migrate_global_queue()
         n = await self._call(
             "reclaim own leases",
-            self._script(
-                "release", [self.k.queue, self.k.requests, self.k.leases, self.k.owners], [self.worker_id, "all"]
-            ),
+            self._script("release", self._release_keys(), [self.worker_id, "all", *self._release_args()]),
         )
         if n:
             self.reclaimed += int(n)
             log.info("reclaimed %d request(s) this worker (%s) held before a restart", n, self.worker_id)
+
+    async def _migrate_global_queue(self) -> None:
+        """Requests queued before the per-host frontier (one ``queue`` ZSET) go to their slots' queues.
+
+        Nothing queued by an older worker is left behind: 1,000 ids per round trip, until it is empty.
+        """
+        k = self.k
+        old = k.legacy_queue
+        moved = 0
+        while True:
+            entries: list[Any] = await self._call("migrate", lambda: self.r.zrange(old, 0, 999, withscores=True))
+            if not entries:
+                break
+            ids = [rid for rid, _ in entries]
+            payloads = await self._call("migrate", lambda ids=ids: self.r.hmget(k.requests, ids))  # type: ignore[misc]
+            args: list[Any] = [self.politeness.per_host, k.host_queue_prefix]
+            for (rid, score), raw in zip(entries, payloads, strict=True):
+                slot = ""
+                if raw is not None:
+                    try:
+                        slot = slot_key(Request.from_wire(raw).url, self.politeness.slot_key)
+                    except WireFormatError:
+                        pass  # moved as it is: rejected and counted when popped
+                args += [rid, score, slot]
+            moved += int(
+                await self._call("migrate", self._script("migrate", [old, k.frontier, k.ready, k.requests], args))
+            )
+        if moved:
+            log.info("moved %d request(s) queued by an older worker into the per-host frontier", moved)
 
     async def _allocate_bloom(self) -> None:
         """Create missing Bloom shards at their final size in one allocation.
@@ -278,17 +319,37 @@ class RedisBackend(Backend):
             log.debug("closing redis client: %s", exc)
 
     # -- queue ---------------------------------------------------------------------------------
+    def _release_keys(self) -> list[str]:
+        k = self.k
+        return [k.frontier, k.ready, k.requests, k.leases, k.owners, k.lease_hosts]
+
+    def _release_args(self) -> list[Any]:
+        return [self.politeness.per_host, self.k.host_queue_prefix]
+
     async def pop(self, n: int) -> list[Lease]:
         k = self.k
+        pol = self.politeness
         res = await self._call(
             "pop",
             self._script(
                 "pop",
-                [k.queue, k.requests, k.leases, k.owners, k.stats],
-                [n, self.worker_id, self.lease_ms, _MAX_WIRE_BYTES, REAP_MAX, self._now_arg()],
+                [k.frontier, k.ready, k.requests, k.leases, k.owners, k.lease_hosts, k.stats],
+                [
+                    n,
+                    self.worker_id,
+                    self.lease_ms,
+                    _MAX_WIRE_BYTES,
+                    REAP_MAX,
+                    self._now_arg(),
+                    pol.per_host,
+                    int(pol.delay * 1000),
+                    random.randrange(1, 2**31),
+                    k.host_queue_prefix,
+                ],
             ),
         )
-        reaped, huge = int(res[0]), int(res[1])
+        reaped, huge, wait = int(res[0]), int(res[1]), int(res[2])
+        self.next_ready = None if wait < 0 else wait / 1000
         if reaped:
             self.reaped += reaped
             log.info("%d expired lease(s) went back to the queue", reaped)
@@ -297,7 +358,7 @@ class RedisBackend(Backend):
             log.error("rejected %d oversized request payload(s) in %s", huge, k.requests)
         leases: list[Lease] = []
         bad: list[str] = []
-        for i in range(2, len(res), 2):
+        for i in range(3, len(res), 2):
             rid = res[i].decode() if isinstance(res[i], bytes) else str(res[i])
             try:
                 leases.append(Lease(rid, Request.from_wire(res[i + 1])))
@@ -306,7 +367,14 @@ class RedisBackend(Backend):
                 bad.append(rid)
         if bad:
             self.rejected += len(bad)
-            await self._call("reject", self._script("reject", [k.queue, k.requests, k.leases, k.owners, k.stats], bad))
+            await self._call(
+                "reject",
+                self._script(
+                    "reject",
+                    [k.frontier, k.ready, k.requests, k.leases, k.owners, k.lease_hosts, k.stats],
+                    [pol.per_host, k.host_queue_prefix, *bad],
+                ),
+            )
         return leases
 
     def _request_args(self, req: Request, keys: list[str], index: dict[str, int]) -> list[Any]:
@@ -332,17 +400,20 @@ class RedisBackend(Backend):
             fp,
             -req.priority,
             req.to_wire(),
+            slot_key(req.url, self.politeness.slot_key),
         ]
 
     async def commit(self, outcomes: list[Outcome]) -> CommitResult:
         k = self.k
-        keys = [k.queue, k.requests, k.leases, k.owners, k.items, k.item_seen, k.stats, k.meta, k.seen_ttl]
+        keys = [k.frontier, k.requests, k.leases, k.owners, k.items, k.item_seen, k.stats, k.meta, k.seen_ttl]
+        keys += [k.ready, k.lease_hosts]
         index: dict[str, int] = {}
         req_args: list[Any] = []
         item_args: list[Any] = []
-        acks: list[str] = []
+        acks: list[Any] = []  # id, ms since answered ('' = nothing sent), Crawl-delay ms ('' = none)
         stats: dict[str, int] = {}
         nreq = nitem = 0
+        now_mono = time.monotonic()
         for oc in outcomes:
             for req in oc.requests:
                 req_args.extend(self._request_args(req, keys, index))
@@ -351,7 +422,9 @@ class RedisBackend(Backend):
                 item_args.extend((rec.key, rec.content_hash, rec.data))
                 nitem += 1
             if oc.lease_id is not None:
-                acks.append(oc.lease_id)
+                ago = "" if oc.answered is None else int((now_mono - oc.answered) * 1000)
+                cd = "" if oc.crawl_delay is None else int(min(max(oc.crawl_delay, 0.0), MAX_CRAWL_DELAY) * 1000)
+                acks.extend((oc.lease_id, ago, cd))
             for name, v in oc.stats.items():
                 stats[name] = stats.get(name, 0) + v
         # this commit included: round trips since the last report
@@ -369,9 +442,11 @@ class RedisBackend(Backend):
             f"{self._incarnation}.{self._commit_seq}",
             nreq,
             nitem,
-            len(acks),
+            len(acks) // 3,
             len(stat_args) // 2,
             self._now_arg(),
+            self.politeness.per_host,
+            k.host_queue_prefix,
         ]
         args += req_args + item_args + acks + stat_args
         res = await self._call("commit", self._script("commit", keys, args))
@@ -381,14 +456,13 @@ class RedisBackend(Backend):
     async def release(self, lease_ids: list[str]) -> None:
         if not lease_ids:
             return
-        k = self.k
         await self._call(
             "release",
-            self._script("release", [k.queue, k.requests, k.leases, k.owners], [self.worker_id, "ids", *lease_ids]),
+            self._script("release", self._release_keys(), [self.worker_id, "ids", *self._release_args(), *lease_ids]),
         )
 
     async def queued(self) -> int:
-        return int(await self._call("zcard", lambda: self.r.zcard(self.k.queue)))
+        return int(await self._call("queued", lambda: self.r.hget(self.k.frontier, "queued")) or 0)
 
     async def in_flight(self) -> int:
         return int(await self._call("zcard", lambda: self.r.zcard(self.k.leases)))
@@ -425,12 +499,12 @@ class RedisBackend(Backend):
         async def run() -> list[Any]:
             async with self.r.pipeline(transaction=True) as p:
                 p.hmget(k.meta, ["round", "seeding"])
-                p.zcard(k.queue)
+                p.hget(k.frontier, "queued")
                 p.zcard(k.leases)
                 return list(await p.execute())
 
         (rnd, seeding), queued, leased = await self._call("is_complete", run)
-        return int(rnd or 0) >= 1 and seeding != b"1" and queued == 0 and leased == 0
+        return int(rnd or 0) >= 1 and seeding != b"1" and int(queued or 0) == 0 and leased == 0
 
     async def heartbeat(self, worker_id: str) -> None:
         """Record this store's worker id (the lease owner), not the engine's per-run id, as alive.

@@ -41,13 +41,14 @@ from .base import (
     StoreHealth,
     local_worker_id,
 )
+from .frontier import HostFrontier, Politeness, slot_key
 
 log = logging.getLogger(__name__)
 
 SCHEMA = """
 CREATE TABLE IF NOT EXISTS queue (id INTEGER PRIMARY KEY AUTOINCREMENT, prio INTEGER NOT NULL,
-                                  leased INTEGER NOT NULL DEFAULT 0, data BLOB NOT NULL);
-CREATE INDEX IF NOT EXISTS queue_next ON queue (leased, prio DESC, id);
+                                  leased INTEGER NOT NULL DEFAULT 0, data BLOB NOT NULL,
+                                  host TEXT NOT NULL DEFAULT '');
 CREATE TABLE IF NOT EXISTS seen (fp BLOB PRIMARY KEY, expires REAL) WITHOUT ROWID;
 CREATE TABLE IF NOT EXISTS item_keys (key BLOB PRIMARY KEY, hash BLOB NOT NULL) WITHOUT ROWID;
 CREATE TABLE IF NOT EXISTS items (id INTEGER PRIMARY KEY AUTOINCREMENT, data BLOB NOT NULL, key BLOB);
@@ -78,8 +79,10 @@ class SQLiteBackend(Backend):
         worker_id: str | None = None,
         feeds: list[FeedSpec] | None = None,
         feed_name: str = "items",
+        politeness: Politeness | None = None,
     ) -> None:
         self.clock = clock or time.time
+        self.frontier = HostFrontier(politeness or Politeness())
         self.worker_id = worker_id or local_worker_id()
         self.state_dir = state_dir
         self.path = state_dir / "state.sqlite3"
@@ -91,7 +94,8 @@ class SQLiteBackend(Backend):
         self._sinks: list[Sink] = []
         self._failing: dict[str, float] = {}  # sink key -> when it may be tried again
         self._store_id = ""
-        self._leased: set[int] = set()
+        self._leased: dict[int, str] = {}  # row id -> its download slot
+        self._freed: set[int] = set()  # leases whose slot place fetch_done already gave back
         self.rejected = 0
         self.reclaimed = 0
 
@@ -111,6 +115,7 @@ class SQLiteBackend(Backend):
             db.executescript(SCHEMA)
             if "key" not in {row[1] for row in db.execute("PRAGMA table_info(items)")}:
                 db.execute("ALTER TABLE items ADD COLUMN key BLOB")  # state dirs from before feeds
+            self._migrate_hosts(db)
         except sqlite3.DatabaseError as exc:
             raise StorageError(f"cannot open state store {self.path}: {exc}") from None
         self._db = db
@@ -118,11 +123,32 @@ class SQLiteBackend(Backend):
         if reclaimed:
             self.reclaimed += reclaimed
             log.info("resume: %d request(s) in flight at the last stop go back to the queue", reclaimed)
+        # the frontier's counts come from the queue; next-allowed times start afresh with the process
+        for host, n in db.execute("SELECT host, count(*) FROM queue WHERE leased=0 GROUP BY host"):
+            self.frontier.added(host, n)
         self._store_id = self._meta_get("store_id") or ""
         if not self._store_id:
             self._store_id = uuid.uuid4().hex
             self._meta_set("store_id", self._store_id)
         self._open_feeds()
+
+    def _migrate_hosts(self, db: sqlite3.Connection) -> None:
+        """A state dir from before the per-host frontier: give its queued rows their download slot."""
+        cols = {row[1] for row in db.execute("PRAGMA table_info(queue)")}
+        if "host" not in cols:
+            db.execute("ALTER TABLE queue ADD COLUMN host TEXT NOT NULL DEFAULT ''")
+            rows = db.execute("SELECT id, data FROM queue").fetchall()
+            fill = []
+            for rid, data in rows:
+                try:
+                    fill.append((slot_key(Request.from_wire(data).url, self.frontier.policy.slot_key), rid))
+                except WireFormatError:
+                    pass  # rejected when popped
+            db.execute("BEGIN")
+            db.executemany("UPDATE queue SET host=? WHERE id=?", fill)
+            db.execute("COMMIT")
+        db.execute("DROP INDEX IF EXISTS queue_next")
+        db.execute("CREATE INDEX IF NOT EXISTS queue_host ON queue (host, leased, prio DESC, id)")
 
     # -- feeds (the outbox: docs/feeds.md) -----------------------------------------------------
     def _active(self) -> list[dict[str, Any]] | None:
@@ -275,25 +301,41 @@ class SQLiteBackend(Backend):
     # -- queue -------------------------------------------------------------------------------
     async def pop(self, n: int) -> list[Lease]:
         db = self.db
-        rows = db.execute("SELECT id, data FROM queue WHERE leased=0 ORDER BY prio DESC, id LIMIT ?", (n,)).fetchall()
-        if not rows:
-            return []
-        db.execute("BEGIN")
-        db.executemany("UPDATE queue SET leased=1 WHERE id=?", [(r[0],) for r in rows])
+        fr = self.frontier
+        now = self.clock()
+        grants = fr.take(now, n)
         out: list[Lease] = []
-        bad: list[tuple[int]] = []
+        if grants:
+            db.execute("BEGIN")
+            try:
+                for host, k in grants:
+                    rows = db.execute(
+                        "SELECT id, data FROM queue WHERE host=? AND leased=0 ORDER BY prio DESC, id LIMIT ?", (host, k)
+                    ).fetchall()
+                    got = self._lease_rows(rows, host, out)
+                    # fewer rows than granted: the slot's queue is empty; else at least one may be left
+                    left = 0 if len(rows) < k else max(1, fr.hosts[host].queued - len(rows))
+                    fr.taken(host, got, now, left)
+            finally:
+                db.execute("COMMIT")
+        self.next_ready = fr.next_ready(now)
+        return out
+
+    def _lease_rows(self, rows: list[tuple[int, bytes]], host: str, out: list[Lease]) -> int:
+        db = self.db
+        got = 0
         for rid, data in rows:
             try:
                 out.append(Lease(str(rid), Request.from_wire(data)))
-                self._leased.add(rid)
             except WireFormatError as exc:
                 log.error("rejected a corrupt request in %s: %s", self.path, exc)
-                bad.append((rid,))
-        if bad:
-            db.executemany("DELETE FROM queue WHERE id=?", bad)
-            self.rejected += len(bad)
-        db.execute("COMMIT")
-        return out
+                db.execute("DELETE FROM queue WHERE id=?", (rid,))
+                self.rejected += 1
+                continue
+            db.execute("UPDATE queue SET leased=1 WHERE id=?", (rid,))
+            self._leased[rid] = host
+            got += 1
+        return got
 
     def _admit_request(self, req: Request, now: float) -> bool:
         """:func:`~.base.fingerprint_rule` in SQL (``expires`` NULL = never expires), one statement when admitted."""
@@ -334,17 +376,22 @@ class SQLiteBackend(Backend):
         db = self.db
         now = self.clock()
         stats: dict[str, int] = {}
+        mode = self.frontier.policy.slot_key
+        added: dict[str, int] = {}
+        acked: list[tuple[str, Outcome]] = []
         db.execute("BEGIN")
         try:
             for oc in outcomes:
                 new = []
                 for req in oc.requests:
                     if self._admit_request(req, now):
-                        new.append((req.priority, req.to_wire()))
+                        host = slot_key(req.url, mode)
+                        new.append((req.priority, req.to_wire(), host))
+                        added[host] = added.get(host, 0) + 1
                     else:
                         res.filtered += 1
                 if new:
-                    db.executemany("INSERT INTO queue (prio, data) VALUES (?, ?)", new)
+                    db.executemany("INSERT INTO queue (prio, data, host) VALUES (?, ?, ?)", new)
                     res.enqueued += len(new)
                 for rec in oc.items:
                     if self._admit_item(rec.key, rec.content_hash):
@@ -355,7 +402,8 @@ class SQLiteBackend(Backend):
                 if oc.lease_id is not None:
                     rid = int(oc.lease_id)
                     db.execute("DELETE FROM queue WHERE id=?", (rid,))
-                    self._leased.discard(rid)
+                    if rid in self._leased and rid not in self._freed:
+                        acked.append((self._leased[rid], oc))
                 for k, v in oc.stats.items():
                     stats[k] = stats.get(k, 0) + v
             if stats:
@@ -367,6 +415,17 @@ class SQLiteBackend(Backend):
         except BaseException:
             db.execute("ROLLBACK")
             raise
+        # the frontier follows what the transaction did, once it is durable
+        mono = time.monotonic()
+        for oc in outcomes:
+            if oc.lease_id is not None and oc.lease_id.isdigit():
+                self._leased.pop(int(oc.lease_id), None)
+                self._freed.discard(int(oc.lease_id))
+        for host, oc in acked:
+            ago = None if oc.answered is None else mono - oc.answered
+            self.frontier.finished(host, now, ago, False, oc.crawl_delay)
+        for host, count in added.items():
+            self.frontier.added(host, count)
         if res.items_stored and self._sinks:
             self._export()
         return res
@@ -411,8 +470,24 @@ class SQLiteBackend(Backend):
         # only leases this process holds (ids are row ids; anything else is not ours)
         ids = [(int(i),) for i in lease_ids if i.isdigit() and int(i) in self._leased]
         self.db.executemany("UPDATE queue SET leased=0 WHERE id=?", ids)
+        now = self.clock()
         for (i,) in ids:
-            self._leased.discard(i)
+            host = self._leased.pop(i)
+            if i in self._freed:
+                self._freed.discard(i)
+                self.frontier.added(host)
+            else:
+                self.frontier.finished(host, now, None, requeued=True)
+
+    def fetch_done(self, oc: Outcome) -> None:
+        lid = oc.lease_id or ""
+        rid = int(lid) if lid.isdigit() else -1
+        host = self._leased.get(rid)
+        if host is None or rid in self._freed:
+            return
+        self._freed.add(rid)
+        ago = None if oc.answered is None else time.monotonic() - oc.answered
+        self.frontier.finished(host, self.clock(), ago, False, oc.crawl_delay)
 
     async def queued(self) -> int:
         return int(self.db.execute("SELECT count(*) FROM queue WHERE leased=0").fetchone()[0])

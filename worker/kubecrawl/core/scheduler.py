@@ -96,9 +96,27 @@ class Scheduler:
             return await self.backend.queued() == 0
         return bool(self.s.exit_when_idle) and await self.backend.is_complete()
 
+    def waiting_on_hosts(self) -> bool:
+        """The last pop found queued work whose download slots are not ready yet (a politeness delay)."""
+        return self.backend.next_ready is not None
+
     async def is_stalled(self) -> bool:
-        """Requests are queued, this process is idle, nobody holds a lease, and yet none can be leased."""
+        """Requests are queued, this process is idle, nobody holds a lease, no download slot is merely
+        waiting out its delay, and yet none can be leased."""
+        if self.waiting_on_hosts():
+            return False
         return await self.backend.queued() > 0 and await self.backend.in_flight() == 0
+
+    def _idle_wait(self, backoff: float) -> float:
+        """How long to wait before popping again: until the next slot is ready, if the store said.
+
+        When no slot is ready and none is waiting (every slot with work is busy), a slave waits at
+        least half the delay: a busy slot's next request comes no sooner than that after its answer."""
+        wait = max(backoff, 0.5 * self.s.download_delay) if self.slave else 0.5
+        ready = self.backend.next_ready
+        if ready is not None:
+            wait = min(wait, max(ready, 0.002))
+        return min(wait, 1.0) if self.slave else wait
 
     # -- workers' side ---------------------------------------------------------------------------
     async def next_lease(self) -> Lease | None:
@@ -116,6 +134,8 @@ class Scheduler:
         """A worker finished a lease: queue its outcome for the next commit."""
         self.active -= 1
         self.pending.append(oc)
+        if oc.lease_id is not None:
+            self.backend.fetch_done(oc)  # a local store frees the slot place now
         if len(self.pending) >= self.s.pop_batch or not self.buffer:
             self._wake.set()
 
@@ -138,19 +158,31 @@ class Scheduler:
 
         Raises :class:`StoreFailed` or :class:`Stalled` instead of waiting forever."""
         backoff = 0.01
+        short = False  # the last pop gave fewer than asked: the store had no more ready then
         while not self._stopping and not self._closing:
             if self.needs_backout():
                 self._wake.clear()
                 await self._wait_wake(0.5)
                 continue
-            leases = await self._store("pop", self.backend.pop, min(self.wanted(), self.s.pop_batch))
+            if short and self.pending:
+                # what is pending frees slot places (and may hold new requests): commit it before asking
+                await self.flush()
+            want = min(self.wanted(), self.s.pop_batch)
+            leases = await self._store("pop", self.backend.pop, want)
+            short = len(leases) < want
             if leases:
-                backoff = 0.01
                 self._stall_since = None
                 for lease in leases:
                     self.held[lease.id] = lease
                 self.buffer.extend(leases)
                 self._buffer_ready.set()
+                if len(leases) == want or self.backend.next_ready == 0:
+                    backoff = 0.01
+                    continue
+                # the store had no more ready now (slots busy or waiting out a delay): popping again
+                # at once would come back empty; wait for a completion here or the next ready slot
+                self._wake.clear()
+                await self._wait_wake(self._idle_wait(backoff))
                 continue
             # nothing to pop: commit what is pending (it may hold new requests), then look again
             if self.pending:
@@ -167,7 +199,7 @@ class Scheduler:
                     return
                 await self._check_stall()
             self._wake.clear()
-            await self._wait_wake(backoff if self.slave else 0.5)
+            await self._wait_wake(self._idle_wait(backoff))
             if self.slave:
                 backoff = min(backoff * 2, 1.0)
 

@@ -219,6 +219,7 @@ class Scraper:
             stats.inc("robots_denied")
             log.debug("disallowed by robots.txt: %s", req.url)
             return oc
+        oc.crawl_delay = self.downloader.crawl_delay(req.url)
         t0 = time.perf_counter()
         try:
             resp = await self.downloader.fetch(req)
@@ -232,6 +233,7 @@ class Scraper:
             await self._errback(req, exc, oc)
             return oc
         finally:
+            oc.answered = time.monotonic()  # the store times this slot's next request from here
             if self.fetch_observers:
                 elapsed = time.perf_counter() - t0
                 for observe in self.fetch_observers:

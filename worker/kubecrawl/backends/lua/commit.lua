@@ -1,16 +1,21 @@
 -- Apply the outcomes of many finished requests atomically, in one round trip:
 -- dedup + enqueue new requests, content-dedup + XADD items, ack leases, add counters.
--- KEYS: 1 queue, 2 requests, 3 leases, 4 owners, 5 items, 6 item_seen, 7 stats, 8 meta, 9 seen:ttl,
---       10.. fingerprint keys (intset buckets or Bloom shards), referenced by index from ARGV
--- ARGV: 1 dedup ('set'|'bloom'), 2 item_dedup ('skip'|'update'|'off'), 3 token (worker id), 4 commit id (incarnation.seq),
---       5 nreq, 6 nitem, 7 nack, 8 nstat, 9 now ms for fingerprint ages ('' = the server clock), then
+-- KEYS: 1 frontier, 2 requests, 3 leases, 4 owners, 5 items, 6 item_seen, 7 stats, 8 meta, 9 seen:ttl,
+--       10 ready, 11 lease hosts (the frontier's keys: see pop.lua),
+--       12.. fingerprint keys (intset buckets or Bloom shards), referenced by index from ARGV
+-- ARGV: 1 dedup ('set'|'bloom'), 2 item_dedup ('skip'|'update'|'off'), 3 token (worker id),
+--       4 commit id (incarnation.seq), 5 nreq, 6 nitem, 7 nack, 8 nstat, 9 now ms for fingerprint ages
+--       and slot times ('' = the server clock), 10 concurrency per host, 11 host queue key prefix, then
 --       nreq x {flag ('n'|'d'), key index, member (int64 | comma-separated bit offsets), ttl ms ('' = none),
---               raw fingerprint, score, payload},
---       nitem x {key, content hash, json}, nack x {id}, nstat x {name, increment}
+--               raw fingerprint, score, payload, download slot},
+--       nitem x {key, content hash, json}, nack x {id, ms since its fetch was answered ('' = nothing sent),
+--               the slot's robots.txt Crawl-delay ms ('' = none)},
+--       nstat x {name, increment}
 -- Returns {enqueued, filtered, items stored, items duplicate}
 local dedup, item_dedup = ARGV[1], ARGV[2]
 local nreq, nitem, nack, nstat = tonumber(ARGV[5]), tonumber(ARGV[6]), tonumber(ARGV[7]), tonumber(ARGV[8])
-local Q, REQ, LEASES, OWNERS, ITEMS, ITEM_SEEN, STATS, META, TTL = unpack(KEYS, 1, 9)
+local F, REQ, LEASES, OWNERS, ITEMS, ITEM_SEEN, STATS, META, TTL, READY, LHOST = unpack(KEYS, 1, 11)
+local per_host, prefix = tonumber(ARGV[10]), ARGV[11]
 
 -- a retried commit whose first attempt did run (reply lost with the connection) is applied once;
 -- the commit id is <process incarnation>.<seq>, so a restarted worker (same worker id, seq from 1)
@@ -88,24 +93,39 @@ local function admit(key, member, ttl, fp)
   return true
 end
 
+-- a download slot with work and a free concurrency slot is in READY at its next-allowed time
+local touched = {}
+local function schedule(host)
+  local busy = tonumber(redis.call('HGET', F, 'b:' .. host) or '0')
+  if busy < per_host and redis.call('ZCARD', prefix .. host) > 0 then
+    redis.call('ZADD', READY, tonumber(redis.call('HGET', F, 'n:' .. host) or '0'), host)
+  else
+    redis.call('ZREM', READY, host)
+  end
+end
+
 local seq = tonumber(redis.call('HGET', META, 'seq') or '0')
 local enqueued, filtered, stored, dup = 0, 0, 0, 0
-local i = 10
+local i = 12
 for _ = 1, nreq do
-  local flag, kidx, member, ttl, fp, score, payload =
-    ARGV[i], tonumber(ARGV[i + 1]), ARGV[i + 2], ARGV[i + 3], ARGV[i + 4], ARGV[i + 5], ARGV[i + 6]
-  i = i + 7
+  local flag, kidx, member, ttl, fp, score, payload, host =
+    ARGV[i], tonumber(ARGV[i + 1]), ARGV[i + 2], ARGV[i + 3], ARGV[i + 4], ARGV[i + 5], ARGV[i + 6], ARGV[i + 7]
+  i = i + 8
   if flag == 'd' or admit(KEYS[kidx], member, ttl, fp) then
     seq = seq + 1
     local id = string.format('%012d', seq)
     redis.call('HSET', REQ, id, payload)
-    redis.call('ZADD', Q, tonumber(score), id)
+    redis.call('ZADD', prefix .. host, tonumber(score), id)
+    touched[host] = true
     enqueued = enqueued + 1
   else
     filtered = filtered + 1
   end
 end
-if enqueued > 0 then redis.call('HSET', META, 'seq', string.format('%d', seq)) end
+if enqueued > 0 then
+  redis.call('HSET', META, 'seq', string.format('%d', seq))
+  redis.call('HINCRBY', F, 'queued', enqueued)
+end
 
 for _ = 1, nitem do
   local key, chash, data = ARGV[i], ARGV[i + 1], ARGV[i + 2]
@@ -128,13 +148,33 @@ for _ = 1, nitem do
 end
 
 for _ = 1, nack do
-  local id = ARGV[i]
-  i = i + 1
-  redis.call('ZREM', LEASES, id)
-  redis.call('HDEL', OWNERS, id)
+  local id, ago, cd = ARGV[i], ARGV[i + 1], ARGV[i + 2]
+  i = i + 3
+  -- a lease reaped before this ack: its payload goes, so the requeued copy is skipped when popped
   redis.call('HDEL', REQ, id)
-  redis.call('ZREM', Q, id)
+  redis.call('HDEL', OWNERS, id)
+  if redis.call('ZREM', LEASES, id) == 1 then
+    local host = redis.call('HGET', LHOST, id) or ''
+    redis.call('HDEL', LHOST, id)
+    if redis.call('HINCRBY', F, 'b:' .. host, -1) <= 0 then redis.call('HDEL', F, 'b:' .. host) end
+    local d = redis.call('HGET', F, 'd:' .. host)
+    if cd ~= '' then
+      -- robots.txt Crawl-delay: a floor under this slot's delay from now on, for every worker
+      redis.call('HSET', F, 'c:' .. host, cd)
+      if not d or tonumber(d) < tonumber(cd) then
+        d = cd
+        redis.call('HSET', F, 'd:' .. host, cd)
+      end
+    end
+    if d and ago ~= '' then
+      -- the next request may start the chosen delay after this one's fetch was answered
+      local cur = tonumber(redis.call('HGET', F, 'n:' .. host) or '0')
+      redis.call('HSET', F, 'n:' .. host, math.max(cur, now - tonumber(ago) + tonumber(d)))
+    end
+    touched[host] = true
+  end
 end
+for host in pairs(touched) do schedule(host) end
 
 local pages = 0
 for _ = 1, nstat do

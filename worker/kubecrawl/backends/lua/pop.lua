@@ -1,8 +1,13 @@
--- Lease up to N requests, after reaping expired leases back into the queue. One round trip.
--- KEYS: 1 queue, 2 requests, 3 leases, 4 owners, 5 stats
+-- Lease up to N requests from ready download slots, after reaping expired leases. One round trip.
+-- The per-host frontier of backends/frontier.py: a host queue per slot (ZSET, score -priority, id
+-- in arrival order), READY (ZSET host -> next-allowed ms) holding the slots that have work and a free
+-- concurrency slot, and FRONTIER (HASH: 'queued' total, 'b:'host leased count, 'n:'host next-allowed
+-- ms, 'd:'host the randomised delay chosen at its last pop).
+-- KEYS: 1 frontier, 2 ready, 3 requests, 4 leases, 5 owners, 6 lease hosts, 7 stats
 -- ARGV: 1 n, 2 worker id, 3 lease ms, 4 max payload bytes, 5 max leases to reap,
---       6 now ms for lease deadlines ('' = the server clock; tests inject one: RedisBackend(clock=...))
--- Returns {reaped, rejected_huge, id1, payload1, id2, payload2, ...}
+--       6 now ms ('' = the server clock; tests inject one: RedisBackend(clock=...)),
+--       7 concurrency per host, 8 delay ms, 9 random seed (an integer < 2^31), 10 host queue key prefix
+-- Returns {reaped, rejected_huge, ms until the next slot is ready (-1: none), id1, payload1, ...}
 local now
 if ARGV[6] ~= '' then
   now = tonumber(ARGV[6])
@@ -10,6 +15,8 @@ else
   local t = redis.call('TIME')
   now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
 end
+local F, READY, REQ, LEASES, OWNERS, LHOST, STATS = unpack(KEYS, 1, 7)
+local per_host, delay, seed, prefix = tonumber(ARGV[7]), tonumber(ARGV[8]), tonumber(ARGV[9]), ARGV[10]
 
 local function score_of(raw)
   local ok, d = pcall(cjson.decode, raw)
@@ -17,39 +24,88 @@ local function score_of(raw)
   return 0
 end
 
+-- delay x U(0.5, 1.5) from the caller's seed (a script's math.random is not random per call),
+-- never under the slot's robots.txt Crawl-delay ('c:'host, ms)
+local function rand_delay(floor)
+  seed = (seed * 1103515245 + 12345) % 2147483648
+  return math.max(math.floor(delay * (0.5 + seed / 2147483648)), floor)
+end
+
+local function schedule(host)
+  local busy = tonumber(redis.call('HGET', F, 'b:' .. host) or '0')
+  if busy < per_host and redis.call('ZCARD', prefix .. host) > 0 then
+    redis.call('ZADD', READY, tonumber(redis.call('HGET', F, 'n:' .. host) or '0'), host)
+  else
+    redis.call('ZREM', READY, host)
+  end
+end
+
 local reaped = 0
-local expired = redis.call('ZRANGEBYSCORE', KEYS[3], '-inf', now, 'LIMIT', 0, tonumber(ARGV[5]))
+local expired = redis.call('ZRANGEBYSCORE', LEASES, '-inf', now, 'LIMIT', 0, tonumber(ARGV[5]))
 for _, id in ipairs(expired) do
-  redis.call('ZREM', KEYS[3], id)
-  redis.call('HDEL', KEYS[4], id)
-  local raw = redis.call('HGET', KEYS[2], id)
+  redis.call('ZREM', LEASES, id)
+  redis.call('HDEL', OWNERS, id)
+  local host = redis.call('HGET', LHOST, id) or ''
+  redis.call('HDEL', LHOST, id)
+  if redis.call('HINCRBY', F, 'b:' .. host, -1) <= 0 then redis.call('HDEL', F, 'b:' .. host) end
+  local raw = redis.call('HGET', REQ, id)
   if raw then
-    redis.call('ZADD', KEYS[1], score_of(raw), id)
+    redis.call('ZADD', prefix .. host, score_of(raw), id)
+    redis.call('HINCRBY', F, 'queued', 1)
     reaped = reaped + 1
   end
+  schedule(host)
 end
-if reaped > 0 then redis.call('HINCRBY', KEYS[5], 'lease_expired', reaped) end
+if reaped > 0 then redis.call('HINCRBY', STATS, 'lease_expired', reaped) end
 
-local out = {reaped, 0}
-local rejected = 0
+local out = {reaped, 0, -1}
+local rejected, taken = 0, 0
 local max_bytes = tonumber(ARGV[4])
 local deadline = now + tonumber(ARGV[3])
-local popped = redis.call('ZPOPMIN', KEYS[1], tonumber(ARGV[1]))
-for i = 1, #popped, 2 do
-  local id = popped[i]
-  local len = redis.call('HSTRLEN', KEYS[2], id)
-  if len > max_bytes then
-    -- hostile or broken: never ship it to a worker
-    redis.call('HDEL', KEYS[2], id)
-    rejected = rejected + 1
-  elseif len > 0 then
-    redis.call('ZADD', KEYS[3], deadline, id)
-    redis.call('HSET', KEYS[4], id, ARGV[2])
-    out[#out + 1] = id
-    out[#out + 1] = redis.call('HGET', KEYS[2], id)
+local want = tonumber(ARGV[1])
+local hosts = redis.call('ZRANGEBYSCORE', READY, '-inf', now, 'LIMIT', 0, want)
+for _, host in ipairs(hosts) do
+  if want <= 0 then break end
+  local k = math.min(per_host - tonumber(redis.call('HGET', F, 'b:' .. host) or '0'), want)
+  local floor = tonumber(redis.call('HGET', F, 'c:' .. host) or '0')
+  if delay > 0 or floor > 0 then k = math.min(k, 1) end
+  local got = 0
+  if k > 0 then
+    local popped = redis.call('ZPOPMIN', prefix .. host, k)
+    taken = taken + #popped / 2
+    for i = 1, #popped, 2 do
+      local id = popped[i]
+      local len = redis.call('HSTRLEN', REQ, id)
+      if len > max_bytes then
+        -- hostile or broken: never ship it to a worker
+        redis.call('HDEL', REQ, id)
+        rejected = rejected + 1
+      elseif len > 0 then
+        redis.call('ZADD', LEASES, deadline, id)
+        redis.call('HSET', OWNERS, id, ARGV[2])
+        redis.call('HSET', LHOST, id, host)
+        out[#out + 1] = id
+        out[#out + 1] = redis.call('HGET', REQ, id)
+        got = got + 1
+      end
+      -- len == 0: the payload is gone (acked by a slower worker after a reap): nothing to do
+    end
   end
-  -- len == 0: the payload is gone (acked by a slower worker after a reap): nothing to do
+  if got > 0 then
+    redis.call('HINCRBY', F, 'b:' .. host, got)
+    want = want - got
+    if delay > 0 or floor > 0 then
+      local d = rand_delay(floor)
+      redis.call('HSET', F, 'd:' .. host, d)
+      local cur = tonumber(redis.call('HGET', F, 'n:' .. host) or '0')
+      redis.call('HSET', F, 'n:' .. host, math.max(cur, now + d))
+    end
+  end
+  schedule(host)
 end
-if rejected > 0 then redis.call('HINCRBY', KEYS[5], 'rejected', rejected) end
+if taken > 0 then redis.call('HINCRBY', F, 'queued', -taken) end
+if rejected > 0 then redis.call('HINCRBY', STATS, 'rejected', rejected) end
 out[2] = rejected
+local first = redis.call('ZRANGE', READY, 0, 0, 'WITHSCORES')
+if first[1] then out[3] = math.max(0, tonumber(first[2]) - now) end
 return out

@@ -1,11 +1,23 @@
--- Drop leased requests whose payload failed validation, and count them.
--- KEYS: 1 queue, 2 requests, 3 leases, 4 owners, 5 stats
--- ARGV: ids
-for _, id in ipairs(ARGV) do
-  redis.call('ZREM', KEYS[1], id)
-  redis.call('HDEL', KEYS[2], id)
-  redis.call('ZREM', KEYS[3], id)
-  redis.call('HDEL', KEYS[4], id)
+-- Drop leased requests whose payload failed validation, free their host slots, and count them.
+-- KEYS: 1 frontier, 2 ready, 3 requests, 4 leases, 5 owners, 6 lease hosts, 7 stats
+-- ARGV: 1 concurrency per host, 2 host queue key prefix, 3.. ids
+local F, READY, REQ, LEASES, OWNERS, LHOST, STATS = unpack(KEYS, 1, 7)
+local per_host, prefix = tonumber(ARGV[1]), ARGV[2]
+local n = 0
+for i = 3, #ARGV do
+  local id = ARGV[i]
+  redis.call('HDEL', REQ, id)
+  redis.call('HDEL', OWNERS, id)
+  if redis.call('ZREM', LEASES, id) == 1 then
+    local host = redis.call('HGET', LHOST, id) or ''
+    redis.call('HDEL', LHOST, id)
+    if redis.call('HINCRBY', F, 'b:' .. host, -1) <= 0 then redis.call('HDEL', F, 'b:' .. host) end
+    local busy = tonumber(redis.call('HGET', F, 'b:' .. host) or '0')
+    if busy < per_host and redis.call('ZCARD', prefix .. host) > 0 then
+      redis.call('ZADD', READY, tonumber(redis.call('HGET', F, 'n:' .. host) or '0'), host)
+    end
+  end
+  n = n + 1
 end
-redis.call('HINCRBY', KEYS[5], 'rejected', #ARGV)
-return #ARGV
+redis.call('HINCRBY', STATS, 'rejected', n)
+return n
