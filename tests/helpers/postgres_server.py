@@ -96,16 +96,17 @@ class PostgresServer:
         pwfile.write_text(PASSWORD + "\n")
         self._own(self.workdir)
         self._own(pwfile)
-        subprocess.run(
+        done = subprocess.run(
             [
                 str(self.bindir / "initdb"), "-D", str(self.data), "-U", USER,
                 "--pwfile", str(pwfile), "--auth-host=scram-sha-256", "--auth-local=trust",
                 "--no-sync", "-E", "UTF8", "--locale=C",
             ],
-            check=True,
             capture_output=True,
             **self.prefix,
         )  # fmt: skip
+        if done.returncode != 0:
+            raise RuntimeError(f"initdb failed ({done.returncode}): {done.stderr.decode(errors='replace')[-2000:]}")
 
     def start(self, deadline_s: float = 60.0) -> PostgresServer:
         if not self.data.exists():
