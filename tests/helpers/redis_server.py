@@ -42,9 +42,10 @@ class RedisServer:
 
     __test__ = False
 
-    def __init__(self, workdir: Path, aof: bool = False, port: int | None = None) -> None:
+    def __init__(self, workdir: Path, aof: bool = False, port: int | None = None, password: str | None = None) -> None:
         self.workdir = workdir
         self.aof = aof
+        self.password = password  # requirepass: clients must authenticate
         self.port = port or free_port()
         self.proc: subprocess.Popen[bytes] | None = None
         self.log_path = workdir / "redis.log"
@@ -55,7 +56,7 @@ class RedisServer:
         return f"redis://127.0.0.1:{self.port}/0"
 
     def client(self) -> redis.Redis:
-        return redis.Redis(host="127.0.0.1", port=self.port, socket_timeout=10)
+        return redis.Redis(host="127.0.0.1", port=self.port, socket_timeout=10, password=self.password)
 
     def start(self, deadline_s: float = 20.0) -> RedisServer:
         self.workdir.mkdir(parents=True, exist_ok=True)
@@ -68,6 +69,8 @@ class RedisServer:
             "--logfile", str(self.log_path),
             "--daemonize", "no",
         ]  # fmt: skip
+        if self.password:
+            args += ["--requirepass", self.password]
         if self.aof:
             args += ["--appendonly", "yes", "--appendfsync", "always"]
         else:

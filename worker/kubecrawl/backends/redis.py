@@ -18,6 +18,7 @@ import logging
 import os
 import random
 import socket
+import ssl
 import time
 import uuid
 from collections.abc import Awaitable, Callable
@@ -25,8 +26,8 @@ from importlib import resources
 from typing import Any, TypeVar
 
 import redis.asyncio as aioredis
+from redis.exceptions import AuthenticationError, ResponseError
 from redis.exceptions import ConnectionError as RedisConnectionError
-from redis.exceptions import ResponseError
 from redis.exceptions import TimeoutError as RedisTimeoutError
 
 from ..errors import StorageError, WireFormatError
@@ -186,6 +187,11 @@ class RedisBackend(Backend):
             self.round_trips += 1
             try:
                 result = await fn()
+            except (AuthenticationError, ssl.SSLError) as exc:
+                # not an outage: waiting never fixes a wrong password or certificate
+                raise StorageError(
+                    f"redis refused the connection during {what}: {exc} (check redis_url, redis_password and TLS)"
+                ) from None
             except _RETRYABLE as exc:
                 task = asyncio.current_task()
                 if task is not None and task.cancelling():
