@@ -149,7 +149,8 @@ async def test_a_killed_runs_unwritten_items_go_to_its_own_file_not_the_next_run
     await b.commit([Outcome(None, items=_records("u3", "u4"))])
     with open(first, "ab") as f:
         f.write(b'{"url": "u3"')
-    b.db.close()  # no close(): the process is gone
+    b.db.close()  # no close(): the process is gone, and with it its state-dir lock
+    b._lock.close()
 
     nxt = SQLiteBackend(state, second)
     await nxt.open()
@@ -168,6 +169,7 @@ async def test_a_killed_runs_file_that_is_gone_is_reported_and_its_items_stay_in
     monkeypatch.setattr(b, "_export", lambda: None)
     await b.commit([Outcome(None, items=_records("u1", "u2"))])
     b.db.close()
+    b._lock.close()  # the process is gone, and with it its state-dir lock
     first.unlink()
     with caplog.at_level("WARNING"):
         nxt = SQLiteBackend(state, None)

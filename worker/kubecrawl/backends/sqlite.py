@@ -18,13 +18,15 @@ Durability is against process death (``synchronous=NORMAL``), not against power 
 
 from __future__ import annotations
 
+import fcntl
 import logging
+import os
 import sqlite3
 import time
 import uuid
 from collections.abc import Callable
 from pathlib import Path
-from typing import Any
+from typing import IO, Any
 
 import orjson
 
@@ -91,6 +93,7 @@ class SQLiteBackend(Backend):
         self.item_dedup = item_dedup
         self.fingerprint_ttl = fingerprint_ttl
         self._db: sqlite3.Connection | None = None
+        self._lock: IO[str] | None = None
         self._sinks: list[Sink] = []
         self._failing: dict[str, float] = {}  # sink key -> when it may be tried again
         self._store_id = ""
@@ -106,8 +109,28 @@ class SQLiteBackend(Backend):
         return self._db
 
     # -- lifecycle ---------------------------------------------------------------------------
+    def _take_lock(self) -> None:
+        """One process per state dir: a second one would fetch and write everything twice."""
+        lock = open(self.state_dir / "lock", "a+")  # noqa: SIM115 - held until close()
+        try:
+            fcntl.flock(lock, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            lock.seek(0)
+            holder = lock.read().strip() or "another process"
+            lock.close()
+            raise StorageError(
+                f"state dir {self.state_dir} is in use by {holder}; one crawl process per --state-dir "
+                "(for several processes on one crawl use --role master/slave with Redis)"
+            ) from None
+        lock.seek(0)
+        lock.truncate()
+        lock.write(f"pid {os.getpid()}\n")
+        lock.flush()
+        self._lock = lock
+
     async def open(self) -> None:
         self.state_dir.mkdir(parents=True, exist_ok=True)
+        self._take_lock()
         try:
             db = sqlite3.connect(self.path, isolation_level=None, check_same_thread=False)
             db.execute("PRAGMA journal_mode=WAL")
@@ -282,6 +305,9 @@ class SQLiteBackend(Backend):
         if self._db is not None:
             self._db.close()
             self._db = None
+        if self._lock is not None:
+            self._lock.close()  # releases the flock
+            self._lock = None
 
     async def health(self) -> StoreHealth:
         try:
