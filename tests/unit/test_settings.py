@@ -47,6 +47,9 @@ def test_lists_from_env_and_cli() -> None:
         ({"cron": "every day"}, "cron"),
         ({"nonsense": "1"}, "unknown setting 'nonsense'"),
         ({"crawl": "bad name!"}, "crawl"),
+        # issue 20: values that make a crawl fetch everything many times or never
+        ({"lease_seconds": "0.0001"}, "lease_seconds"),
+        ({"download_delay": "1e9"}, "download_delay"),
     ],
 )
 def test_invalid_settings_fail_with_the_key_named(cli: dict, needle: str) -> None:

@@ -71,8 +71,8 @@ class Settings(BaseModel):
     """Bloom filter: expected number of distinct requests."""
     bloom_error_rate: float = Field(0.001, gt=0, lt=0.5)
     """Bloom filter: false-positive rate at capacity (a false positive drops a new URL)."""
-    lease_seconds: float = Field(300, gt=0)
-    """How long a popped request stays leased before another worker may take it."""
+    lease_seconds: float = Field(300, ge=1, le=86_400)
+    """How long a popped request stays leased before another worker may take it (1 s to 1 day)."""
     pop_batch: int = Field(32, ge=1, le=1000)
     """Requests popped (and outcomes committed) per store round trip."""
     exit_when_idle: bool = False
@@ -85,7 +85,7 @@ class Settings(BaseModel):
     """Concurrent requests in this process."""
     concurrency_per_host: int = Field(8, ge=1, le=10_000)
     """Concurrent requests to one download slot (host), for the whole crawl: every worker together."""
-    download_delay: float = Field(0.0, ge=0)
+    download_delay: float = Field(0.0, ge=0, le=3600)
     """Seconds between the starts of two requests to one download slot, for the whole crawl (randomised 0.5x-1.5x)."""
     slot_key: Literal["host", "domain"] = "host"
     """What a download slot is: the URL's hostname, or its registered domain (the bundled Public Suffix List; never fetched)."""
