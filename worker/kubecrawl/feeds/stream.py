@@ -89,7 +89,8 @@ class StreamDelivery:
             ids.append(sid)
             if not fields or b"j" not in fields:
                 continue  # trimmed under us (XAUTOCLAIM reports deleted entries as nil)
-            key = fields.get(b"k")
+            hexkey = fields.get(b"k")
+            key = None if hexkey is None else _unhex(hexkey)
             if key is None or self.item_dedup == "off":
                 key = f"{self.crawl}:{sid}".encode()
             items.append(FeedItem(len(items), bytes(fields[b"j"]), bytes(key)))
@@ -190,3 +191,11 @@ class StreamDelivery:
             self.redelivered,
             self.trimmed,
         )
+
+
+def _unhex(raw: bytes) -> bytes | None:
+    """The content key of a stream entry (hex on the wire; None if it is not hex)."""
+    try:
+        return bytes.fromhex(raw.decode("ascii"))
+    except (UnicodeDecodeError, ValueError):
+        return None

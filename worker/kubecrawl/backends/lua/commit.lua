@@ -140,7 +140,9 @@ for _ = 1, nitem do
     ok = redis.call('SADD', ITEM_SEEN, key) == 1
   end
   if ok then
-    redis.call('XADD', ITEMS, '*', 'j', data, 'k', key)  -- k: the content key, for idempotent sinks
+    -- k: the content key (hex: stream entries stay text for every reader), for idempotent sinks
+    local hexkey = string.gsub(key, '.', function(c) return string.format('%02x', string.byte(c)) end)
+    redis.call('XADD', ITEMS, '*', 'j', data, 'k', hexkey)
     stored = stored + 1
   else
     dup = dup + 1
