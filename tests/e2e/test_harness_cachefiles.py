@@ -46,6 +46,7 @@ def test_shim_builds_once_from_many_threads_into_an_empty_cache(tmp_path: Path) 
     assert len(paths) == 1, paths
     built = Path(paths.pop())
     assert built.read_bytes()[:4] == b"\x7fELF"
+    assert built.stat().st_mode & 0o005 == 0o005, "a container's non-root user must read and map the shim"
     assert [p.name for p in cache.iterdir() if not p.name.endswith(".lock")] == [built.name], "temp files left behind"
 
 
@@ -83,3 +84,13 @@ def test_concurrent_writers_never_tear_a_file(tmp_path: Path) -> None:
     results = _all_at_once(8, lambda: [write_atomic(path, c) for c in contents])
     assert not [r for r in results if isinstance(r, BaseException)]
     assert path.read_text() in contents
+    assert path.stat().st_mode & 0o004, "containers read the hosts files as other users"
+
+
+def test_a_cached_artefact_left_unreadable_is_repaired(tmp_path: Path) -> None:
+    out = tmp_path / "shim.so"
+    out.write_bytes(b"\x7fELF")
+    out.chmod(0o711)  # what the first cache-safe harness left behind: not readable by a container user
+    assert build_once(out, lambda tmp: tmp.write_text("never rebuilt")) == out
+    assert out.stat().st_mode & 0o755 == 0o755
+    assert out.read_bytes() == b"\x7fELF"

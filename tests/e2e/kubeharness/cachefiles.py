@@ -33,29 +33,43 @@ def unique_tmp(out: Path) -> Path:
     return Path(name)
 
 
-def write_atomic(path: Path, content: str) -> None:
-    """Replace path's content in one step; concurrent writers never see each other's halves."""
+def write_atomic(path: Path, content: str, mode: int = 0o644) -> None:
+    """Replace path's content in one step; concurrent writers never see each other's halves.
+
+    ``mode`` is set explicitly: mkstemp makes 0600 files, and containers read these as other users."""
     tmp = unique_tmp(path)
     try:
         tmp.write_text(content)
+        os.chmod(tmp, mode)
         tmp.replace(path)
     finally:
         tmp.unlink(missing_ok=True)
 
 
-def build_once(out: Path, build: Callable[[Path], None]) -> Path:
-    """Return out, calling build(tmp) to make it first if it does not exist; one build at a time."""
+def build_once(out: Path, build: Callable[[Path], None], mode: int = 0o755) -> Path:
+    """Return out, calling build(tmp) to make it first if it does not exist; one build at a time.
+
+    The result gets ``mode`` (mkstemp's 0600 would hide it from a container's non-root user)."""
     if out.exists():
+        _ensure_mode(out, mode)
         return out
     out.parent.mkdir(parents=True, exist_ok=True)
     with _thread_lock(out), open(out.parent / f".{out.name}.lock", "w") as lock_file:
         fcntl.flock(lock_file, fcntl.LOCK_EX)
         if out.exists():  # built by another thread or process while we waited
+            _ensure_mode(out, mode)
             return out
         tmp = unique_tmp(out)
         try:
             build(tmp)
+            os.chmod(tmp, mode)
             tmp.replace(out)
         finally:
             tmp.unlink(missing_ok=True)
     return out
+
+
+def _ensure_mode(path: Path, mode: int) -> None:
+    """A cache entry left with fewer permissions (e.g. by an older harness that kept mkstemp's 0600)."""
+    if path.stat().st_mode & mode != mode:
+        os.chmod(path, path.stat().st_mode | mode)
