@@ -260,11 +260,25 @@ class CrawlProcess:
             return
         await delivery.open()
         task = asyncio.create_task(delivery.run(), name="kc-feed-delivery")
+        engine = self._new_engine()
+
+        def died(t: asyncio.Task[Any]) -> None:
+            # a delivery task that dies must stop the crawl with the reason, not wait for its end
+            exc = None if t.cancelled() else t.exception()
+            if exc is not None:
+                log.error("feed delivery stopped: %r", exc, exc_info=exc)
+                engine.fatal = engine.fatal or f"feed delivery failed: {exc!r}"
+                engine.request_stop("error")
+
+        task.add_done_callback(died)
         try:
-            await self._new_engine().crawl()
+            await engine.crawl()
         finally:
             delivery.stop()
-            await task
+            try:
+                await task
+            except Exception:  # reported by died(); the exit code says it
+                pass
             if not self.fatal:
                 await delivery.drain()
             await delivery.close()
