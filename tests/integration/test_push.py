@@ -296,3 +296,39 @@ def test_start_key_and_idle_limit_follow_scrapy_redis() -> None:
     for bad in (b"{not json", b'{"url": 1}', b'{"url": "http://a.test/", "priority": "high"}', b"   "):
         with pytest.raises(ValueError):
             Fed().make_request_from_data(bad)
+
+
+WPT_URLS = Path(__file__).resolve().parents[1] / "data" / "wpt-url" / "urltestdata.json"
+
+
+def test_push_verdicts_on_the_wpt_url_suite(tmp_path: Path) -> None:
+    """Every absolute input of web-platform-tests' URL suite through push: what the standard rejects is
+    invalid, other schemes are skipped_scheme, every http(s) URL is queued once, as the suite's href."""
+    import io
+
+    from kubecrawl.push import push
+    from kubecrawl.queue import RequestQueue
+
+    cases = [c for c in orjson.loads(WPT_URLS.read_bytes()) if isinstance(c, dict) and c.get("base") is None]
+    err = io.StringIO()
+    # no per-host limit: many inputs share a host, and this consumer holds every lease at once
+    with RequestQueue.open("wpt", state_dir=tmp_path / "state", concurrency_per_host=10_000) as q:
+        summary = push(q, ((f"case {i}", c["input"]) for i, c in enumerate(cases)), err=err, report=None)
+        queued = [q.get_nowait() for _ in range(q.qsize())]
+    reports = {int(line.split()[3].rstrip(":")): line for line in err.getvalue().splitlines() if " case " in line}
+    failing = [i for i, c in enumerate(cases) if c.get("failure")]
+    other = [i for i, c in enumerate(cases) if not c.get("failure") and not c["href"].startswith(("http:", "https:"))]
+    web = [i for i, c in enumerate(cases) if not c.get("failure") and c["href"].startswith(("http:", "https:"))]
+    assert len(failing) > 100 and len(other) > 100 and len(web) > 100  # the suite is there
+    assert all(i in reports for i in failing), "an input the URL standard rejects was queued"
+    assert all("skipped_scheme" in reports[i] for i in other)
+    accepted = [i for i in web if i not in reports]
+    assert accepted == web, [cases[i]["input"] for i in web if i in reports]
+    assert summary.pushed + summary.duplicate == len(accepted)
+    assert summary.invalid == len(cases) - len(accepted) == len(reports)
+    # what comes back out of the queue is the suite's own expected serialisation (href) of an input
+    hrefs = {cases[i]["href"] for i in accepted}
+    assert {r.url for r in queued} <= hrefs
+    assert len(queued) == len({r.url for r in queued}) == summary.pushed
+    with RequestQueue.open("wpt", state_dir=tmp_path / "state") as q:
+        assert all(h in q.fingerprints for h in hrefs)

@@ -52,8 +52,9 @@ def push(
     callback: str | None = None,
     priority: int | None = None,
     err: IO[str] = sys.stderr,
+    report: int | None = MAX_REPORTED,
 ) -> PushSummary:
-    """Check and queue ``items``; report invalid ones on ``err``."""
+    """Check and queue ``items``; report invalid ones on ``err`` (the first ``report``; None: all)."""
     summary = PushSummary()
     batch: list[Request] = []
 
@@ -70,7 +71,7 @@ def push(
             check_item(req, wire=True)
         except (InvalidRequest, UnicodeDecodeError, ValueError) as exc:
             summary.invalid += 1
-            if summary.invalid <= MAX_REPORTED:
+            if report is None or summary.invalid <= report:
                 shown = raw if isinstance(raw, str) else raw.decode("utf-8", "replace")
                 err.write(f"kubecrawl push: {where}: invalid: {exc} ({shown.strip()[:200]!r})\n")
             continue
@@ -79,8 +80,8 @@ def push(
             flush()
     if batch:
         flush()
-    if summary.invalid > MAX_REPORTED:
-        err.write(f"kubecrawl push: ... {summary.invalid - MAX_REPORTED} more invalid entries not shown\n")
+    if report is not None and summary.invalid > report:
+        err.write(f"kubecrawl push: ... {summary.invalid - report} more invalid entries not shown\n")
     if summary.invalid:
         q.count("pushed_invalid", summary.invalid)
     return summary

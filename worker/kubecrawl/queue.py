@@ -36,6 +36,7 @@ from .backends.base import Backend, Lease, Outcome
 from .errors import ConfigurationError
 from .request import Request
 from .settings import Settings, build_settings
+from .urls import normalize
 
 __all__ = ["Empty", "FingerprintSet", "Full", "InvalidRequest", "PushResult", "RequestQueue", "request_from_data"]
 
@@ -49,6 +50,8 @@ Full = _stdlib_queue.Full
 #: the longest pause between two polls of the store while waiting
 MAX_POLL_S = 0.5
 _FIRST_POLL_S = 0.01
+#: pops in a row that may come back empty while the store says a slot is ready now
+_READY_RETRIES = 64
 #: requests per store commit in :meth:`RequestQueue.put_many`
 PUT_BATCH = 500
 #: keys a JSON start URL / pushed line may have
@@ -123,9 +126,19 @@ def to_request(item: Request | str) -> Request:
 
 
 def check_item(req: Request, wire: bool) -> None:
-    """The engine's check of a yielded request (``scraper.check_request``), as :class:`InvalidRequest`."""
+    """A URL from outside read as a browser's address bar reads it, then the engine's check of a yielded
+    request (``scraper.check_request``), as :class:`InvalidRequest`.
+
+    The URL is first parsed by the URL Standard (:func:`kubecrawl.urls.normalize`): an input it accepts
+    becomes its serialisation (``HTTP://Example.COM:80/a`` → ``http://example.com/a``, tabs and
+    newlines removed, ``http:example.com`` → ``http://example.com/``), as the links a spider follows
+    are; one it rejects stays as it is and is refused."""
     from .core.scraper import RequestRefused, check_request
 
+    href = normalize(req.url)
+    if href is not None and href != req.url:
+        req.url = href
+        req._fp = None
     try:
         check_request(req, wire)
     except RequestRefused as exc:
@@ -367,12 +380,19 @@ class RequestQueue:
     async def _get(self, block: bool, deadline: float | None) -> Lease:
         b = self.backend
         delay = _FIRST_POLL_S
+        retries = 0
         while True:
             leases = await b.pop(1)
             if leases:
                 with self._lock:
                     self._held[leases[0].id] = leases[0]
                 return leases[0]
+            if b.next_ready == 0 and retries < _READY_RETRIES:
+                # a slot said ready turned out empty (the local frontier learns a slot's end at a pop,
+                # or its entries were corrupt): others may be ready now, so ask again at once
+                retries += 1
+                continue
+            retries = 0
             if not block or (deadline is not None and time.monotonic() >= deadline):
                 raise Empty
             wait = delay if b.next_ready is None else min(delay, max(b.next_ready, 0.002))
