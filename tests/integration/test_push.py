@@ -332,3 +332,33 @@ def test_push_verdicts_on_the_wpt_url_suite(tmp_path: Path) -> None:
     assert len(queued) == len({r.url for r in queued}) == summary.pushed
     with RequestQueue.open("wpt", state_dir=tmp_path / "state") as q:
         assert all(h in q.fingerprints for h in hrefs)
+
+
+def test_push_with_a_slave_pods_environment_needs_no_flags(redis_server: RedisServer) -> None:
+    """`kubectl exec deploy/<crawl>-slave -- kubecrawl push URL`: the environment the operator gives a
+    slave (its own builders make it here) is all push and status need, Bloom dedup included."""
+    from kubecrawl.queue import FingerprintSet
+    from kubecrawl_operator.builders import BuildContext, desired_children
+    from kubecrawl_operator.models import parse_spec
+    from kubecrawl_operator.naming import CrawlRef
+
+    spec = parse_spec(
+        {
+            "spider": {"module": "books:Spider"},
+            "redis": {"url": redis_server.url},
+            "dedup": {"requests": "bloom"},
+            "settings": {"bloom_capacity": "10000"},
+        }
+    )
+    crawl = CrawlRef(name="podcrawl", namespace="crawls", uid="0b6c6a5e-2f0c-4a8c-9a43-3b3f0d2c9e11")
+    deployment = desired_children(crawl, spec, BuildContext(default_image="w:1", auth_hash="x"), 2).mutable[-1]
+    assert deployment["kind"] == "Deployment"
+    pod_env = {e["name"]: e["value"] for e in deployment["spec"]["template"]["spec"]["containers"][0]["env"]}
+    env = {"PATH": os.environ["PATH"], **pod_env}
+    args = ["http://127.0.0.1:9/a", "http://127.0.0.1:9/b", "http://127.0.0.1:9/a"]
+    out = subprocess.run([KUBECRAWL, "push", *args], capture_output=True, text=True, timeout=60, env=env, check=False)
+    assert (out.returncode, out.stdout.strip()) == (0, "pushed 2, duplicate 1, invalid 0"), out.stderr
+    status = subprocess.run([KUBECRAWL, "status"], capture_output=True, text=True, timeout=60, env=env, check=False)
+    assert "pushed         2 from outside (1 duplicate, 0 invalid)" in status.stdout, status.stderr
+    with FingerprintSet.open("podcrawl", redis_url=redis_server.url, dedup="bloom", bloom_capacity=10000) as fps:
+        assert "http://127.0.0.1:9/b" in fps and "http://127.0.0.1:9/c" not in fps and len(fps) == 2
