@@ -324,7 +324,8 @@ class RequestQueue:
 
     def put_many(self, items: Iterable[Request | str], block: bool = True, timeout: float | None = None) -> PushResult:
         """Queue many items, :data:`PUT_BATCH` per store commit. Every item is checked before anything
-        of its batch is queued (:class:`InvalidRequest` names the first bad one)."""
+        of its batch is queued (:class:`InvalidRequest` names the first bad one); a ``maxsize`` is
+        checked before each batch, so one batch may take the queue past it."""
         total = PushResult()
         batch: list[Request] = []
         for item in items:
@@ -514,7 +515,11 @@ class FingerprintSet:
     def __contains__(self, item: object) -> bool:
         if not isinstance(item, Request | str):
             return False
-        return bool(self._store.run(self._store.backend.has_fingerprints([self._key(item)]))[0])
+        try:
+            key = self._key(item)
+        except InvalidRequest:
+            return False  # a URL that can never be queued is never seen (``add`` raises for it)
+        return bool(self._store.run(self._store.backend.has_fingerprints([key]))[0])
 
     def __len__(self) -> int:
         return int(self._store.run(self._store.backend.fingerprint_count()))

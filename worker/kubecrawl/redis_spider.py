@@ -8,8 +8,8 @@ check them as start requests and commit them to the crawl's queue, counted ``pus
 No entry is lost between the list and the queue: a batch is moved (LMOVE, one atomic step per entry) to
 this worker's own processing list ``{KEY}:processing:<worker id>`` and removed from there only after the
 commit. A slave restarted with the same worker id (a pod) handles its leftovers first; leftovers of a
-worker that is no longer alive are moved back to the list. An entry handled twice is filtered by its
-fingerprint like any duplicate.
+worker that is no longer alive are moved back to the list (by every slave, at start and each minute).
+An entry handled twice is filtered by its fingerprint like any duplicate.
 
 Such slaves do not exit when the round is complete: they wait for more, until SIGTERM/SIGINT, or until
 the crawl has been idle (list empty, nothing queued or leased anywhere) for ``max_idle_time`` seconds
@@ -39,6 +39,8 @@ DEFAULT_BATCH = 16
 MAX_POLL_S = 1.0
 #: a worker whose heartbeat is older than this is dead: its processing list goes back (status.py's rule)
 DEAD_WORKER_MS = 30_000
+#: how often a running slave looks for dead workers' processing lists (also once at start)
+RECLAIM_EVERY_S = 60.0
 
 
 class RedisStartMixin:
@@ -126,7 +128,11 @@ class StartURLFeeder:
             await self._handle(leftovers)
         delay = 0.05
         idle_since: float | None = None
+        reclaimed_at = time.monotonic()
         while not sch.done.is_set():
+            if time.monotonic() - reclaimed_at > RECLAIM_EVERY_S:
+                reclaimed_at = time.monotonic()
+                await self._reclaim_dead()
             entries = await self._take()
             if entries:
                 await self._handle(entries)
