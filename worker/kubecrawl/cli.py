@@ -1,4 +1,4 @@
-"""The ``kubecrawl`` command: crawl, status, export, demo (see docs/contracts.md §1)."""
+"""The ``kubecrawl`` command: crawl, status, export, push, demo (see docs/contracts.md §1)."""
 
 from __future__ import annotations
 
@@ -71,6 +71,19 @@ def _parser() -> argparse.ArgumentParser:
         help="FILE or FILE:FORMAT (.jsonl .json .csv .xml; rewritten, or appended with --since)",
     )
     ex.add_argument("--since", help="Redis only: stream id to start after (default: all)")
+
+    pu = sub.add_parser(
+        "push",
+        help="queue URLs into a crawl (Redis or a --state-dir): arguments, or - for stdin (URL or JSON per line)",
+    )
+    pu.add_argument(
+        "urls", nargs="+", metavar="URL", help="http(s) URLs; - reads one per line (or JSON lines) from stdin"
+    )
+    pu.add_argument("--redis-url", help="the crawl's Redis (default: env KUBECRAWL_REDIS_URL)")
+    pu.add_argument("--crawl", default=os.environ.get("KUBECRAWL_CRAWL"), help="crawl name (env KUBECRAWL_CRAWL)")
+    pu.add_argument("--state-dir", type=Path, help="the --state-dir of a local crawl (not while it runs)")
+    pu.add_argument("--callback", help="spider method for these requests (default: parse)")
+    pu.add_argument("--priority", type=int, help="priority of these requests (default 0; JSON lines may say)")
 
     d = sub.add_parser("demo", help="serve a bundled example site on 127.0.0.1 and crawl it (no internet needed)")
     d.add_argument("-o", "--output", type=Path, default=Path("demo-items.jsonl"))
@@ -190,6 +203,17 @@ def cmd_export(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_push(args: argparse.Namespace) -> int:
+    from .push import entries, open_queue, push
+
+    if args.callback is not None and (not args.callback.isidentifier() or args.callback.startswith("_")):
+        raise ConfigurationError(f"--callback must name a public spider method, got {args.callback!r}")
+    with open_queue(args.redis_url, args.state_dir, args.crawl) as q:
+        summary = push(q, entries(args.urls, sys.stdin.buffer), callback=args.callback, priority=args.priority)
+    sys.stdout.write(summary.line() + "\n")
+    return 2 if summary.invalid else 0
+
+
 def cmd_demo(args: argparse.Namespace) -> int:
     from .demo import run_demo
 
@@ -199,7 +223,9 @@ def cmd_demo(args: argparse.Namespace) -> int:
 def main(argv: list[str] | None = None) -> int:
     args = _parser().parse_args(argv)
     try:
-        handler = {"crawl": cmd_crawl, "status": cmd_status, "export": cmd_export, "demo": cmd_demo}[args.command]
+        handler = {"crawl": cmd_crawl, "status": cmd_status, "export": cmd_export, "demo": cmd_demo, "push": cmd_push}[
+            args.command
+        ]
         return handler(args)
     except ConfigurationError as exc:
         sys.stderr.write(f"kubecrawl: configuration error: {exc}\n")

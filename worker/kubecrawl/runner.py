@@ -256,7 +256,7 @@ class CrawlProcess:
     async def _run_slave(self) -> None:
         delivery = self._stream_delivery()
         if delivery is None:
-            await self._new_engine().crawl()
+            await self._crawl_slave(self._new_engine())
             return
         await delivery.open()
         task = asyncio.create_task(delivery.run(), name="kc-feed-delivery")
@@ -272,7 +272,7 @@ class CrawlProcess:
 
         task.add_done_callback(died)
         try:
-            await engine.crawl()
+            await self._crawl_slave(engine)
         finally:
             delivery.stop()
             try:
@@ -282,6 +282,39 @@ class CrawlProcess:
             if not self.fatal:
                 await delivery.drain()
             await delivery.close()
+
+    async def _crawl_slave(self, engine: Engine) -> None:
+        """``engine.crawl()``, with start URLs taken from the spider's Redis list alongside when it has
+        one (kubecrawl/redis_spider.py); such a slave waits for more instead of exiting when idle."""
+        from .redis_spider import StartURLFeeder
+
+        feeder = StartURLFeeder.for_engine(engine)
+        if feeder is None:
+            await engine.crawl()
+            return
+        if self.s.exit_when_idle:
+            log.warning(
+                "spider %s takes start URLs from redis list %r: --exit-when-idle does not apply "
+                "(it stops on SIGTERM, or after max_idle_time seconds idle)",
+                self.spider.name,
+                feeder.key,
+            )
+            self.s.exit_when_idle = False
+        task = asyncio.create_task(feeder.run(), name="kc-start-urls")
+
+        def died(t: asyncio.Task[Any]) -> None:
+            exc = None if t.cancelled() else t.exception()
+            if exc is not None:
+                log.error("start URLs from redis stopped: %r", exc, exc_info=exc)
+                engine.fatal = engine.fatal or f"start URLs from redis failed: {exc!r}"
+                engine.request_stop("error")
+
+        task.add_done_callback(died)
+        try:
+            await engine.crawl()
+        finally:
+            task.cancel()
+            await asyncio.gather(task, return_exceptions=True)
 
     async def _run_master(self) -> None:
         while True:
