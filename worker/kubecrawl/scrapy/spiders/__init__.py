@@ -299,4 +299,6 @@ class SitemapSpider(Spider):
                             break
 
 
-__all__ = ["CrawlSpider", "Rule", "SitemapSpider", "Spider"]
+from .feed import CSVFeedSpider, XMLFeedSpider  # noqa: E402 -- they subclass Spider above
+
+__all__ = ["CSVFeedSpider", "CrawlSpider", "Rule", "SitemapSpider", "Spider", "XMLFeedSpider"]
