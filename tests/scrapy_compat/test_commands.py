@@ -119,3 +119,20 @@ def test_http_cache_second_run_makes_no_request(quotes_site: TestHTTPServer, tmp
     # expired entries are fetched again; ignored statuses are never stored
     kubecrawl(kc, "crawl", "quotes", "-a", base, "-O", "third.json", *cache, "-s", "HTTPCACHE_EXPIRATION_SECS=0.001")
     assert len(quotes_site.log) == 2 * first_requests
+
+
+def test_shell_without_ipython_is_the_standard_console(quotes_site: TestHTTPServer, tmp_path: Path) -> None:
+    import subprocess
+
+    proc = subprocess.run(
+        [sys.executable, "-m", "kubecrawl.cli", "shell", quotes_site.url("/")],
+        input="r = fetch(response.urljoin('/page/2/'))\nprint('got', r.status, len(response.css('div.quote')))\n",
+        cwd=tmp_path,
+        capture_output=True,
+        text=True,
+        timeout=120,
+        env=clean_env(),
+    )
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    page2 = json.loads((Path(__file__).parent / "site" / "quotes.json").read_text())["pages"][1]
+    assert f"got 200 {len(page2)}" in proc.stdout
