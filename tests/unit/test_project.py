@@ -93,6 +93,9 @@ def test_scrapy_project_key_and_settings_module_env(project: Path) -> None:
     assert proj is not None and proj.settings["DOWNLOAD_DELAY"] == 7
     with pytest.raises(ConfigurationError, match="no \\[settings\\] nope"):
         find_project(project, environ={"SCRAPY_PROJECT": "nope"})
+    bare = project / "bare"
+    _write(bare, {"scrapy.cfg": "[deploy]\nproject = x\n"})
+    assert find_project(bare, environ={}) is None  # names no settings module: not a project, as in Scrapy
     with pytest.raises(ConfigurationError, match="cannot import the project's settings module"):
         find_project(project, environ={"SCRAPY_SETTINGS_MODULE": f"{pkg}.missing"})
 

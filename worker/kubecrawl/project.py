@@ -21,6 +21,7 @@ from __future__ import annotations
 import configparser
 import importlib
 import inspect
+import logging
 import os
 import pkgutil
 import sys
@@ -33,6 +34,8 @@ from urllib.parse import urlsplit
 
 from .errors import ConfigurationError, SpiderError
 from .spider import Spider
+
+log = logging.getLogger(__name__)
 
 SETTINGS_ENV = "SCRAPY_SETTINGS_MODULE"
 #: where kubecrawl keeps project data (the HTTP cache), next to scrapy.cfg; Scrapy's is ``.scrapy``
@@ -167,8 +170,11 @@ def find_project(start: Path | None = None, environ: dict[str, str] | None = Non
         key = env.get("SCRAPY_PROJECT", "default")
         if parser.has_option("settings", key):
             module = parser.get("settings", key)
-        else:
-            raise ConfigurationError(f"{cfg} has no [settings] {key} = <settings module> entry")
+        elif "SCRAPY_PROJECT" in env:
+            raise ConfigurationError(f"{cfg} has no [settings] {key} = <settings module> entry (SCRAPY_PROJECT)")
+        else:  # as Scrapy: such a scrapy.cfg names no settings, so there is no project to read
+            log.warning("%s has no [settings] default = <settings module>: not read as a Scrapy project", cfg)
+            return None
     if not module:
         return None
     if root is not None and str(root) not in sys.path:
