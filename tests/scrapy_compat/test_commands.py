@@ -136,3 +136,22 @@ def test_shell_without_ipython_is_the_standard_console(quotes_site: TestHTTPServ
     assert proc.returncode == 0, proc.stderr[-3000:]
     page2 = json.loads((Path(__file__).parent / "site" / "quotes.json").read_text())["pages"][1]
     assert f"got 200 {len(page2)}" in proc.stdout
+
+
+def test_parse_rules_picks_the_matching_rules_callback(quotes_site: TestHTTPServer, tmp_path: Path) -> None:
+    kc = copy_project(tmp_path / "kc", port=True)
+    spider = kc / "quotesproject" / "spiders" / "rules.py"
+    spider.write_text(
+        "from kubecrawl.scrapy.linkextractors import LinkExtractor\n"
+        "from kubecrawl.scrapy.spiders import CrawlSpider, Rule\n\n\n"
+        "class RulesSpider(CrawlSpider):\n"
+        '    name = "rules"\n'
+        '    rules = (Rule(LinkExtractor(allow=r"/author/"), callback="parse_author"), Rule(LinkExtractor(allow=r"/page/")))\n\n'
+        "    def parse_author(self, response):\n"
+        '        yield {"author": response.css("h3.author-title::text").get().strip()}\n',
+        encoding="utf-8",
+    )
+    out = kubecrawl(kc, "parse", quotes_site.url("/author/Albert-Einstein"), "--spider", "rules", "-r", "--json")
+    assert json.loads(out.stdout)["items"] == [{"author": "Albert Einstein"}]
+    miss = kubecrawl(kc, "parse", quotes_site.url("/tag/love/"), "--spider", "rules", "-r", check=False)
+    assert miss.returncode == 2 and "no rule of spider 'rules' matches" in miss.stderr

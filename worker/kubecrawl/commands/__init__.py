@@ -40,6 +40,9 @@ def add_parsers(sub: Any) -> None:
     pa.add_argument("url")
     pa.add_argument("--spider", help="spider name in the project, or a spider reference (default: by the URL's domain)")
     pa.add_argument("-c", "--callback", help="the spider method to parse the response with (default: parse)")
+    pa.add_argument(
+        "-r", "--rules", action="store_true", help="the callback of the first CrawlSpider rule matching URL"
+    )
     pa.add_argument("-a", dest="spider_args", action="append", default=[], metavar="NAME=VALUE")
     pa.add_argument("-m", "--meta", help="JSON object: the request's meta")
     pa.add_argument("--cbkwargs", help="JSON object: the callback's keyword arguments")

@@ -48,6 +48,18 @@ def _request_view(req: Request) -> dict[str, Any]:
     return {"method": req.method, "url": req.url, "callback": req.callback or "parse"}
 
 
+def rule_callback(spider: Any, url: str) -> str:
+    """``--rules``: the callback of the first rule whose link extractor matches ``url`` (or ``parse``)."""
+    rules = getattr(spider, "rules", None)
+    if not rules:
+        raise ConfigurationError(f"--rules: spider {spider.name!r} has no CrawlSpider rules; give --callback")
+    for rule in rules:
+        if rule.link_extractor.matches(url):
+            cb = rule.callback
+            return str(getattr(cb, "__name__", cb)) if cb else "parse"
+    raise ConfigurationError(f"--rules: no rule of spider {spider.name!r} matches {url}")
+
+
 async def _run(args: argparse.Namespace, cls: type, settings: Any) -> list[dict[str, Any]]:
     from ..core.scraper import Scraper
     from ..downloader import Downloader
@@ -72,7 +84,10 @@ async def _run(args: argparse.Namespace, cls: type, settings: Any) -> list[dict[
     cb_kwargs = _json_object(args.cbkwargs, "--cbkwargs")
     from ..scrapy.http import Request as ScrapyRequest
 
-    first = ScrapyRequest(args.url, callback=args.callback, meta=meta, cb_kwargs=cb_kwargs, dont_filter=True)
+    callback = args.callback
+    if callback is None and args.rules:
+        callback = rule_callback(spider, args.url)
+    first = ScrapyRequest(args.url, callback=callback, meta=meta, cb_kwargs=cb_kwargs, dont_filter=True)
     levels: list[dict[str, Any]] = []
     try:
         await pipelines.open(spider)
