@@ -71,6 +71,7 @@ def test_second_run_is_answered_from_the_cache(tmp_path: Path) -> None:
         second, p2 = crawl(site, tmp_path / "c")
         assert len(site.log) == hits  # nothing asked of the server
         assert p2.stats["httpcache/hit"] == 6 and p2.stats["httpcache/miss"] == 0
+        assert p2.stats.summary()["httpcache/hit"] == 6
         assert _norm(second) == _norm(first)
         assert any(t == "<p>zipped</p>" for _, _, t in _norm(second))  # the stored body is decoded on replay
         assert p2.stats["redirects"] == 1  # the 301 is replayed and still becomes a scheduled request

@@ -66,3 +66,4 @@ def test_feed_spider_gives_scrapys_items(
         full = [ln for ln in lines[1:] if ln.count(",") == 7]
         assert len(got) == len(full)
         assert proc.stats["csv_rows_skipped"] == len(lines) - 1 - len(full) > 0
+        assert proc.stats.summary()["csv_rows_skipped"] == proc.stats["csv_rows_skipped"]  # said at the end
