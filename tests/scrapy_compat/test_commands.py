@@ -35,6 +35,8 @@ def test_genspider_basic_and_crawl_templates_run(tmp_path: Path) -> None:
         assert "class SmallPagesSpider(scrapy.Spider)" in src and f'start_urls = ["{site.url("/p1")}"]' in src
         again = kubecrawl(kc, "genspider", "small-pages", site.url("/p1"), check=False)
         assert again.returncode == 2 and "already exists" in again.stderr
+        clash = kubecrawl(kc, "genspider", "quotesproject", "example.com", check=False)
+        assert clash.returncode == 2 and "project's name" in clash.stderr
         kubecrawl(kc, "crawl", "small-pages", "-O", "basic.json", "-s", "progress=off")
         assert read_json(kc / "basic.json") == [{"url": site.url("/p1"), "title": "page 1"}]
 
@@ -155,3 +157,10 @@ def test_parse_rules_picks_the_matching_rules_callback(quotes_site: TestHTTPServ
     assert json.loads(out.stdout)["items"] == [{"author": "Albert Einstein"}]
     miss = kubecrawl(kc, "parse", quotes_site.url("/tag/love/"), "--spider", "rules", "-r", check=False)
     assert miss.returncode == 2 and "no rule of spider 'rules' matches" in miss.stderr
+
+
+def test_shell_reads_a_local_file(tmp_path: Path) -> None:
+    page = tmp_path / "saved.html"
+    page.write_text("<html><head><title>kept</title></head><body><a href='x'>x</a></body></html>", encoding="utf-8")
+    out = kubecrawl(tmp_path, "shell", str(page), "-c", "(response.status, response.css('title::text').get())")
+    assert ast.literal_eval(out.stdout.strip().splitlines()[-1]) == (200, "kept")

@@ -145,6 +145,8 @@ def cmd_genspider(args: argparse.Namespace) -> int:
     project = _project()
     target_dir, where = Path.cwd(), None
     if project is not None:
+        if args.name == project.settings.get("BOT_NAME"):
+            raise ConfigurationError(f"a spider cannot have the project's name ({args.name!r}), as in Scrapy")
         if not args.force and args.name in project.spiders():
             cls = project.spiders()[args.name]
             raise ConfigurationError(f"spider {args.name!r} already exists in module {cls.__module__}")
