@@ -164,3 +164,43 @@ def test_shell_reads_a_local_file(tmp_path: Path) -> None:
     page.write_text("<html><head><title>kept</title></head><body><a href='x'>x</a></body></html>", encoding="utf-8")
     out = kubecrawl(tmp_path, "shell", str(page), "-c", "(response.status, response.css('title::text').get())")
     assert ast.literal_eval(out.stdout.strip().splitlines()[-1]) == (200, "kept")
+
+
+def test_every_template_runs_under_kubecrawl_and_scrapy_alike(scrapy_python: Path, tmp_path: Path) -> None:
+    """Each generated spider, pointed at a local page, gives the same items under kubecrawl and, with
+    its imports turned back into Scrapy's, under real Scrapy (``scrapy runspider``)."""
+    import subprocess
+
+    from .test_feed_spiders import FEEDS
+
+    site = _small_site()
+    site.html("/feed.xml", (FEEDS / "naver-blog-euc-kr.rss.xml").read_bytes(), content_type="application/rss+xml")
+    site.html("/data.csv", (FEEDS / "debian-releases.csv").read_bytes(), content_type="text/csv")
+    starts = {"basic": "/p1", "crawl": "/p1", "xmlfeed": "/feed.xml", "csvfeed": "/data.csv"}
+    try:
+        for template, start in starts.items():
+            name = f"gen_{template}"
+            kubecrawl(tmp_path, "genspider", "-t", template, name, "127.0.0.1")
+            path = tmp_path / f"{name}.py"
+            src = path.read_text(encoding="utf-8").replace('"https://127.0.0.1"', f'"{site.url(start)}"')
+            path.write_text(src, encoding="utf-8")
+            kubecrawl(tmp_path, "crawl", str(path), "-O", f"{name}-kc.json", "-s", "progress=off")
+            back = tmp_path / f"{name}_scrapy.py"
+            back.write_text(
+                src.replace("import kubecrawl.scrapy as scrapy", "import scrapy").replace("kubecrawl.scrapy", "scrapy"),
+                encoding="utf-8",
+            )
+            proc = subprocess.run(
+                [str(scrapy_python.parent / "scrapy"), "runspider", str(back), "-O", f"{name}-scrapy.json"],
+                cwd=tmp_path,
+                capture_output=True,
+                text=True,
+                timeout=300,
+                env=clean_env(),
+            )
+            assert proc.returncode == 0, proc.stderr[-3000:]
+            expected = read_json(tmp_path / f"{name}-scrapy.json")
+            assert expected, f"{template}: Scrapy produced no items"
+            assert as_multiset(read_json(tmp_path / f"{name}-kc.json")) == as_multiset(expected), template
+    finally:
+        site.stop()
