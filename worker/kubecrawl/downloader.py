@@ -112,6 +112,10 @@ class Downloader:
             )
         else:
             transport = httpx.AsyncHTTPTransport(verify=s.verify_tls, limits=limits, proxy=proxy)
+        if s.http_cache:  # development cache at the network boundary (httpcache.py); off: nothing on the hot path
+            from .httpcache import CachingTransport
+
+            transport = CachingTransport(transport, s, self.stats)
         self._mapped_errors = tuple(self._error_kinds)
         # The hot path sends httpx.Requests straight to the transport (see _fetch_once); the client,
         # on the same transport and connection pool, serves everything else (robots.txt).

@@ -149,15 +149,29 @@ class Settings(BaseModel):
     max_rounds: int | None = Field(None, ge=1)
     """Stop after this many rounds."""
 
+    # development (Scrapy projects)
+    http_cache: bool = False
+    """Keep HTTP responses in a filesystem cache and answer repeated requests from it, robots.txt included (for development: nothing expires it by default)."""
+    http_cache_dir: Path = Path("httpcache")
+    """Directory of the HTTP cache; a relative one is under .kubecrawl/ next to scrapy.cfg inside a Scrapy project, else under ./.kubecrawl/."""
+    http_cache_expiration: float = Field(0, ge=0)
+    """Seconds a cached response is used for; 0: forever."""
+    http_cache_ignore_http_codes: list[int] = []
+    """HTTP statuses never stored in the HTTP cache (comma list)."""
+
     # logging / UI
-    log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = "INFO"
-    """DEBUG, INFO, WARNING or ERROR."""
+    log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL"] = "INFO"
+    """DEBUG, INFO, WARNING, ERROR or CRITICAL."""
+    log_file: Path | None = None
+    """Write the log to this file (appended) instead of standard error."""
     log_format: Literal["auto", "text", "json"] = "auto"
     """auto (text on a terminal, JSON lines otherwise), text or json."""
     progress: Literal["auto", "on", "off"] = "auto"
     """Live progress display: auto (on a terminal), on or off."""
 
-    @field_validator("retry_http_codes", "item_key", "ssrf_allow", "item_pipelines", mode="before")
+    @field_validator(
+        "retry_http_codes", "item_key", "ssrf_allow", "item_pipelines", "http_cache_ignore_http_codes", mode="before"
+    )
     @classmethod
     def _split_commas(cls, v: Any) -> Any:
         if isinstance(v, str):
@@ -180,6 +194,14 @@ class Settings(BaseModel):
         if isinstance(v, Mapping):
             enabled = [(order, i, path) for i, (path, order) in enumerate(v.items()) if order is not None]
             return [path for _, _, path in sorted(enabled)]
+        return v
+
+    @field_validator("feeds", mode="before")
+    @classmethod
+    def _feed_uris(cls, v: Any) -> Any:
+        """Scrapy's ``FEEDS`` may be keyed by ``pathlib.Path``."""
+        if isinstance(v, Mapping):
+            return {str(k) if isinstance(k, Path) else k: o for k, o in v.items()}
         return v
 
     @field_validator("cron")
@@ -291,6 +313,22 @@ SCRAPY_ALIASES: dict[str, tuple[str, Any]] = {
     "CLOSESPIDER_PAGECOUNT": ("max_pages", _zero_is_none),
 }
 
+# Scrapy projects, the HTTP cache and logging (docs/scrapy.md)
+SCRAPY_ALIASES.update(
+    {
+        "HTTPCACHE_ENABLED": ("http_cache", None),
+        "HTTPCACHE_DIR": ("http_cache_dir", None),
+        "HTTPCACHE_EXPIRATION_SECS": ("http_cache_expiration", None),
+        "HTTPCACHE_IGNORE_HTTP_CODES": ("http_cache_ignore_http_codes", None),
+    }
+)
+
+#: what a Scrapy project's loader reads itself (kubecrawl/project.py): kept for ``settings.get()``,
+#: and not "without effect" inside a project
+SCRAPY_PROJECT_KEYS = frozenset({"BOT_NAME", "SPIDER_MODULES", "NEWSPIDER_MODULE"})
+#: Scrapy settings accepted only with their empty default (a project template has ``ADDONS = {}``)
+SCRAPY_EMPTY_ONLY = {"ADDONS": "Scrapy add-ons are not supported"}
+
 #: Scrapy project settings with no kubecrawl meaning: accepted (a Scrapy settings.py has them), kept
 #: for ``settings.get()``, and named once in the log as having no effect
 SCRAPY_INERT = frozenset(
@@ -304,7 +342,9 @@ SCRAPY_INERT = frozenset(
     }
 )
 
-_KNOWN_NAMES = sorted(_FIELDS | {a.lower() for a in SCRAPY_ALIASES} | {a.lower() for a in SCRAPY_INERT})
+_KNOWN_NAMES = sorted(
+    _FIELDS | {a.lower() for a in SCRAPY_ALIASES} | {a.lower() for a in SCRAPY_INERT | set(SCRAPY_EMPTY_ONLY)}
+)
 
 
 def _suggest(key: str) -> str:
@@ -346,6 +386,11 @@ def _normalise(source: str, mapping: Mapping[str, Any], found: _Collected | None
             out[field] = convert(value) if convert is not None else value
         elif upper in SCRAPY_INERT:
             collect.inert[upper] = value
+        elif upper in SCRAPY_EMPTY_ONLY:
+            if value:
+                collect.unknown.append(f"setting {key!r} (from {source}): {SCRAPY_EMPTY_ONLY[upper]}")
+            else:
+                collect.inert[upper] = value
         else:
             collect.unknown.append(f"unknown setting {key!r} (from {source}){_suggest(key)}")
     if found is None:
@@ -404,19 +449,29 @@ def build_settings(
     cli: Mapping[str, Any] | None = None,
     spider_settings: Mapping[str, Any] | None = None,
     environ: Mapping[str, str] | None = None,
+    project_settings: Mapping[str, Any] | None = None,
 ) -> Settings:
-    """Merge every source by precedence and validate the result."""
+    """Merge every source by precedence and validate the result. ``project_settings`` (a Scrapy
+    project's settings module, kubecrawl/project.py) rank lowest, below ``custom_settings``, as in Scrapy."""
     found = _Collected()
+    project = _normalise("project settings.py", project_settings or {}, found)
     cli_norm = _normalise("command line", {k: v for k, v in (cli or {}).items() if v is not None}, found)
     env = env_settings(environ)
     file_path = cli_norm.get("settings_file") or env.get("settings_file")
     from_file = file_settings(Path(file_path), found) if file_path else {}
     merged: dict[str, Any] = {}
-    for layer in (_normalise("spider custom_settings", spider_settings or {}, found), from_file, env, cli_norm):
+    for layer in (
+        project,
+        _normalise("spider custom_settings", spider_settings or {}, found),
+        from_file,
+        env,
+        cli_norm,
+    ):
         merged.update(layer)
     found.raise_if_any()
-    if found.inert:
-        log.info("Scrapy settings with no effect in kubecrawl: %s", ", ".join(sorted(found.inert)))
+    inert = set(found.inert) - (SCRAPY_PROJECT_KEYS if project_settings is not None else set())
+    if inert:
+        log.info("Scrapy settings with no effect in kubecrawl: %s", ", ".join(sorted(inert)))
     try:
         settings = Settings.model_validate(merged)
         settings._scrapy_extra.update(found.inert)

@@ -62,5 +62,8 @@ class Stats:
         for key in ("offsite", "depth_limited"):  # Scrapy-style filters, when a spider uses them
             if self.counts[key]:
                 out[key] = self.counts[key]
+        for key in ("csv_rows_skipped", "httpcache/hit", "httpcache/miss"):  # CSVFeedSpider, the HTTP cache
+            if self.counts[key]:
+                out[key] = self.counts[key]
         out["errors_by_kind"] = {k[6:]: v for k, v in sorted(self.counts.items()) if k.startswith("error:")}
         return out

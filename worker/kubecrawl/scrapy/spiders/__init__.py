@@ -300,7 +300,18 @@ class SitemapSpider(Spider):
                             break
 
 
-__all__ = ["CrawlSpider", "RedisCrawlSpider", "RedisSpider", "Rule", "SitemapSpider", "Spider"]
+from .feed import CSVFeedSpider, XMLFeedSpider  # noqa: E402 -- they subclass Spider above
+
+__all__ = [
+    "CSVFeedSpider",
+    "CrawlSpider",
+    "RedisCrawlSpider",
+    "RedisSpider",
+    "Rule",
+    "SitemapSpider",
+    "Spider",
+    "XMLFeedSpider",
+]
 
 
 class RedisSpider(RedisStartMixin, Spider):
