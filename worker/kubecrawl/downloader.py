@@ -44,6 +44,9 @@ _REDIRECTS = {301, 302, 303, 307, 308}
 _META_KEYS = frozenset(
     {"proxy", "download_timeout", "cookiejar", "dont_merge_cookies", "http_user", "max_retry_times", "dont_retry"}
 )
+#: what the transports say of a response whose header block is past their bounds (aiohttp: 128
+#: fields; h11: 16 KiB), e.g. 10,000 Set-Cookie fields
+_HEADER_BOUNDS = ("Too many headers", "Receive buffer too long")
 #: distinct meta['proxy'] values this process keeps a connection pool for; more are refused
 MAX_PROXIES = 64
 #: what makes a page a meta-refresh candidate (searched in its first 4096 bytes, as Scrapy does)
@@ -450,6 +453,9 @@ class Downloader:
         # the transport's own error first (see _ERROR_KINDS), then httpx's; unknown: a network error
         hit = _lookup(self._error_kinds, exc.__cause__) or _lookup(self._error_kinds, exc)
         kind, retryable = hit or ("network", True)
+        if kind == "network" and any(m in str(exc.__cause__ or exc) for m in _HEADER_BOUNDS):
+            # the transport's bound on a response's header fields: the same answer would come back
+            kind, retryable = "headers_too_large", False
         if retryable and is_ssrf_error(exc):  # the guard's refusal, wrapped by the transport
             kind, retryable = "ssrf_refused", False
         detail = str(exc) or type(exc).__name__

@@ -92,8 +92,9 @@ class Response:
         sel = self._selector
         if sel is None:
             enc = self.encoding
-            if enc in _UTF8 and not self.body.startswith(b"\xef\xbb\xbf"):
-                # lxml parses the raw UTF-8 bytes directly: no decode/encode round trip
+            if enc in _UTF8 and self.body and not self.body.startswith(b"\xef\xbb\xbf"):
+                # lxml parses the raw UTF-8 bytes directly: no decode/encode round trip (an empty
+                # body goes the text way: parsel refuses body=b"", and Scrapy selects nothing in it)
                 sel = Selector(body=self.body, encoding="utf-8", base_url=self.url, type=_selector_type(self))
             else:
                 sel = Selector(text=self.text, base_url=self.url, type=_selector_type(self))
