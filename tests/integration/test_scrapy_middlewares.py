@@ -17,7 +17,6 @@ from typing import Any
 import orjson
 
 import kubecrawl
-
 import kubecrawl.scrapy as scrapy
 from kubecrawl.runner import CrawlProcess
 from kubecrawl.scrapy import signals
@@ -511,7 +510,7 @@ async def test_closespider_limits(http_server: TestHTTPServer, tmp_path: Path) -
         ({"CLOSESPIDER_TIMEOUT": 0.5}, "max_seconds"),
     ]
     for limit, reason in cases:
-        items, proc = await run(Chain, tmp_path, settings=limit, start_urls=start)
+        _, proc = await run(Chain, tmp_path, settings=limit, start_urls=start)
         assert proc.spider.reason == reason  # type: ignore[attr-defined]
         assert proc.stats.summary()["finish_reason"] == reason
         if reason == "max_items":
