@@ -538,3 +538,23 @@ async def test_autothrottle_spaces_requests_per_slot(http_server: TestHTTPServer
     # each request waited for its slot's delay: at least the smallest delay the slot ever had (latency/1 > 0)
     assert len(starts) == 7  # /c/0../c/5 and the 404 of /c/6
     assert starts[-1] - starts[0] >= 0.2  # one slot: the second request alone waited the start delay
+
+
+class PlainSpider(kubecrawl.Spider):
+    name = "plain"
+
+    def parse(self, response: Any) -> Any:
+        yield {"url": response.url.rsplit("/", 1)[1]}
+
+
+async def test_meta_refresh_is_opt_in_for_kubecrawl_spiders(http_server: TestHTTPServer, tmp_path: Path) -> None:
+    http_server.html("/r", '<html><head><META HTTP-EQUIV="refresh" content="1;URL=\'/landing\'"></head></html>')
+    http_server.html("/landing", title_page("landing"))
+    for setting, expected in ((None, ["r"]), (True, ["landing"])):
+        out = tmp_path / f"plain-{setting}.jsonl"
+        cli: dict[str, Any] = {"output": out, "progress": "off", "obey_robots": False}
+        if setting is not None:
+            cli["meta_refresh"] = setting
+        proc = CrawlProcess(PlainSpider(start_urls=[http_server.url("/r")]), build_settings(cli=cli, environ={}))
+        assert await proc.run() == 0
+        assert [orjson.loads(line)["url"] for line in out.read_bytes().splitlines()] == expected

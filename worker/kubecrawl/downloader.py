@@ -13,7 +13,6 @@ from __future__ import annotations
 import asyncio
 import logging
 import random
-import re
 import time
 from dataclasses import dataclass
 from email.utils import parsedate_to_datetime
@@ -49,8 +48,6 @@ _META_KEYS = frozenset(
 _HEADER_BOUNDS = ("Too many headers", "Receive buffer too long")
 #: distinct meta['proxy'] values this process keeps a connection pool for; more are refused
 MAX_PROXIES = 64
-#: what makes a page a meta-refresh candidate (searched in its first 4096 bytes, as Scrapy does)
-_HTTP_EQUIV = re.compile(rb"http-equiv", re.IGNORECASE)
 _DEFAULT_PORTS = {"http": 80, "https": 443}
 # Dropped from a redirect's follow-up when it goes to another origin (httpx's _redirect_headers and
 # Scrapy's RedirectMiddleware do the same; Host is the old origin's and the transport sets the new one).
@@ -139,6 +136,8 @@ class Downloader:
         #: (user, password, domain or None for every host) from the spider's http_user/http_pass
         self.spider_auth: tuple[str, str, str | None] | None = None
         self._auth_first_host = False
+        #: follow <meta http-equiv=refresh> (the process sets it for Scrapy spiders when unset)
+        self.meta_refresh = bool(s.meta_refresh)
         return httpx.AsyncClient(
             transport=transport, headers=headers, timeout=timeout, follow_redirects=False, trust_env=False
         )
@@ -354,7 +353,7 @@ class Downloader:
             raise Redirected(self._redirect_request(request, status, headers["location"]))
         if status in self.s.retry_http_codes and not request.meta.get("dont_retry"):
             raise DownloadError(f"http_{status}", f"HTTP {status}", retryable=True, retry_after=_retry_after(headers))
-        if self.s.meta_refresh and _HTTP_EQUIV.search(content, 0, 4096) and method != "HEAD":
+        if self.meta_refresh and method != "HEAD" and b"http-equiv" in content[:4096].lower():
             target = self._meta_refresh_target(request, headers, content)
             if target is not None:
                 self.stats.inc("meta_refresh")

@@ -139,6 +139,8 @@ class CrawlProcess:
         s, spider = self.s, self.spider
         self.downloader.set_spider_auth(spider)
         self.downloader.spider_statuses = tuple(getattr(spider, "handle_httpstatus_list", ()) or ())
+        if s.meta_refresh is None:  # Scrapy's METAREFRESH_ENABLED default, for Scrapy spiders
+            self.downloader.meta_refresh = bool(getattr(spider, "scrapy_api", False))
         hooks = Hooks()
         if s.downloader_middlewares:
             mws = load_middlewares(s.downloader_middlewares, self._crawler(), "downloader middleware")

@@ -134,8 +134,8 @@ class Settings(BaseModel):
     """Stop gracefully after this many seconds of crawling (this process, per round; CLOSESPIDER_TIMEOUT)."""
     max_errors: int | None = Field(None, ge=1)
     """Stop gracefully once this many errors were counted (this process; CLOSESPIDER_ERRORCOUNT)."""
-    meta_refresh: bool = True
-    """Follow <meta http-equiv=refresh> redirects (in the first 4096 bytes, delay below meta_refresh_max_delay)."""
+    meta_refresh: bool | None = None
+    """Follow <meta http-equiv=refresh> redirects (first 4096 bytes, delay below meta_refresh_max_delay); unset: on for kubecrawl.scrapy spiders (Scrapy's default), off for kubecrawl spiders (it costs a scan of every page)."""
     meta_refresh_max_delay: float = Field(100.0, ge=0)
     """A meta refresh with a longer delay is not followed (Scrapy's METAREFRESH_MAXDELAY)."""
     cookies: bool = True
