@@ -558,3 +558,25 @@ async def test_meta_refresh_is_opt_in_for_kubecrawl_spiders(http_server: TestHTT
         proc = CrawlProcess(PlainSpider(start_urls=[http_server.url("/r")]), build_settings(cli=cli, environ={}))
         assert await proc.run() == 0
         assert [orjson.loads(line)["url"] for line in out.read_bytes().splitlines()] == expected
+
+
+class AuthSpider(scrapy.Spider):
+    name = "auth"
+    custom_settings = {"ROBOTSTXT_OBEY": False}
+    http_user = "ann"
+    http_pass = "s3cret"
+
+    def parse(self, response: Any) -> Any:
+        yield {"host": response.url.split("/")[2].split(":")[0], "title": response.css("title::text").get()}
+        if "127.0.0.1" in response.url:
+            yield scrapy.Request(self.other)
+
+
+async def test_spider_http_auth_goes_to_the_first_requests_host_only(make_http_server: Any, tmp_path: Path) -> None:
+    good = "Basic " + base64.b64encode(b"ann:s3cret").decode()
+    first, other = make_http_server("127.0.0.1"), make_http_server("127.0.0.2")
+    for server in (first, other):
+        server.route("/", lambda r: html(200, title_page("in" if hdr(r, "Authorization") == good else "out")))
+    items, _ = await run(AuthSpider, tmp_path, start_urls=[first.url("/")], other=other.url("/"))
+    # Scrapy's HttpAuthMiddleware without http_auth_domain: the first request's domain only
+    assert sorted((i["host"], i["title"]) for i in items) == [("127.0.0.1", "in"), ("127.0.0.2", "out")]
