@@ -111,9 +111,9 @@ def test_cli_exits_2_naming_every_unknown_scrapy_setting(tmp_path: Path, capsys:
         "import kubecrawl.scrapy as scrapy\n\n"
         "class S(scrapy.Spider):\n"
         "    name = 's'\n"
-        "    custom_settings = {'ROBOTSTXT_OBEY': False, 'DOWNLOADER_MIDDLEWARES': {}, 'AUTOTHROTTLE_ENABLED': True}\n"
+        "    custom_settings = {'ROBOTSTXT_OBEY': False, 'DNS_RESOLVER': 'x', 'SCHEDULER_MEMORY_QUEUE': 'y'}\n"
     )
     assert main(["crawl", str(spider), "-s", "CONCURRENT_REQUESTZ=2"]) == 2
     err = capsys.readouterr().err
     assert "3 unknown setting(s)" in err
-    assert "DOWNLOADER_MIDDLEWARES" in err and "AUTOTHROTTLE_ENABLED" in err and "CONCURRENT_REQUESTZ" in err
+    assert "DNS_RESOLVER" in err and "SCHEDULER_MEMORY_QUEUE" in err and "CONCURRENT_REQUESTZ" in err

@@ -128,6 +128,34 @@ class Settings(BaseModel):
     """Drop requests more than this many links away from a start request (0: no limit; counted as depth_limited)."""
     depth_priority: int = 0
     """With depth tracked: a request's priority is lowered by depth x this (positive: breadth-first first)."""
+    max_items: int | None = Field(None, ge=1)
+    """Stop gracefully once this many items came out of the pipelines (this process; Scrapy's CLOSESPIDER_ITEMCOUNT)."""
+    max_seconds: float | None = Field(None, gt=0)
+    """Stop gracefully after this many seconds of crawling (this process, per round; CLOSESPIDER_TIMEOUT)."""
+    max_errors: int | None = Field(None, ge=1)
+    """Stop gracefully once this many errors were counted (this process; CLOSESPIDER_ERRORCOUNT)."""
+    meta_refresh: bool | None = None
+    """Follow <meta http-equiv=refresh> redirects (first 4096 bytes, delay below meta_refresh_max_delay); unset: on for kubecrawl.scrapy spiders (Scrapy's default), off for kubecrawl spiders (it costs a scan of every page)."""
+    meta_refresh_max_delay: float = Field(100.0, ge=0)
+    """A meta refresh with a longer delay is not followed (Scrapy's METAREFRESH_MAXDELAY)."""
+    cookies: bool = True
+    """Remember Set-Cookie per jar (meta['cookiejar']; one default jar per process) and send the cookies back."""
+    cookies_per_domain: int = Field(50, ge=1, le=10_000)
+    """Cookies one jar keeps for one domain (RFC 6265: at least 50); more are refused and counted cookies_refused."""
+    cookies_total: int = Field(3000, ge=1, le=1_000_000)
+    """Cookies one jar keeps in all (RFC 6265: at least 3000); more are refused and counted cookies_refused."""
+    downloader_middlewares: dict[str, int | None] = {}
+    """Downloader middlewares {path: order} (Scrapy's DOWNLOADER_MIDDLEWARES): process_request in rising order, process_response/process_exception falling; None disables."""
+    spider_middlewares: dict[str, int | None] = {}
+    """Spider middlewares {path: order} (Scrapy's SPIDER_MIDDLEWARES): process_spider_input rising, process_spider_output/process_start falling; None disables."""
+    autothrottle: bool = False
+    """Adapt each slot's delay to its latency, as Scrapy's AutoThrottle (AUTOTHROTTLE_ENABLED)."""
+    autothrottle_start_delay: float = Field(5.0, ge=0)
+    """AutoThrottle: the first delay of a slot, in seconds."""
+    autothrottle_max_delay: float = Field(60.0, ge=0)
+    """AutoThrottle: the largest delay, in seconds."""
+    autothrottle_target_concurrency: float = Field(1.0, gt=0)
+    """AutoThrottle: requests in parallel per slot it aims at (the delay tends to latency / this)."""
     base_url: str | None = Field(None, pattern=r"^https?://")  # overrides a declarative spider's base_url
     """Overrides a declarative spider's base_url (point a spider at a mirror or test server)."""
 
@@ -311,6 +339,18 @@ SCRAPY_ALIASES: dict[str, tuple[str, Any]] = {
     "DEPTH_PRIORITY": ("depth_priority", None),
     "ITEM_PIPELINES": ("item_pipelines", None),
     "CLOSESPIDER_PAGECOUNT": ("max_pages", _zero_is_none),
+    "CLOSESPIDER_ITEMCOUNT": ("max_items", _zero_is_none),
+    "CLOSESPIDER_TIMEOUT": ("max_seconds", _zero_is_none),
+    "CLOSESPIDER_ERRORCOUNT": ("max_errors", _zero_is_none),
+    "METAREFRESH_ENABLED": ("meta_refresh", None),
+    "METAREFRESH_MAXDELAY": ("meta_refresh_max_delay", None),
+    "COOKIES_ENABLED": ("cookies", None),
+    "DOWNLOADER_MIDDLEWARES": ("downloader_middlewares", None),
+    "SPIDER_MIDDLEWARES": ("spider_middlewares", None),
+    "AUTOTHROTTLE_ENABLED": ("autothrottle", None),
+    "AUTOTHROTTLE_START_DELAY": ("autothrottle_start_delay", None),
+    "AUTOTHROTTLE_MAX_DELAY": ("autothrottle_max_delay", None),
+    "AUTOTHROTTLE_TARGET_CONCURRENCY": ("autothrottle_target_concurrency", None),
 }
 
 # Scrapy projects, the HTTP cache and logging (docs/scrapy.md)
@@ -339,6 +379,8 @@ SCRAPY_INERT = frozenset(
         "REQUEST_FINGERPRINTER_IMPLEMENTATION",
         "TWISTED_REACTOR",
         "FEED_EXPORT_ENCODING",
+        "AUTOTHROTTLE_DEBUG",
+        "COOKIES_DEBUG",
     }
 )
 
