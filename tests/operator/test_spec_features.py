@@ -20,7 +20,8 @@ from kubecrawl_operator.naming import CrawlRef
 from kubecrawl_operator.observe import delivery_problem, read_redis_extras
 from kubecrawl_operator.phase import Observed, decide
 from kubecrawl_operator.validation import check_spec
-from tests.operator.conftest import RedisServer
+from tests.operator.cluster import Cluster, eventually
+from tests.operator.conftest import OperatorProcess, RedisServer
 from tests.operator.test_builders import CRAWL, CTX, RULES, SPECS, env_of
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -301,3 +302,45 @@ def test_delivery_counts_and_a_failing_sink_come_from_the_feeds_group(redis_serv
         True,
         "SinkWriteFailing",
     )
+
+
+# -- the real operator process against the emulated API -------------------------------------------
+
+
+def test_operator_waits_for_the_spider_source_and_rolls_the_pods_when_the_code_changes(
+    cluster: Cluster, operator: OperatorProcess
+) -> None:
+    cluster.create_crawl(
+        "pysp", {"spider": {"module": "books:BooksSpider", "source": {"configMap": "spiders"}}, "replicas": 1}
+    )
+    missing = eventually(
+        lambda: (c := cluster.condition("pysp", "Ready")).get("reason") == "SpiderSourceMissing" and c,
+        "Ready=False SpiderSourceMissing",
+    )
+    assert missing["status"] == "False" and "kubectl create configmap spiders" in missing["message"]
+    assert cluster.get("Deployment", "pysp-slave") is None  # nothing created without the code
+    cluster.create(
+        "ConfigMap",
+        {"apiVersion": "v1", "kind": "ConfigMap", "metadata": {"name": "spiders"}, "data": {"books.py": "# v1\n"}},
+    )
+
+    def source_hash() -> str | None:
+        dep = cluster.get("Deployment", "pysp-slave") or {}
+        annotations = ((dep.get("spec") or {}).get("template") or {}).get("metadata", {}).get("annotations") or {}
+        return annotations.get("kubecrawl.io/spider-source-hash")
+
+    first = eventually(source_hash, "the slaves, with the source's hash")
+    cluster.patch("ConfigMap", "spiders", {"data": {"books.py": "# v2\n"}})
+    eventually(lambda: (h := source_hash()) and h != first and h, "the slaves rolled by the new code")
+
+
+def test_operator_reports_an_unknown_setting_with_an_event_and_creates_nothing(
+    cluster: Cluster, operator: OperatorProcess
+) -> None:
+    cluster.create_crawl("typo", {"spider": {"rules": RULES}, "settings": {"max_retires": "5"}})
+    ready = eventually(
+        lambda: (c := cluster.condition("typo", "Ready")).get("reason") == "UnknownSetting" and c, "UnknownSetting"
+    )
+    assert "spec.settings.max_retires is not a worker setting; did you mean 'max_retries'?" in ready["message"]
+    eventually(lambda: any(e.get("reason") == "UnknownSetting" for e in cluster.events("typo")), "the event")
+    assert cluster.get("Deployment", "typo-slave") is None and cluster.get("StatefulSet", "typo-redis") is None
