@@ -8,6 +8,7 @@ from __future__ import annotations
 import base64
 import dataclasses
 import datetime
+import json
 import logging
 import secrets
 from collections.abc import Mapping
@@ -152,8 +153,6 @@ def _ensure_reported(kube: Kube, manifest: dict[str, Any], problems: list[Proble
 
 
 def _api_message(exc: KubeError) -> str:
-    import json
-
     text = str(exc).split(": ", 1)[-1]
     try:
         return str(json.loads(text).get("message") or text)
