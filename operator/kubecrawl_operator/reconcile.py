@@ -372,8 +372,9 @@ def reconcile(
     )
     if source_problem is None:  # without the spider's code, no pod could start: change nothing
         refused = _converge(kube, crawl, spec, ctx, decision, obs.seeded_before)
-        if refused:
-            decision = decide(dataclasses.replace(obs, problems=obs.problems + tuple(refused)))
+        if refused:  # one condition naming every refused child
+            rejected = Problem("ChildRejected", "; ".join(p.message for p in refused))
+            decision = decide(dataclasses.replace(obs, problems=(*obs.problems, rejected)))
 
     status: dict[str, Any] = {
         "phase": decision.phase,
