@@ -440,18 +440,38 @@ def _normalise(source: str, mapping: Mapping[str, Any], found: _Collected | None
     return out
 
 
-def _known_key(key: str) -> bool:
-    return key.lower() in _FIELDS or key.upper() in SCRAPY_ALIASES
+#: ``KUBECRAWL_*`` variables that are not settings, so an unknown one can be an error: read elsewhere in
+#: the worker (``WORKER_ID``), by the operator (``OPERATOR_*``, ``WORKER_IMAGE``), by the build and test
+#: tooling (``E2E_*``, ``IMAGE_*``, ...), and the service links Kubernetes injects for a Service named
+#: ``kubecrawl`` (``KUBECRAWL_SERVICE_HOST``, ``KUBECRAWL_PORT_8080_TCP``...; crawl pods turn them off).
+NOT_SETTINGS = frozenset({"WORKER_ID", "WORKER_IMAGE", "HELM", "SCRAPY_PYTHON", "PORT"})
+NOT_SETTINGS_PREFIXES = (
+    "OPERATOR_",
+    "E2E_",
+    "TEST_",
+    "IMAGE_",
+    "IMAGES_",
+    "BUILD_",
+    "SETUP_",
+    "SERVICE_",
+    "PORT_",
+)
 
 
-def env_settings(environ: Mapping[str, str] | None = None) -> dict[str, Any]:
+def is_setting_variable(name: str) -> bool:
+    """Whether an environment variable is read as a setting (``KUBECRAWL_<KEY>``, not in :data:`NOT_SETTINGS`)."""
+    if not name.startswith(ENV_PREFIX):
+        return False
+    rest = name[len(ENV_PREFIX) :]
+    return rest not in NOT_SETTINGS and not rest.startswith(NOT_SETTINGS_PREFIXES)
+
+
+def env_settings(environ: Mapping[str, str] | None = None, found: _Collected | None = None) -> dict[str, Any]:
+    """Settings from ``KUBECRAWL_<KEY>`` variables; an unknown key is an error (exit 2) like in any
+    other source, so a misspelt variable is never silently ignored."""
     environ = os.environ if environ is None else environ
-    found = {
-        k[len(ENV_PREFIX) :]: v
-        for k, v in environ.items()
-        if k.startswith(ENV_PREFIX) and _known_key(k[len(ENV_PREFIX) :]) and v != ""
-    }
-    return _normalise("environment", found)
+    values = {k[len(ENV_PREFIX) :]: v for k, v in environ.items() if is_setting_variable(k) and v != ""}
+    return _normalise("environment, KUBECRAWL_<KEY>", values, found)
 
 
 def file_settings(path: Path, found: _Collected | None = None) -> dict[str, Any]:
@@ -498,7 +518,7 @@ def build_settings(
     found = _Collected()
     project = _normalise("project settings.py", project_settings or {}, found)
     cli_norm = _normalise("command line", {k: v for k, v in (cli or {}).items() if v is not None}, found)
-    env = env_settings(environ)
+    env = env_settings(environ, found)
     file_path = cli_norm.get("settings_file") or env.get("settings_file")
     from_file = file_settings(Path(file_path), found) if file_path else {}
     merged: dict[str, Any] = {}
