@@ -18,7 +18,8 @@ Generated from `kubecrawl.settings.Settings` by `scripts/gen_settings_doc.py`; d
 Precedence, highest first: CLI flags and `-s KEY=VALUE` > environment `KUBECRAWL_<KEY>` > settings file
 (`--settings FILE`, YAML) > the spider's `custom_settings` > the defaults below. Keys are case-insensitive;
 lists may be given as comma lists (`-s item_key=title,source`). Unknown keys or an invalid value stop
-the crawl at start-up with exit code 2 and a message naming every unknown key with the closest known name.
+the crawl at start-up with exit code 2 and a message naming every unknown key with the closest known name
+(a Scrapy project's own upper-case settings are kept for its code instead: [scrapy.md](scrapy.md)).
 That includes the environment: a `KUBECRAWL_*` variable that is not a setting is an error, except the
 variables other programs own (`kubecrawl.settings.NOT_SETTINGS`): `KUBECRAWL_WORKER_ID` (the worker's
 name in Redis), `KUBECRAWL_OPERATOR_*` and `KUBECRAWL_WORKER_IMAGE` (the operator), `KUBECRAWL_E2E_*`,

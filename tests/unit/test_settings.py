@@ -152,3 +152,53 @@ def test_kubecrawl_variables_that_are_not_settings_are_not_errors() -> None:
     s = build_settings(environ=environ)
     assert s.concurrency == 3
     assert [k for k in environ if is_setting_variable(k)] == ["KUBECRAWL_CONCURRENCY", "KUBECRAWL_BOT_NAME"]
+
+
+def test_a_projects_own_settings_reach_its_code_through_settings_get(caplog: pytest.LogCaptureFixture) -> None:
+    """Scrapy's documented MongoPipeline reads ``crawler.settings.get("MONGO_URI")``: a project's own
+    upper-case names are kept, ranked like every other setting, and named once in the log."""
+    caplog.set_level("INFO", logger="kubecrawl.settings")
+    s = build_settings(
+        project_settings={"MONGO_URI": "mongodb://db/", "MONGO_DATABASE": "items", "PROXY_LIST": ["a", "b"]},
+        spider_settings={"MONGO_DATABASE": "from-spider"},
+        cli=parse_kv(["PROXY_LIST=[c]"]),
+        environ={},
+    )
+    assert s.get("MONGO_URI") == "mongodb://db/"
+    assert s.get("MONGO_DATABASE") == "from-spider"  # custom_settings over settings.py
+    assert s.get("PROXY_LIST") == ["c"]  # -s over both
+    assert "3 project setting(s) that kubecrawl does not use itself" in caplog.text
+    assert "MONGO_DATABASE, MONGO_URI, PROXY_LIST" in caplog.text
+
+
+@pytest.mark.parametrize(
+    ("source", "value", "needle"),
+    [
+        # Scrapy's own setting that kubecrawl does not implement: refused, not mistaken for a project's
+        ("spider_settings", {"DNS_RESOLVER": "x"}, "Scrapy setting 'DNS_RESOLVER'"),
+        # a near miss of a known name is a typo, not a project setting
+        ("spider_settings", {"CONCURRENT_REQUESTZ": 2}, "did you mean 'CONCURRENT_REQUESTS'"),
+        ("project_settings", {"DOWNLOAD_DELAYS": 1}, "did you mean 'DOWNLOAD_DELAY'"),
+        # lower case is kubecrawl's own naming: an unknown one is a typo of ours
+        ("spider_settings", {"mongo_uri": "x"}, "unknown setting 'mongo_uri'"),
+    ],
+)
+def test_what_is_not_a_project_setting_is_still_refused(source: str, value: dict, needle: str) -> None:
+    with pytest.raises(ConfigurationError) as err:
+        build_settings(environ={}, **{source: value})
+    assert needle in str(err.value)
+
+
+def test_an_environment_variable_is_never_taken_for_a_project_setting() -> None:
+    with pytest.raises(ConfigurationError, match="MONGO_URI"):
+        build_settings(environ={"KUBECRAWL_MONGO_URI": "mongodb://db/"})
+
+
+def test_the_generated_scrapy_setting_names_are_current() -> None:
+    import subprocess
+
+    root = Path(__file__).resolve().parents[2]
+    scrapy_python = root / ".venv-scrapy" / "bin" / "python"
+    assert scrapy_python.exists(), "run scripts/setup.sh: it makes .venv-scrapy (real Scrapy, for the tests)"
+    check = subprocess.run([str(scrapy_python), str(root / "scripts" / "gen_scrapy_setting_names.py"), "--check"])
+    assert check.returncode == 0, f"stale: run {scrapy_python} scripts/gen_scrapy_setting_names.py"

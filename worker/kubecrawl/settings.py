@@ -12,6 +12,7 @@ from __future__ import annotations
 import difflib
 import logging
 import os
+import re
 from collections.abc import Mapping
 from pathlib import Path
 from typing import Any, Literal
@@ -30,6 +31,7 @@ from pydantic import (
 
 from ._version import __version__
 from .errors import ConfigurationError
+from .scrapy_setting_names import SCRAPY_SETTING_NAMES
 
 ENV_PREFIX = "KUBECRAWL_"
 log = logging.getLogger(__name__)
@@ -405,6 +407,7 @@ class _Collected:
     def __init__(self) -> None:
         self.unknown: list[str] = []
         self.inert: dict[str, Any] = {}
+        self.project: dict[str, dict[str, Any]] = {}  # a Scrapy project's own settings by source, for its code
 
     def raise_if_any(self) -> None:
         if self.unknown:
@@ -413,7 +416,23 @@ class _Collected:
             )
 
 
-def _normalise(source: str, mapping: Mapping[str, Any], found: _Collected | None = None) -> dict[str, Any]:
+_PROJECT_NAME = re.compile(r"[A-Z][A-Z0-9_]*\Z")
+
+
+def _is_project_setting(key: str) -> bool:
+    """A Scrapy project's own setting (``MONGO_URI``, ``PROXY_POOL``: upper case, as Scrapy's), which its
+    pipelines and middlewares read through ``crawler.settings``: not one of Scrapy's own names (those
+    are supported or refused) and not a near miss of a known name (``CONCURRENT_REQUESTZ`` is a typo)."""
+    if not _PROJECT_NAME.match(key) or key in SCRAPY_SETTING_NAMES:
+        return False
+    return not difflib.get_close_matches(key.lower(), _KNOWN_NAMES, n=1, cutoff=0.85)
+
+
+def _normalise(
+    source: str, mapping: Mapping[str, Any], found: _Collected | None = None, *, project_names: bool = False
+) -> dict[str, Any]:
+    """Known names to fields; ``project_names``: the source may hold a Scrapy project's own settings
+    (settings.py, ``custom_settings``, ``-s``), kept for ``settings.get()`` instead of refused."""
     collect = found or _Collected()
     out: dict[str, Any] = {}
     for key, value in mapping.items():
@@ -433,6 +452,12 @@ def _normalise(source: str, mapping: Mapping[str, Any], found: _Collected | None
                 collect.unknown.append(f"setting {key!r} (from {source}): {SCRAPY_EMPTY_ONLY[upper]}")
             else:
                 collect.inert[upper] = value
+        elif project_names and _is_project_setting(key):
+            collect.project.setdefault(source, {})[key] = value
+        elif upper in SCRAPY_SETTING_NAMES:
+            collect.unknown.append(
+                f"Scrapy setting {key!r} (from {source}) is not supported by kubecrawl{_suggest(key)}"
+            )
         else:
             collect.unknown.append(f"unknown setting {key!r} (from {source}){_suggest(key)}")
     if found is None:
@@ -516,15 +541,17 @@ def build_settings(
     """Merge every source by precedence and validate the result. ``project_settings`` (a Scrapy
     project's settings module, kubecrawl/project.py) rank lowest, below ``custom_settings``, as in Scrapy."""
     found = _Collected()
-    project = _normalise("project settings.py", project_settings or {}, found)
-    cli_norm = _normalise("command line", {k: v for k, v in (cli or {}).items() if v is not None}, found)
+    project = _normalise("project settings.py", project_settings or {}, found, project_names=True)
+    cli_norm = _normalise(
+        "command line", {k: v for k, v in (cli or {}).items() if v is not None}, found, project_names=True
+    )
     env = env_settings(environ, found)
     file_path = cli_norm.get("settings_file") or env.get("settings_file")
     from_file = file_settings(Path(file_path), found) if file_path else {}
     merged: dict[str, Any] = {}
     for layer in (
         project,
-        _normalise("spider custom_settings", spider_settings or {}, found),
+        _normalise("spider custom_settings", spider_settings or {}, found, project_names=True),
         from_file,
         env,
         cli_norm,
@@ -534,9 +561,19 @@ def build_settings(
     inert = set(found.inert) - (SCRAPY_PROJECT_KEYS if project_settings is not None else set())
     if inert:
         log.info("Scrapy settings with no effect in kubecrawl: %s", ", ".join(sorted(inert)))
+    own: dict[str, Any] = {}
+    for source in ("project settings.py", "spider custom_settings", "command line"):  # lowest rank first
+        own.update(found.project.get(source, {}))
+    if own:
+        log.info(
+            "%d project setting(s) that kubecrawl does not use itself, for your code (crawler.settings): %s",
+            len(own),
+            ", ".join(sorted(own)),
+        )
     try:
         settings = Settings.model_validate(merged)
         settings._scrapy_extra.update(found.inert)
+        settings._scrapy_extra.update(own)
         return settings
     except ValidationError as exc:
         problems = "; ".join(
