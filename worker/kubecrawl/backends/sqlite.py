@@ -425,10 +425,11 @@ class SQLiteBackend(Backend):
                         res.items_stored += 1
                     else:
                         res.items_duplicate += 1
-                if oc.lease_id is not None:
+                if oc.lease_id is not None and oc.lease_id.isdigit() and int(oc.lease_id) in self._leased:
+                    # only a lease this process holds: an ack naming anything else changes nothing
                     rid = int(oc.lease_id)
                     db.execute("DELETE FROM queue WHERE id=?", (rid,))
-                    if rid in self._leased and rid not in self._freed:
+                    if rid not in self._freed:
                         acked.append((self._leased[rid], oc))
                 for k, v in oc.stats.items():
                     stats[k] = stats.get(k, 0) + v
