@@ -220,3 +220,18 @@ def test_redis_restarted_empty_makes_slaves_exit_non_zero_instead_of_hanging(
     assert logged(cluster, SLAVES, "is gone")
     st = cluster.status()
     assert st.lost is not None and not st.complete
+
+
+def test_a_crawl_key_of_the_wrong_type_stops_the_worker_at_once_with_the_reason(
+    http_server: TestHTTPServer, servers: Callable[[str], RedisServer], clusters: Callable[..., Cluster]
+) -> None:
+    generated_site(http_server, 10, links=2)
+    r = servers("wrongtype")
+    r.client().set(Keys("wt").frontier, "another program's value")  # someone else writes our keys
+    cluster = clusters(http_server, r.url, "wt")
+    cluster.start("master", "master")
+    # bounded by a deadline far below the 15-minute outage wait: waiting never fixes this
+    codes = cluster.wait_all(60)
+    assert codes["master"] == 1, cluster.logs_tail()
+    log = cluster.log_text("master")
+    assert "holds the wrong type" in log and "Traceback" not in log, log[-2000:]

@@ -180,6 +180,7 @@ class RedisBackend(Backend):
         self._client_clock = clock is not None
         self.clock = clock or time.time
         self.round_trips = 0  # client-side count of commands / scripts / pipelines sent
+        self.calls: dict[str, int] = {}  # round trips by what they were for (logged at close)
         self._rt_reported = 0
         self._commit_seq = 0
         #: this process's incarnation: commit ids are unique across restarts of the same worker id
@@ -246,6 +247,7 @@ class RedisBackend(Backend):
         logged_at = 0.0
         while True:
             self.round_trips += 1
+            self.calls[what] = self.calls.get(what, 0) + 1
             try:
                 result = await fn()
             except (AuthenticationError, ssl.SSLError) as exc:
@@ -428,6 +430,7 @@ class RedisBackend(Backend):
 
     async def close(self) -> None:
         self._closed = True
+        log.debug("redis round trips of this process by call: %s", self.calls)
         try:
             # a worker that stops cleanly leaves the live list at once instead of after 30 s
             await asyncio.wait_for(self.r.zrem(self.k.workers, self.worker_id), 2.0)

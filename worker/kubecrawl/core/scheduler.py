@@ -22,7 +22,7 @@ from collections import deque
 from collections.abc import Callable
 
 from ..backends.base import Backend, CommitResult, Lease, Outcome
-from ..errors import StorageError, StorageFatal
+from ..errors import KubecrawlError, StorageError, StorageFatal
 from ..request import Request
 from ..settings import Settings
 from ..stats import Stats
@@ -43,8 +43,9 @@ _KNOWN_MAX = 500_000
 MAX_COMMIT_REQUESTS = 2_000
 
 
-class StoreFailed(Exception):
-    """The store kept failing for longer than the retry window; the crawl cannot go on."""
+class StoreFailed(KubecrawlError):
+    """The store kept failing for longer than the retry window (or cannot be used at all); the crawl
+    cannot go on. A :class:`KubecrawlError`, so a seeding master exits 1 with the message."""
 
 
 class Stalled(Exception):
@@ -174,10 +175,13 @@ class Scheduler:
             else:
                 leases = await self._store("pop", self.backend.pop, want)
                 self._take(leases)
-            short = len(leases) < want
+            # "short": the store has no more ready right now (it says so with next_ready), so the next
+            # round trip should carry the pending outcomes, whose acks free places, with its pop
+            more = self.backend.next_ready == 0
+            short = len(leases) < want or not more
             if leases:
                 self._stall_since = None
-                if len(leases) == want or self.backend.next_ready == 0:
+                if more:
                     backoff = 0.01
                     continue
                 # the store had no more ready now (slots busy or waiting out a delay): popping again
