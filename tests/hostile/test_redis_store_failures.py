@@ -139,7 +139,7 @@ def _repl(client: redis.Redis) -> dict[str, object]:
 def test_read_only_redis_after_a_failover_is_waited_out_and_the_crawl_finishes(
     http_server: TestHTTPServer, servers: Callable[[str], RedisServer], clusters: Callable[..., Cluster]
 ) -> None:
-    paths = generated_site(http_server, 400, links=10, delay=0.005)
+    paths = generated_site(http_server, 1500, links=10, delay=0.01)  # still crawling when the failover comes
     a, b = servers("a"), servers("b")
     cluster = clusters(http_server, a.url, "ro", concurrency=4)
     cluster.start_slaves(2)
