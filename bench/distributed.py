@@ -115,8 +115,13 @@ def _wait_rusage(
     return [out[p.pid] for p in procs]
 
 
+#: ``--per-host``: concurrency_per_host of every crawl (None: = concurrency), shared by all slaves
+PER_HOST: int | None = None
+
+
 def crawl_args(concurrency: int) -> list[str]:
-    return ["-s", f"concurrency={concurrency}", "-s", f"concurrency_per_host={concurrency}",
+    per_host = PER_HOST or concurrency
+    return ["-s", f"concurrency={concurrency}", "-s", f"concurrency_per_host={per_host}",
             "-s", "obey_robots=false", "-s", "progress=off", "-s", "log_format=text"]  # fmt: skip
 
 
@@ -239,6 +244,8 @@ def parser() -> argparse.ArgumentParser:
     p.add_argument("--page-kb", type=int, default=20)
     p.add_argument("--links", type=int, default=20)
     p.add_argument("--concurrency", type=int, default=64)
+    p.add_argument("--per-host", type=int, default=None,
+                   help="concurrency_per_host, for the whole crawl (default: --concurrency)")  # fmt: skip
     p.add_argument("--repeat", type=int, default=1, help="runs per mode; medians are reported")
     p.add_argument("--fingerprints", type=int, default=1_000_000, help="for the memory figures (0: skip)")
     p.add_argument("--capacity", type=int, default=10_000_000, help="bloom_capacity (also sizes intset buckets)")
@@ -278,6 +285,8 @@ def _crawls(args: argparse.Namespace, site: Any, workdir: Path, result: dict[str
 
 def main(argv: list[str] | None = None) -> int:
     args = parser().parse_args(argv)
+    global PER_HOST
+    PER_HOST = args.per_host
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     site = generate_site(BENCH_DIR / ".cache" / f"site-{args.pages}-{args.page_kb}k-{args.links}l",
                          args.pages, args.page_kb, args.links)  # fmt: skip
@@ -285,7 +294,8 @@ def main(argv: list[str] | None = None) -> int:
     result: dict[str, Any] = {"date": dt.datetime.now().isoformat(timespec="seconds"),
                               "command": "python -m bench distributed " + " ".join(argv or sys.argv[2:]),
                               "site": {"pages": site.pages, "page_kb": site.page_kb, "links": site.links},
-                              "concurrency": args.concurrency, "cpus": os.cpu_count()}  # fmt: skip
+                              "concurrency": args.concurrency, "per_host": args.per_host or args.concurrency,
+                              "cpus": os.cpu_count()}  # fmt: skip
     try:
         if not args.memory_only:
             _crawls(args, site, workdir, result)

@@ -205,3 +205,18 @@ async def test_a_robots_crawl_delay_is_a_floor_under_the_slot_delay_for_every_wo
     assert await b.pop(10) == []
     stores.clock.advance(2.01)
     assert urls(await b.pop(10)) == ["http://a.test/5"]
+
+
+async def test_a_reopened_store_keeps_each_slots_next_allowed_time(persistent_stores: Stores) -> None:
+    """A restarted ``--state-dir`` run (or Redis worker) must not give a slot its next request early."""
+    pol = Politeness(per_host=1, delay=10.0)
+    b = await persistent_stores.open(politeness=pol)
+    await b.commit([Outcome(None, requests=on("a.test", "/1", "/2"))])
+    (first,) = await b.pop(10)
+    await b.commit([ack(first)])
+    await persistent_stores.close(b)
+    again = await persistent_stores.open(politeness=pol)
+    assert await again.pop(10) == []
+    assert again.next_ready is not None and 5.0 - 0.5 <= again.next_ready <= 15.0
+    persistent_stores.clock.advance(15.0)
+    assert urls(await again.pop(10)) == ["http://a.test/2"]

@@ -338,6 +338,36 @@ async def test_releasing_or_acking_twice_changes_nothing(stores: Stores) -> None
     assert paths(await b.pop(5)) == ["/b"]
 
 
+async def test_an_ack_naming_a_lease_nobody_holds_changes_nothing(stores: Stores) -> None:
+    """Issue 20 item 5: a stale ack (a lease id from before a Redis rollback, or never handed out) must
+    never delete a request that is queued under that id now."""
+    b = await stores.open()
+    await b.commit(seed("/a", "/b", "/c"))
+    (a,) = await b.pop(1)
+    # ids the stores use for the still-queued /b and /c (SQLite row ids, Redis sequence numbers), and junk
+    await b.commit([Outcome(lid) for lid in ("2", "3", "000000000002", "000000000003", "999999")])
+    assert await b.queued() == 2 and await b.in_flight() == 1
+    await b.commit([Outcome(a.id)])
+    assert paths(await b.pop(5)) == ["/b", "/c"]
+
+
+async def test_a_redis_ack_from_before_a_rollback_leaves_the_request_now_under_its_id(redis_stores: Stores) -> None:
+    """Redis restored from an older snapshot hands a lease's id to another request: the old ack is a no-op."""
+    b = await redis_stores.open()
+    await b.commit(seed("/old"))
+    (old,) = await b.pop(1)
+    assert isinstance(b, RedisBackend)
+    # the rollback, as Redis sees it afterwards: that lease never happened, and the id names a new request
+    await b.r.delete(b.k.leases, b.k.owners, b.k.lease_hosts, b.k.frontier, b.k.ready, b.k.requests)
+    await b.r.hset(b.k.requests, old.id, req("/new").to_wire())
+    await b.r.zadd(b.k.host_queue("127.0.0.1"), {old.id: 0})
+    await b.r.hset(b.k.frontier, "queued", 1)
+    await b.r.zadd(b.k.ready, {"127.0.0.1": 0})
+    await b.commit([Outcome(old.id, stats={"pages": 1})])  # the stale ack
+    assert paths(await b.pop(5)) == ["/new"]
+    assert int(await b.r.hget(b.k.stats, "stale_acks") or 0) == 1
+
+
 async def test_the_round_is_complete_only_when_seeded_and_drained(stores: Stores) -> None:
     b = await stores.open()
     assert await b.round_info() == RoundInfo(0, False, 0)

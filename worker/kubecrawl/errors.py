@@ -24,6 +24,16 @@ class StorageError(KubecrawlError):
     """The queue / fingerprint / item store failed (SQLite, Redis)."""
 
 
+class StorageFatal(StorageError):
+    """A store error that waiting cannot fix (wrong password, no permission, an outage past its limit):
+    the process stops with the message and exit code 1 instead of retrying."""
+
+
+class StoreDataLost(StorageFatal):
+    """The shared store lost data this crawl had acknowledged (Redis restarted empty or from an older
+    snapshot): the crawl is marked, every worker stops, and the status says so instead of "complete"."""
+
+
 class WireFormatError(StorageError):
     """A serialized request or item read from a store is malformed or hostile; it is rejected and counted."""
 

@@ -53,6 +53,9 @@ class CrawlStatus(BaseModel):
     pushed_invalid: int = 0
     stats: dict[str, int] = {}
     exists: bool = False
+    #: why the store is known to have lost data of this crawl (Redis restarted empty or from an older
+    #: snapshot); a crawl that lost data is never ``complete`` (docs/distributed.md)
+    lost: str | None = None
 
     def as_dict(self) -> dict[str, Any]:
         return self.model_dump()
@@ -104,6 +107,7 @@ def read_status(client: redis.Redis, crawl: str) -> CrawlStatus:
     seeding = meta.get("seeding") == "1"
     pages = stats.get("pages", 0)
     rt = stats.get("round_trips", 0)
+    lost = meta.get("lost")
     return CrawlStatus(
         crawl=crawl,
         queued=queued,
@@ -115,7 +119,7 @@ def read_status(client: redis.Redis, crawl: str) -> CrawlStatus:
         seeded_round=seeded,
         round=_int(meta.get("round")),
         seeding=seeding,
-        complete=seeded >= 1 and not seeding and queued == 0 and leased == 0,
+        complete=seeded >= 1 and not seeding and queued == 0 and leased == 0 and lost is None,
         pages=pages,
         errors=stats.get("errors", 0),
         retries=stats.get("retries", 0),
@@ -129,6 +133,7 @@ def read_status(client: redis.Redis, crawl: str) -> CrawlStatus:
         pushed_invalid=stats.get("pushed_invalid", 0),
         stats={kk: v for kk, v in sorted(stats.items()) if not kk.startswith("pm:")},
         exists=bool(raw_meta or raw_stats or queued),
+        lost=lost,
     )
 
 
@@ -143,7 +148,9 @@ def format_status(st: CrawlStatus) -> str:
             f"crawl {st.crawl!r}: nothing in Redis under kc:{{{st.crawl}}}: (not started, or wrong --crawl/--redis-url)"
         )
     state = (
-        "seeding"
+        "LOST DATA"
+        if st.lost
+        else "seeding"
         if st.seeding
         else ("complete" if st.complete else ("running" if st.seeded_round else "waiting for seeds"))
     )
@@ -170,6 +177,8 @@ def format_status(st: CrawlStatus) -> str:
         f"workers        {st.live_workers} live" + (f": {', '.join(st.workers)}" if st.workers else ""),
         f"redis          {st.round_trips:,} round trips ({rtp} per page)",
     ]
+    if st.lost:
+        lines.append(f"LOST DATA      {st.lost}")
     return "\n".join(lines)
 
 

@@ -13,6 +13,7 @@ it through two batched calls on the hot path:
 from __future__ import annotations
 
 import hashlib
+import logging
 import math
 import os
 import time
@@ -210,6 +211,23 @@ class Backend(ABC):
         crawl's counters. The caller adds the :class:`CommitResult` counts to its stats and forgets the
         acked leases; on an exception nothing was applied and the leases are still held.
         """
+
+    async def commit_pop(self, outcomes: list[Outcome], n: int) -> tuple[CommitResult, list[Lease]]:
+        """:meth:`commit` then :meth:`pop` (``n`` > 0), as one call where the store can (Redis: one
+        round trip, the pop handing out the places the acks freed). An exception means nothing was
+        committed: here, a pop that fails after the commit gives no leases instead (the caller's next
+        pop meets that error again and handles it), so a committed outcome is never committed twice."""
+        res = await self.commit(outcomes) if outcomes else CommitResult()
+        if n <= 0:
+            return res, []
+        try:
+            return res, await self.pop(n)
+        except Exception as exc:
+            logging.getLogger(__name__).debug("pop after a commit failed (the next pop retries): %r", exc)
+            return res, []
+
+    def stopping(self) -> None:
+        """The process is stopping: a store that waits out outages gives up soon (signals are honoured)."""
 
     def fetch_done(self, oc: Outcome) -> None:
         """The fetch of a lease is over (its outcome is not committed yet): a store in this process may

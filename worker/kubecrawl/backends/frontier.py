@@ -179,6 +179,21 @@ class HostFrontier:
             return max(0.0, at - now)
         return None
 
+    def restore(self, key: str, next_at: float, last_delay: float, crawl_delay: float) -> None:
+        """A slot's times as a persistent store kept them (before its queued counts are added)."""
+        h = self._host(key)
+        h.next_at = max(h.next_at, next_at)
+        h.last_delay = last_delay
+        h.crawl_delay = min(max(crawl_delay, 0.0), MAX_CRAWL_DELAY)
+        self._schedule(key, h)
+
+    def times(self, key: str) -> tuple[float, float, float] | None:
+        """``(next_at, last_delay, crawl_delay)`` of a slot with a delay, for a store to persist (None: no delay)."""
+        h = self.hosts.get(key)
+        if h is None or self._delay(h) <= 0:
+            return None
+        return h.next_at, h.last_delay, h.crawl_delay
+
     def reset_leases(self) -> None:
         """Every lease is gone (a store reopened): all slots free again."""
         for key, h in self.hosts.items():

@@ -14,6 +14,7 @@ argument): for tests only, and then every backend of the crawl must share that c
 from __future__ import annotations
 
 import asyncio
+import hashlib
 import logging
 import os
 import random
@@ -30,7 +31,7 @@ from redis.exceptions import AuthenticationError, ResponseError
 from redis.exceptions import ConnectionError as RedisConnectionError
 from redis.exceptions import TimeoutError as RedisTimeoutError
 
-from ..errors import StorageError, WireFormatError
+from ..errors import StorageError, StorageFatal, StoreDataLost, WireFormatError
 from ..request import _MAX_WIRE_BYTES, Request
 from ..settings import Settings
 from .base import Backend, CommitResult, Lease, Outcome, RoundInfo, StoreHealth
@@ -50,6 +51,42 @@ HEALTH_TIMEOUT_S = 2.0
 #: Bloom shards up to this many bytes are created by sending them whole
 _BLOOM_SET_MAX = 64 << 20
 _RETRYABLE = (RedisConnectionError, RedisTimeoutError, OSError)
+#: how often a wait on an unavailable Redis logs that it is still waiting
+_STILL_WAITING_S = 60.0
+#: hex digits of a popped payload's SHA1 sent with its ack (is a reaped copy the same request?)
+_ACK_HASH = 12
+#: Redis error codes that mean "not now": waited out with backoff like an outage, with a log line
+#: saying what the operator can do. READONLY also drops the connections (a failover: reconnect)
+_WAIT_CODES = {
+    "LOADING": "redis is loading its dataset",
+    "MASTERDOWN": "the replica lost its master",
+    "BUSY": "redis is busy running a long script or function (SCRIPT KILL / FUNCTION KILL ends it)",
+    "OOM": "redis is out of memory (maxmemory reached with noeviction): raise maxmemory or free memory",
+    "READONLY": "redis is a read-only replica (a failover?): reconnecting until a master answers",
+    "TRYAGAIN": "redis cluster is resharding",
+    "CLUSTERDOWN": "redis cluster is down",
+    "NOREPLICAS": "redis has not enough replicas for min-replicas-to-write",
+}
+#: Redis error codes that waiting never fixes
+_FATAL_CODES = {
+    "NOPERM": "the redis user lacks a permission (ACL)",
+    "WRONGTYPE": "a key of this crawl holds the wrong type (another program writes kc:{crawl}: keys?)",
+    "NOAUTH": "redis wants a password (set redis_password)",
+    "WRONGPASS": "redis refused the password",
+}
+
+
+class StoreScriptError(Exception):
+    """A Lua script of the store failed while running (a bug, or an entry it cannot handle).
+
+    Not a :class:`StorageError`: the scheduler splits a failing commit to find the entry, and a pop
+    that fails so stops the crawl with this message (exit 1)."""
+
+
+def _error_code(exc: ResponseError) -> str:
+    """The reply's error code: redis-py strips it from the message of the errors it maps to classes."""
+    code = getattr(exc, "status_code", None)
+    return str(code or str(exc).split(" ", 1)[0]).upper()
 
 
 def crawl_prefix(crawl: str) -> str:
@@ -106,6 +143,12 @@ def _load_lua(name: str) -> str:
     return (resources.files(__package__) / "lua" / f"{name}.lua").read_text(encoding="utf-8")
 
 
+def _commit_result(res: list[Any]) -> CommitResult:
+    """commit.lua's reply; a replayed commit (reply lost, see commit.lua) answers without the marked count."""
+    marked = int(res[4]) if len(res) > 4 else 0
+    return CommitResult(int(res[0]), int(res[1]), int(res[2]), int(res[3]), marked)
+
+
 class RedisBackend(Backend):
     """:class:`Backend` over one Redis (see module docstring)."""
 
@@ -143,18 +186,32 @@ class RedisBackend(Backend):
         self._client_clock = clock is not None
         self.clock = clock or time.time
         self.round_trips = 0  # client-side count of commands / scripts / pipelines sent
+        self.calls: dict[str, int] = {}  # round trips by what they were for (logged at close)
         self._rt_reported = 0
         self._commit_seq = 0
         #: this process's incarnation: commit ids are unique across restarts of the same worker id
         self._incarnation = uuid.uuid4().hex[:12]
+        #: commit ids this worker knows the store holds: the last acknowledged one and any sent whose
+        #: reply never came; the store must hold one of them, or it lost data (commit.lua)
+        self._committed_ids: list[str] = []
+        self._commit_lock = asyncio.Lock()
+        #: the crawl's epoch (guard.lua), read or created at :meth:`open`
+        self.epoch = ""
+        #: SHA1 prefix of each lease's payload as popped, sent with its ack
+        self._lease_hash: dict[str, str] = {}
         self.rejected = 0
         self.reaped = 0
         self.reclaimed = 0
-        self._scripts = {
-            n: client.register_script(_load_lua(n))
-            for n in ("pop", "commit", "release", "reject", "heartbeat", "migrate")
-        }
+        guard = _load_lua("guard")
+        sources = {n: guard + _load_lua(n) for n in ("pop", "commit", "release", "reject")}
+        sources.update({n: _load_lua(n) for n in ("heartbeat", "migrate")})
+        sources["cycle"] = (
+            f"{guard}local function kc_commit(KEYS, ARGV)\n{_load_lua('commit')}\nend\n"
+            f"local function kc_pop(KEYS, ARGV)\n{_load_lua('pop')}\nend\n{_load_lua('cycle')}"
+        )
+        self._scripts = {n: client.register_script(src) for n, src in sources.items()}
         self._closed = False
+        self._give_up_at: float | None = None
 
     @classmethod
     def from_settings(cls, settings: Settings, crawl: str) -> RedisBackend:
@@ -180,41 +237,83 @@ class RedisBackend(Backend):
 
     # -- plumbing ------------------------------------------------------------------------------
     async def _call(self, what: str, fn: Callable[[], Awaitable[T]]) -> T:
-        """Run one round trip, waiting out a Redis outage with backoff (never crash on a restart)."""
+        """Run one round trip; every Redis error is classified (docs/distributed.md, "Store errors").
+
+        Waited out with backoff and a log line (every minute while it lasts), for up to
+        :data:`OUTAGE_LIMIT_S`: connection errors and timeouts, and the "not now" replies of
+        :data:`_WAIT_CODES` (LOADING, BUSY, OOM, READONLY, ...). Fatal at once (:class:`StorageFatal`,
+        exit 1): wrong credentials or TLS, :data:`_FATAL_CODES`, and an outage past its limit.
+        ``KCLOST`` (the store lost data, guard.lua / commit.lua) is :class:`StoreDataLost`. A script
+        that fails while running is :class:`StoreScriptError`. Any other reply error is a
+        :class:`StorageError` (the scheduler retries it for a while, then stops the crawl).
+        NOSCRIPT never reaches here: the script objects load their script again and retry.
+        """
         delay = 0.1
         down_since: float | None = None
+        logged_at = 0.0
         while True:
             self.round_trips += 1
+            self.calls[what] = self.calls.get(what, 0) + 1
             try:
                 result = await fn()
             except (AuthenticationError, ssl.SSLError) as exc:
                 # not an outage: waiting never fixes a wrong password or certificate
-                raise StorageError(
+                raise StorageFatal(
                     f"redis refused the connection during {what}: {exc} (check redis_url, redis_password and TLS)"
                 ) from None
-            except _RETRYABLE as exc:
+            except (*_RETRYABLE, ResponseError) as exc:
                 task = asyncio.current_task()
                 if task is not None and task.cancelling():
                     # a cancellation surfaced as a timeout: never retry it away (the task must stop)
                     raise asyncio.CancelledError from exc
+                if isinstance(exc, _RETRYABLE):
+                    why = "redis unreachable"
+                else:
+                    why = self._classify(what, exc)
+                    if _error_code(exc) == "READONLY":
+                        # the connections lead to a replica now: new ones may reach the new master
+                        await self.r.connection_pool.disconnect()
                 now = time.monotonic()
                 if down_since is None:
-                    down_since = now
-                    log.warning("redis unreachable during %s (%s); retrying with backoff", what, exc)
-                if self._closed or now - down_since > OUTAGE_LIMIT_S:
-                    raise StorageError(f"redis unreachable for {now - down_since:.0f}s during {what}: {exc}") from None
+                    down_since = logged_at = now
+                    log.warning("%s during %s (%s); waiting with backoff", why, what, exc)
+                elif now - logged_at >= _STILL_WAITING_S:
+                    logged_at = now
+                    log.warning("%s during %s for %.0fs (%s); still waiting", why, what, now - down_since, exc)
+                if now - down_since > OUTAGE_LIMIT_S:
+                    raise StorageFatal(f"{why} for {now - down_since:.0f}s during {what}: {exc}") from None
+                if self._closed or (self._give_up_at is not None and now > self._give_up_at):
+                    raise StorageError(f"{why} during {what} while stopping: {exc}") from None
                 await asyncio.sleep(delay)
                 delay = min(delay * 2, 3.0)
                 continue
-            except ResponseError as exc:
-                if "LOADING" in str(exc) or "MASTERDOWN" in str(exc):
-                    await asyncio.sleep(delay)
-                    delay = min(delay * 2, 3.0)
-                    continue
-                raise StorageError(f"redis refused {what}: {exc}") from None
             if down_since is not None:
-                log.info("redis reachable again after %.1fs", time.monotonic() - down_since)
+                log.info("redis answers %s again after %.1fs", what, time.monotonic() - down_since)
             return result
+
+    def _classify(self, what: str, exc: ResponseError) -> str:
+        """The reason for a reply error that is waited out; raises for every other one."""
+        code = _error_code(exc)
+        wait = _WAIT_CODES.get(code)
+        if wait is not None:
+            return wait
+        msg = str(exc)
+        if code == "KCLOST":
+            raise StoreDataLost(
+                f"the store lost data of crawl {self.crawl!r}: {msg[7:]}. Pages may be missing; the crawl is marked "
+                f"(field 'lost' of {self.k.meta}, shown by kubecrawl status) and every worker stops. Restart the "
+                "crawl, or delete that field to carry on knowingly"
+            ) from None
+        if code in _FATAL_CODES:
+            raise StorageFatal(f"redis refused {what}: {msg} ({_FATAL_CODES[code]})") from None
+        if "user_script" in msg or "Error running script" in msg or "@user_script" in msg:
+            raise StoreScriptError(f"the {what} script failed in redis: {msg}") from None
+        raise StorageError(f"redis refused {what}: {msg}") from None
+
+    def stopping(self) -> None:
+        """The process is stopping: outages are waited out for a few more seconds only."""
+        if self._give_up_at is None:
+            self._give_up_at = time.monotonic() + 5.0
 
     def _now_arg(self) -> int | str:
         """``now`` for a script: the injected clock in ms, or '' (the script reads the server's TIME)."""
@@ -243,6 +342,7 @@ class RedisBackend(Backend):
         if self.bloom is not None:
             await self._allocate_bloom()
         await self._migrate_global_queue()
+        await self._open_epoch()
         n = await self._call(
             "reclaim own leases",
             self._script("release", self._release_keys(), [self.worker_id, "all", *self._release_args()]),
@@ -250,6 +350,28 @@ class RedisBackend(Backend):
         if n:
             self.reclaimed += int(n)
             log.info("reclaimed %d request(s) this worker (%s) held before a restart", n, self.worker_id)
+
+    async def _open_epoch(self) -> None:
+        """Read the crawl's epoch, creating it if this is the crawl's first worker (guard.lua).
+
+        A crawl from before epochs gets one now. A crawl already marked as having lost data is refused.
+        """
+        k = self.k
+
+        async def run() -> list[Any]:
+            async with self.r.pipeline(transaction=True) as p:
+                p.hsetnx(k.meta, "epoch", uuid.uuid4().hex[:16])
+                p.hmget(k.meta, ["epoch", "lost"])
+                return list(await p.execute())
+
+        _created, (epoch, lost) = await self._call("open", run)
+        if lost is not None:
+            raise StoreDataLost(
+                f"crawl {self.crawl!r} is marked as having lost data: {lost.decode('utf-8', 'replace')}. "
+                f"Restart the crawl (new --crawl name, or delete its keys), or delete field 'lost' of {k.meta} "
+                "to carry on knowingly"
+            )
+        self.epoch = epoch.decode()
 
     async def _migrate_global_queue(self) -> None:
         """Requests queued before the per-host frontier (one ``queue`` ZSET) go to their slots' queues.
@@ -314,6 +436,7 @@ class RedisBackend(Backend):
 
     async def close(self) -> None:
         self._closed = True
+        log.debug("redis round trips of this process by call: %s", self.calls)
         try:
             # a worker that stops cleanly leaves the live list at once instead of after 30 s
             await asyncio.wait_for(self.r.zrem(self.k.workers, self.worker_id), 2.0)
@@ -327,33 +450,38 @@ class RedisBackend(Backend):
     # -- queue ---------------------------------------------------------------------------------
     def _release_keys(self) -> list[str]:
         k = self.k
-        return [k.frontier, k.ready, k.requests, k.leases, k.owners, k.lease_hosts]
+        return [k.frontier, k.ready, k.requests, k.leases, k.owners, k.lease_hosts, k.meta]
 
     def _release_args(self) -> list[Any]:
-        return [self.politeness.per_host, self.k.host_queue_prefix]
+        return [self.politeness.per_host, self.k.host_queue_prefix, self.epoch]
+
+    def _pop_keys(self) -> list[str]:
+        k = self.k
+        return [k.frontier, k.ready, k.requests, k.leases, k.owners, k.lease_hosts, k.stats, k.meta]
+
+    def _pop_args(self, n: int) -> list[Any]:
+        pol = self.politeness
+        return [
+            n,
+            self.worker_id,
+            self.lease_ms,
+            _MAX_WIRE_BYTES,
+            REAP_MAX,
+            self._now_arg(),
+            pol.per_host,
+            int(pol.delay * 1000),
+            random.randrange(1, 2**31),
+            self.k.host_queue_prefix,
+            self.epoch,
+        ]
 
     async def pop(self, n: int) -> list[Lease]:
+        res = await self._call("pop", self._script("pop", self._pop_keys(), self._pop_args(n)))
+        return await self._leases(res)
+
+    async def _leases(self, res: list[Any]) -> list[Lease]:
+        """The leases of a pop reply (pop.lua); undecodable payloads are rejected and counted."""
         k = self.k
-        pol = self.politeness
-        res = await self._call(
-            "pop",
-            self._script(
-                "pop",
-                [k.frontier, k.ready, k.requests, k.leases, k.owners, k.lease_hosts, k.stats],
-                [
-                    n,
-                    self.worker_id,
-                    self.lease_ms,
-                    _MAX_WIRE_BYTES,
-                    REAP_MAX,
-                    self._now_arg(),
-                    pol.per_host,
-                    int(pol.delay * 1000),
-                    random.randrange(1, 2**31),
-                    k.host_queue_prefix,
-                ],
-            ),
-        )
         reaped, huge, wait = int(res[0]), int(res[1]), int(res[2])
         self.next_ready = None if wait < 0 else wait / 1000
         if reaped:
@@ -364,21 +492,25 @@ class RedisBackend(Backend):
             log.error("rejected %d oversized request payload(s) in %s", huge, k.requests)
         leases: list[Lease] = []
         bad: list[str] = []
+        hashes = self._lease_hash
         for i in range(3, len(res), 2):
             rid = res[i].decode() if isinstance(res[i], bytes) else str(res[i])
+            raw = res[i + 1]
             try:
-                leases.append(Lease(rid, Request.from_wire(res[i + 1])))
+                leases.append(Lease(rid, Request.from_wire(raw)))
             except WireFormatError as exc:
                 log.error("rejected request %s from %s: %s", rid, k.requests, exc)
                 bad.append(rid)
+                continue
+            hashes[rid] = hashlib.sha1(raw if isinstance(raw, bytes) else str(raw).encode()).hexdigest()[:_ACK_HASH]
         if bad:
             self.rejected += len(bad)
             await self._call(
                 "reject",
                 self._script(
                     "reject",
-                    [k.frontier, k.ready, k.requests, k.leases, k.owners, k.lease_hosts, k.stats],
-                    [pol.per_host, k.host_queue_prefix, *bad],
+                    [k.frontier, k.ready, k.requests, k.leases, k.owners, k.lease_hosts, k.stats, k.meta],
+                    [self.politeness.per_host, k.host_queue_prefix, self.epoch, *bad],
                 ),
             )
         return leases
@@ -411,17 +543,19 @@ class RedisBackend(Backend):
             slot_key(req.url, self.politeness.slot_key),
         ]
 
-    async def commit(self, outcomes: list[Outcome]) -> CommitResult:
+    def _commit_call(self, outcomes: list[Outcome]) -> tuple[list[str], list[Any], str]:
+        """Keys, arguments and commit id of one commit.lua call (round trips counted up to it)."""
         k = self.k
         keys = [k.frontier, k.requests, k.leases, k.owners, k.items, k.item_seen, k.stats, k.meta, k.seen_ttl]
         keys += [k.ready, k.lease_hosts]
         index: dict[str, int] = {}
         req_args: list[Any] = []
         item_args: list[Any] = []
-        acks: list[Any] = []  # id, ms since answered ('' = nothing sent), Crawl-delay ms ('' = none)
+        acks: list[Any] = []  # id, ms since answered ('' = nothing sent), Crawl-delay ms ('' = none), hash
         stats: dict[str, int] = {}
         nreq = nitem = 0
         now_mono = time.monotonic()
+        hashes = self._lease_hash
         for oc in outcomes:
             for req in oc.requests:
                 req_args.extend(self._request_args(req, keys, index))
@@ -435,7 +569,7 @@ class RedisBackend(Backend):
             if oc.lease_id is not None:
                 ago = "" if oc.answered is None else int((now_mono - oc.answered) * 1000)
                 cd = "" if oc.crawl_delay is None else int(min(max(oc.crawl_delay, 0.0), MAX_CRAWL_DELAY) * 1000)
-                acks.extend((oc.lease_id, ago, cd))
+                acks.extend((oc.lease_id, ago, cd, hashes.get(oc.lease_id, "")))
             for name, v in oc.stats.items():
                 stats[name] = stats.get(name, 0) + v
         # this commit included: round trips since the last report
@@ -446,25 +580,66 @@ class RedisBackend(Backend):
             if v:
                 stat_args.extend((name, int(v)))
         self._commit_seq += 1
+        commit_id = f"{self._incarnation}.{self._commit_seq}"
         args: list[Any] = [
             self.dedup,
             self.item_dedup,
             self.worker_id,
-            f"{self._incarnation}.{self._commit_seq}",
+            commit_id,
             nreq,
             nitem,
-            len(acks) // 3,
+            len(acks) // 4,
             len(stat_args) // 2,
             self._now_arg(),
             self.politeness.per_host,
             k.host_queue_prefix,
+            self.epoch,
+            ",".join(self._committed_ids),
         ]
         args += req_args + item_args + acks + stat_args
-        res = await self._call("commit", self._script("commit", keys, args))
+        return keys, args, commit_id
+
+    def _committed(self, outcomes: list[Outcome], commit_id: str) -> None:
         self._rt_reported = self.round_trips
-        # a replayed commit (reply lost, see commit.lua) answers without the marked count: 0
-        marked = int(res[4]) if len(res) > 4 else 0
-        return CommitResult(int(res[0]), int(res[1]), int(res[2]), int(res[3]), marked)
+        self._committed_ids = [commit_id]
+        for oc in outcomes:
+            if oc.lease_id is not None:
+                self._lease_hash.pop(oc.lease_id, None)
+
+    async def _committing(self, outcomes: list[Outcome], call: Callable[[list[str], list[Any]], Awaitable[T]]) -> T:
+        """Run one commit (alone or with a pop), one at a time: each names the last one the store must hold."""
+        async with self._commit_lock:
+            keys, args, commit_id = self._commit_call(outcomes)
+            try:
+                res = await call(keys, args)
+            except BaseException:
+                # it may have been applied (a reply lost, a wait given up): the store may hold it from now on
+                self._committed_ids = [*self._committed_ids[-7:], commit_id]
+                raise
+            self._committed(outcomes, commit_id)
+            return res
+
+    async def commit(self, outcomes: list[Outcome]) -> CommitResult:
+        res = await self._committing(
+            outcomes, lambda keys, args: self._call("commit", self._script("commit", keys, args))
+        )
+        return _commit_result(res)
+
+    async def commit_pop(self, outcomes: list[Outcome], n: int) -> tuple[CommitResult, list[Lease]]:
+        """Commit, then pop up to ``n`` from what the acks freed, in one round trip (cycle.lua)."""
+        if n <= 0:
+            return await self.commit(outcomes), []
+        if not outcomes:
+            return CommitResult(), await self.pop(n)
+
+        def cycle(keys: list[str], args: list[Any]) -> Awaitable[Any]:
+            pop_keys = self._pop_keys()
+            return self._call(
+                "commit", self._script("cycle", keys + pop_keys, [len(keys), len(args), *args, *self._pop_args(n)])
+            )
+
+        res, popped = await self._committing(outcomes, cycle)
+        return _commit_result(res), await self._leases(popped)
 
     async def release(self, lease_ids: list[str]) -> None:
         if not lease_ids:
@@ -473,6 +648,8 @@ class RedisBackend(Backend):
             "release",
             self._script("release", self._release_keys(), [self.worker_id, "ids", *self._release_args(), *lease_ids]),
         )
+        for rid in lease_ids:
+            self._lease_hash.pop(rid, None)
 
     async def queued(self) -> int:
         return int(await self._call("queued", lambda: self.r.hget(self.k.frontier, "queued")) or 0)
@@ -546,12 +723,16 @@ class RedisBackend(Backend):
 
         async def run() -> list[Any]:
             async with self.r.pipeline(transaction=True) as p:
-                p.hmget(k.meta, ["round", "seeding"])
+                p.hmget(k.meta, ["round", "seeding", "epoch", "lost"])
                 p.hget(k.frontier, "queued")
                 p.zcard(k.leases)
                 return list(await p.execute())
 
-        (rnd, seeding), queued, leased = await self._call("is_complete", run)
+        (rnd, seeding, epoch, lost), queued, leased = await self._call("is_complete", run)
+        if self.epoch and (lost is not None or epoch is None or epoch.decode() != self.epoch):
+            # the scripts' guard says why (and marks the crawl): a store that lost data is never complete
+            await self._call("pop", self._script("pop", self._pop_keys(), self._pop_args(0)))
+            raise StoreDataLost(f"the store lost data of crawl {self.crawl!r}")
         return int(rnd or 0) >= 1 and seeding != b"1" and int(queued or 0) == 0 and leased == 0
 
     async def heartbeat(self, worker_id: str) -> None:

@@ -56,6 +56,8 @@ CREATE TABLE IF NOT EXISTS item_keys (key BLOB PRIMARY KEY, hash BLOB NOT NULL) 
 CREATE TABLE IF NOT EXISTS items (id INTEGER PRIMARY KEY AUTOINCREMENT, data BLOB NOT NULL, key BLOB);
 CREATE TABLE IF NOT EXISTS meta (k TEXT PRIMARY KEY, v TEXT NOT NULL) WITHOUT ROWID;
 CREATE TABLE IF NOT EXISTS stats (k TEXT PRIMARY KEY, v INTEGER NOT NULL) WITHOUT ROWID;
+CREATE TABLE IF NOT EXISTS slots (host TEXT PRIMARY KEY, next_at REAL NOT NULL, last_delay REAL NOT NULL,
+  crawl_delay REAL NOT NULL) WITHOUT ROWID;
 """
 
 
@@ -146,7 +148,10 @@ class SQLiteBackend(Backend):
         if reclaimed:
             self.reclaimed += reclaimed
             log.info("resume: %d request(s) in flight at the last stop go back to the queue", reclaimed)
-        # the frontier's counts come from the queue; next-allowed times start afresh with the process
+        # the slots' times as the last run left them (a restart must not shorten a delay), then the
+        # frontier's counts from the queue
+        for host, next_at, last_delay, crawl_delay in db.execute("SELECT * FROM slots"):
+            self.frontier.restore(host, next_at, last_delay, crawl_delay)
         for host, n in db.execute("SELECT host, count(*) FROM queue WHERE leased=0 GROUP BY host"):
             self.frontier.added(host, n)
         self._store_id = self._meta_get("store_id") or ""
@@ -342,10 +347,17 @@ class SQLiteBackend(Backend):
                     # fewer rows than granted: the slot's queue is empty; else at least one may be left
                     left = 0 if len(rows) < k else max(1, fr.hosts[host].queued - len(rows))
                     fr.taken(host, got, now, left)
+                    self._save_slot(host)
             finally:
                 db.execute("COMMIT")
         self.next_ready = fr.next_ready(now)
         return out
+
+    def _save_slot(self, host: str) -> None:
+        """Keep a slot's next-allowed time (slots with a delay only), inside the caller's transaction."""
+        times = self.frontier.times(host)
+        if times is not None:
+            self.db.execute("INSERT OR REPLACE INTO slots VALUES (?, ?, ?, ?)", (host, *times))
 
     def _lease_rows(self, rows: list[tuple[int, bytes]], host: str, out: list[Lease]) -> int:
         db = self.db
@@ -428,10 +440,11 @@ class SQLiteBackend(Backend):
                         res.items_stored += 1
                     else:
                         res.items_duplicate += 1
-                if oc.lease_id is not None:
+                if oc.lease_id is not None and oc.lease_id.isdigit() and int(oc.lease_id) in self._leased:
+                    # only a lease this process holds: an ack naming anything else changes nothing
                     rid = int(oc.lease_id)
                     db.execute("DELETE FROM queue WHERE id=?", (rid,))
-                    if rid in self._leased and rid not in self._freed:
+                    if rid not in self._freed:
                         acked.append((self._leased[rid], oc))
                 for k, v in oc.stats.items():
                     stats[k] = stats.get(k, 0) + v
@@ -453,6 +466,8 @@ class SQLiteBackend(Backend):
         for host, oc in acked:
             ago = None if oc.answered is None else mono - oc.answered
             self.frontier.finished(host, now, ago, False, oc.crawl_delay)
+        for host in {host for host, _oc in acked}:
+            self._save_slot(host)  # the time measured from the answer (a statement of its own)
         for host, count in added.items():
             self.frontier.added(host, count)
         if res.items_stored and self._sinks:
@@ -517,6 +532,7 @@ class SQLiteBackend(Backend):
         self._freed.add(rid)
         ago = None if oc.answered is None else time.monotonic() - oc.answered
         self.frontier.finished(host, self.clock(), ago, False, oc.crawl_delay)
+        self._save_slot(host)
 
     async def queued(self) -> int:
         return int(self.db.execute("SELECT count(*) FROM queue WHERE leased=0").fetchone()[0])

@@ -111,7 +111,7 @@ class Engine:
             active=sch.active,
             held=len(sch.held),
             buffered=len(sch.buffer),
-            pending=len(sch.pending),
+            pending=len(sch.pending) + sch.committing,  # a commit stuck in the store still counts
             seconds_since_commit=time.monotonic() - sch.last_commit_at,
             fatal=self.fatal,
         )

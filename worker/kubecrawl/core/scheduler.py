@@ -22,7 +22,7 @@ from collections import deque
 from collections.abc import Callable
 
 from ..backends.base import Backend, CommitResult, Lease, Outcome
-from ..errors import StorageError
+from ..errors import KubecrawlError, StorageError, StorageFatal
 from ..request import Request
 from ..settings import Settings
 from ..stats import Stats
@@ -43,8 +43,9 @@ _KNOWN_MAX = 500_000
 MAX_COMMIT_REQUESTS = 2_000
 
 
-class StoreFailed(Exception):
-    """The store kept failing for longer than the retry window; the crawl cannot go on."""
+class StoreFailed(KubecrawlError):
+    """The store kept failing for longer than the retry window (or cannot be used at all); the crawl
+    cannot go on. A :class:`KubecrawlError`, so a seeding master exits 1 with the message."""
 
 
 class Stalled(Exception):
@@ -63,6 +64,7 @@ class Scheduler:
         self.buffer: deque[Lease] = deque()
         self.held: dict[str, Lease] = {}  # leased and not yet committed
         self.pending: list[Outcome] = []
+        self.committing = 0  # outcomes in the commit under way (taken out of ``pending`` meanwhile)
         self.active = 0  # leases handed to workers and not yet completed
         self.known_urls: set[str] = set()  # exact URLs committed by this process (see Scraper.add_request)
         self.done = asyncio.Event()  # set when the store has no more work for this process
@@ -151,6 +153,7 @@ class Scheduler:
             self._wake.set()
             self._buffer_ready.set()
             self.done.set()
+            self.backend.stopping()
 
     # -- feeding -----------------------------------------------------------------------------------
     async def feed(self) -> None:
@@ -164,19 +167,21 @@ class Scheduler:
                 self._wake.clear()
                 await self._wait_wake(0.5)
                 continue
-            if short and self.pending:
-                # what is pending frees slot places (and may hold new requests): commit it before asking
-                await self.flush()
             want = min(self.wanted(), self.s.pop_batch)
-            leases = await self._store("pop", self.backend.pop, want)
-            short = len(leases) < want
+            if short and self.pending:
+                # what is pending frees slot places (and may hold new requests): commit it and pop
+                # what it freed in one store call (one round trip on Redis)
+                leases = await self.flush(pop=want)
+            else:
+                leases = await self._store("pop", self.backend.pop, want)
+                self._take(leases)
+            # "short": the store has no more ready right now (it says so with next_ready), so the next
+            # round trip should carry the pending outcomes, whose acks free places, with its pop
+            more = self.backend.next_ready == 0
+            short = len(leases) < want or not more
             if leases:
                 self._stall_since = None
-                for lease in leases:
-                    self.held[lease.id] = lease
-                self.buffer.extend(leases)
-                self._buffer_ready.set()
-                if len(leases) == want or self.backend.next_ready == 0:
+                if more:
                     backoff = 0.01
                     continue
                 # the store had no more ready now (slots busy or waiting out a delay): popping again
@@ -184,9 +189,8 @@ class Scheduler:
                 self._wake.clear()
                 await self._wait_wake(self._idle_wait(backoff))
                 continue
-            # nothing to pop: commit what is pending (it may hold new requests), then look again
+            # nothing to pop: commit what is pending (it may hold new requests) and pop again, in one call
             if self.pending:
-                await self.flush()
                 continue
             if self.active == 0 and not self.buffer:
                 await self.flush()  # waits for a commit in progress; it may enqueue more
@@ -202,6 +206,14 @@ class Scheduler:
             await self._wait_wake(self._idle_wait(backoff))
             if self.slave:
                 backoff = min(backoff * 2, 1.0)
+
+    def _take(self, leases: list[Lease]) -> None:
+        """Leases a pop gave: held until committed or released, buffered for the workers."""
+        if leases:
+            for lease in leases:
+                self.held[lease.id] = lease
+            self.buffer.extend(leases)
+            self._buffer_ready.set()
 
     async def _check_stall(self) -> None:
         if not await self._store("stall check", self.is_stalled):
@@ -233,7 +245,8 @@ class Scheduler:
         while not self._closing:
             await asyncio.sleep(0.05)
             if self.pending:
-                await self.flush()
+                # what the acks free is popped in the same call when the buffer has room for a batch
+                await self.flush(pop=0 if self.needs_backout() else min(self.wanted(), self.s.pop_batch))
             now = time.monotonic()
             if now - last_beat > 5:
                 last_beat = now
@@ -251,6 +264,8 @@ class Scheduler:
         while True:
             try:
                 return await fn(*args)
+            except StorageFatal as exc:
+                raise StoreFailed(f"the store failed during {what}: {exc}") from exc
             except STORE_ERRORS as exc:
                 now = time.monotonic()
                 if first is None:
@@ -271,27 +286,53 @@ class Scheduler:
         self.stats.inc("enqueued", res.enqueued)
         return res
 
-    async def flush(self) -> None:
-        """Commit every pending outcome (one batch)."""
+    async def flush(self, pop: int = 0) -> list[Lease]:
+        """Commit every pending outcome (one batch); with ``pop`` > 0 also pop up to that many leases
+        in the same store call (:meth:`Backend.commit_pop`). Returns the leases popped, already held
+        and buffered."""
+        leases: list[Lease] = []
         async with self._commit_lock:
+            if self._stopping or self._closing:
+                pop = 0
             if not self.pending:
-                return
+                if pop > 0:
+                    leases = await self._store("pop", self.backend.pop, pop)
+                    self._take(leases)
+                return leases
             batch, self.pending = self.pending, []
+            self.committing = len(batch)
             delta = {k: v for k, v in self.stats.delta().items() if k not in STORE_COUNTED}
             if delta:
                 last = batch[-1]
                 for k, v in delta.items():
                     last.stats[k] = last.stats.get(k, 0) + v
             groups = commit_groups(batch, MAX_COMMIT_REQUESTS)
-            for i, group in enumerate(groups):
-                try:
-                    res = await self._store("commit", self._commit_isolating, group)
-                except BaseException:
-                    # nothing of these groups is acked: kept for a later attempt (or the lease reaper)
-                    self.pending[:0] = [oc for g in groups[i:] for oc in g]
-                    raise
-                self._committed(group, res)
+            try:
+                for i, group in enumerate(groups):
+                    n = pop if i == len(groups) - 1 else 0
+                    try:
+                        res, leases = await self._store("commit", self._commit_pop_isolating, group, n)
+                    except BaseException:
+                        # nothing of these groups is acked: kept for a later attempt (or the lease reaper)
+                        self.pending[:0] = [oc for g in groups[i:] for oc in g]
+                        raise
+                    self._take(leases)
+                    self._committed(group, res)
+            finally:
+                self.committing = 0
         self._wake.set()
+        return leases
+
+    async def _commit_pop_isolating(self, batch: list[Outcome], n: int) -> tuple[CommitResult, list[Lease]]:
+        """:meth:`Backend.commit_pop`; if an entry of the batch (not the store) fails, the batch is
+        committed by :meth:`_commit_isolating` and nothing is popped (the next pop does)."""
+        try:
+            return await self.backend.commit_pop(batch, n)
+        except STORE_ERRORS:
+            raise
+        except Exception as exc:
+            log.debug("a commit of %d outcome(s) failed (%r): isolating the entry", len(batch), exc)
+        return await self._commit_isolating(batch), []
 
     def _committed(self, group: list[Outcome], res: CommitResult) -> None:
         self.last_commit_at = time.monotonic()

@@ -5,12 +5,15 @@
 --       12.. fingerprint keys (intset buckets or Bloom shards), referenced by index from ARGV
 -- ARGV: 1 dedup ('set'|'bloom'), 2 item_dedup ('skip'|'update'|'off'), 3 token (worker id),
 --       4 commit id (incarnation.seq), 5 nreq, 6 nitem, 7 nack, 8 nstat, 9 now ms for fingerprint ages
---       and slot times ('' = the server clock), 10 concurrency per host, 11 host queue key prefix, then
+--       and slot times ('' = the server clock), 10 concurrency per host, 11 host queue key prefix,
+--       12 the crawl epoch (guard.lua), 13 this worker's last commit ids as it knows them (comma-separated:
+--       its last acknowledged one and any whose reply it never got; '' = none yet), then
 --       nreq x {flag ('n'|'d'|'m': record the fingerprint only, nothing enqueued), key index,
 --               member (int64 | comma-separated bit offsets), ttl ms ('' = none),
 --               raw fingerprint, score, payload, download slot},
 --       nitem x {key, content hash, json}, nack x {id, ms since its fetch was answered ('' = nothing sent),
---               the slot's robots.txt Crawl-delay ms ('' = none)},
+--               the slot's robots.txt Crawl-delay ms ('' = none), hex prefix of the SHA1 of the payload
+--               as popped},
 --       nstat x {name, increment}
 -- Returns {enqueued, filtered, items stored, items duplicate, fingerprints marked}
 -- (a replayed commit returns the first four only)
@@ -19,14 +22,29 @@ local nreq, nitem, nack, nstat = tonumber(ARGV[5]), tonumber(ARGV[6]), tonumber(
 local F, REQ, LEASES, OWNERS, ITEMS, ITEM_SEEN, STATS, META, TTL, READY, LHOST = unpack(KEYS, 1, 11)
 local per_host, prefix = tonumber(ARGV[10]), ARGV[11]
 
+local lost = kc_guard(META, ARGV[12])
+if lost then return lost end
+
 -- a retried commit whose first attempt did run (reply lost with the connection) is applied once;
 -- the commit id is <process incarnation>.<seq>, so a restarted worker (same worker id, seq from 1)
 -- never matches its predecessor's last commit
 local token_field = 'commit:' .. ARGV[3]
 local last = redis.call('HGET', META, token_field)
+local last_id
 if last then
   local seq, e, f, s, d = string.match(last, '^([^|]+)|(%d+)|(%d+)|(%d+)|(%d+)$')
   if seq == ARGV[4] then return {tonumber(e), tonumber(f), tonumber(s), tonumber(d)} end
+  last_id = seq
+end
+-- the store must still hold this worker's last acknowledged commit: if it does not, Redis lost
+-- acknowledged writes (restored from an older snapshot, or failed over to a replica that was behind)
+-- and this worker's memory of what it committed is wrong; the crawl must not go on as if complete
+if ARGV[13] ~= '' and not (last_id and string.find(',' .. ARGV[13] .. ',', ',' .. last_id .. ',', 1, true)) then
+  local why = 'worker ' .. ARGV[3] .. ' had commit ' .. ARGV[13] .. ' acknowledged but the store holds ' ..
+    (last_id or 'none of its commits') ..
+    ': Redis lost acknowledged writes (restored from an older snapshot, or a failover to a replica that was behind)'
+  redis.call('HSET', META, 'lost', why)
+  return redis.error_reply('KCLOST ' .. why)
 end
 
 local t = redis.call('TIME')
@@ -108,7 +126,7 @@ end
 
 local seq = tonumber(redis.call('HGET', META, 'seq') or '0')
 local enqueued, filtered, stored, dup, marked = 0, 0, 0, 0, 0
-local i = 12
+local i = 14
 for _ = 1, nreq do
   local flag, kidx, member, ttl, fp, score, payload, host =
     ARGV[i], tonumber(ARGV[i + 1]), ARGV[i + 2], ARGV[i + 3], ARGV[i + 4], ARGV[i + 5], ARGV[i + 6], ARGV[i + 7]
@@ -153,13 +171,14 @@ for _ = 1, nitem do
   end
 end
 
+local stale = 0
 for _ = 1, nack do
-  local id, ago, cd = ARGV[i], ARGV[i + 1], ARGV[i + 2]
-  i = i + 3
-  -- a lease reaped before this ack: its payload goes, so the requeued copy is skipped when popped
-  redis.call('HDEL', REQ, id)
-  redis.call('HDEL', OWNERS, id)
-  if redis.call('ZREM', LEASES, id) == 1 then
+  local id, ago, cd, h = ARGV[i], ARGV[i + 1], ARGV[i + 2], ARGV[i + 3]
+  i = i + 4
+  if redis.call('HGET', OWNERS, id) == ARGV[3] then
+    redis.call('HDEL', REQ, id)
+    redis.call('HDEL', OWNERS, id)
+    redis.call('ZREM', LEASES, id)
     local host = redis.call('HGET', LHOST, id) or ''
     redis.call('HDEL', LHOST, id)
     if redis.call('HINCRBY', F, 'b:' .. host, -1) <= 0 then redis.call('HDEL', F, 'b:' .. host) end
@@ -178,6 +197,17 @@ for _ = 1, nack do
       redis.call('HSET', F, 'n:' .. host, math.max(cur, now - tonumber(ago) + tonumber(d)))
     end
     touched[host] = true
+  else
+    -- not this worker's lease (any more): it expired and was reaped (perhaps leased again by another
+    -- worker, whose lease runs its course), or the store was rolled back and the id now names another
+    -- request. Only the very request this worker fetched is dropped, so its requeued copy is skipped;
+    -- anything else is left alone (an ack naming a lease nobody holds changes nothing)
+    local raw = redis.call('HGET', REQ, id)
+    if raw and h ~= '' and string.sub(redis.sha1hex(raw), 1, #h) == h then
+      redis.call('HDEL', REQ, id)
+    else
+      stale = stale + 1
+    end
   end
 end
 for host in pairs(touched) do schedule(host) end
@@ -189,7 +219,8 @@ for _ = 1, nstat do
   redis.call('HINCRBY', STATS, k, v)
   if k == 'pages' then pages = v end
 end
-local counters = {enqueued = enqueued, filtered = filtered, items = stored, items_duplicate = dup, seen = new_fps}
+local counters = {enqueued = enqueued, filtered = filtered, items = stored, items_duplicate = dup, seen = new_fps,
+  stale_acks = stale}
 for k, v in pairs(counters) do
   if v > 0 then redis.call('HINCRBY', STATS, k, v) end
 end

@@ -3,11 +3,17 @@
 -- in arrival order), READY (ZSET host -> next-allowed ms) holding the slots that have work and a free
 -- concurrency slot, and FRONTIER (HASH: 'queued' total, 'b:'host leased count, 'n:'host next-allowed
 -- ms, 'd:'host the randomised delay chosen at its last pop).
--- KEYS: 1 frontier, 2 ready, 3 requests, 4 leases, 5 owners, 6 lease hosts, 7 stats
+-- KEYS: 1 frontier, 2 ready, 3 requests, 4 leases, 5 owners, 6 lease hosts, 7 stats, 8 meta
 -- ARGV: 1 n, 2 worker id, 3 lease ms, 4 max payload bytes, 5 max leases to reap,
 --       6 now ms ('' = the server clock; tests inject one: RedisBackend(clock=...)),
---       7 concurrency per host, 8 delay ms, 9 random seed (an integer < 2^31), 10 host queue key prefix
+--       7 concurrency per host, 8 delay ms, 9 random seed (an integer < 2^31), 10 host queue key prefix,
+--       11 the crawl epoch (guard.lua)
 -- Returns {reaped, rejected_huge, ms until the next slot is ready (-1: none), id1, payload1, ...}
+local lost = kc_guard(KEYS[8], ARGV[11])
+if lost then return lost end
+-- the first write is one Redis refuses at maxmemory (noeviction): an out-of-memory Redis fails the
+-- pop before it leases anything, so a worker whose commits cannot be stored takes no leases either
+redis.call('HINCRBY', KEYS[7], 'pops', 1)
 local now
 if ARGV[6] ~= '' then
   now = tonumber(ARGV[6])

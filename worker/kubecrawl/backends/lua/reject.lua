@@ -1,10 +1,12 @@
 -- Drop leased requests whose payload failed validation, free their host slots, and count them.
--- KEYS: 1 frontier, 2 ready, 3 requests, 4 leases, 5 owners, 6 lease hosts, 7 stats
--- ARGV: 1 concurrency per host, 2 host queue key prefix, 3.. ids
-local F, READY, REQ, LEASES, OWNERS, LHOST, STATS = unpack(KEYS, 1, 7)
+-- KEYS: 1 frontier, 2 ready, 3 requests, 4 leases, 5 owners, 6 lease hosts, 7 stats, 8 meta
+-- ARGV: 1 concurrency per host, 2 host queue key prefix, 3 the crawl epoch (guard.lua), 4.. ids
+local F, READY, REQ, LEASES, OWNERS, LHOST, STATS, META = unpack(KEYS, 1, 8)
+local lost = kc_guard(META, ARGV[3])
+if lost then return lost end
 local per_host, prefix = tonumber(ARGV[1]), ARGV[2]
 local n = 0
-for i = 3, #ARGV do
+for i = 4, #ARGV do
   local id = ARGV[i]
   redis.call('HDEL', REQ, id)
   redis.call('HDEL', OWNERS, id)

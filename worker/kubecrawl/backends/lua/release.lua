@@ -1,9 +1,12 @@
 -- Hand leased requests back to their host queues: the given ids, or (mode 'all') every lease this
 -- worker owns. Only leases still owned by this worker are touched (an expired lease may belong to
 -- another by now). Each frees its host's concurrency slot (see pop.lua for the frontier's keys).
--- KEYS: 1 frontier, 2 ready, 3 requests, 4 leases, 5 owners, 6 lease hosts
--- ARGV: 1 worker id, 2 mode ('ids' | 'all'), 3 concurrency per host, 4 host queue key prefix, 5.. ids
-local F, READY, REQ, LEASES, OWNERS, LHOST = unpack(KEYS, 1, 6)
+-- KEYS: 1 frontier, 2 ready, 3 requests, 4 leases, 5 owners, 6 lease hosts, 7 meta
+-- ARGV: 1 worker id, 2 mode ('ids' | 'all'), 3 concurrency per host, 4 host queue key prefix,
+--       5 the crawl epoch (guard.lua), 6.. ids
+local F, READY, REQ, LEASES, OWNERS, LHOST, META = unpack(KEYS, 1, 7)
+local lost = kc_guard(META, ARGV[5])
+if lost then return lost end
 local per_host, prefix = tonumber(ARGV[3]), ARGV[4]
 local function score_of(raw)
   local ok, d = pcall(cjson.decode, raw)
@@ -27,7 +30,7 @@ if ARGV[2] == 'all' then
     if flat[i + 1] == ARGV[1] then ids[#ids + 1] = flat[i] end
   end
 else
-  for i = 5, #ARGV do ids[#ids + 1] = ARGV[i] end
+  for i = 6, #ARGV do ids[#ids + 1] = ARGV[i] end
 end
 
 local n = 0
