@@ -112,6 +112,8 @@ class Downloader:
             )
         else:
             transport = httpx.AsyncHTTPTransport(verify=s.verify_tls, limits=limits, proxy=proxy)
+            if self.guard is not None:
+                self._guard_httpcore(transport, proxy)
         self._mapped_errors = tuple(self._error_kinds)
         # The hot path sends httpx.Requests straight to the transport (see _fetch_once); the client,
         # on the same transport and connection pool, serves everything else (robots.txt).
@@ -122,6 +124,17 @@ class Downloader:
         return httpx.AsyncClient(
             transport=transport, headers=headers, timeout=timeout, follow_redirects=False, trust_env=False
         )
+
+    def _guard_httpcore(self, transport: httpx.AsyncHTTPTransport, proxy: httpx.Proxy | None) -> None:
+        """httpx's own transport resolves names in its network backend, after our check: the guard
+        takes that backend's place so the address checked is the address connected to (DNS rebinding)."""
+        assert self.guard is not None
+        pool = transport._pool  # httpx has no public hook for httpcore's network backend (pinned <0.29)
+        inner = getattr(pool, "_network_backend", None)
+        if inner is None:
+            raise RuntimeError("httpx's transport changed: cannot install the SSRF guard's network backend")
+        trusted = {proxy.url.host.lower().rstrip(".")} if proxy is not None else set()
+        pool._network_backend = self.guard.httpcore_backend(inner, trusted)
 
     def _aiohttp_session_factory(self, limits: httpx.Limits) -> Any:
         import aiohttp
@@ -152,9 +165,11 @@ class Downloader:
     async def _guard(self, url: str) -> None:
         """The SSRF check before connecting to ``url`` (raises SSRFRefused)."""
         assert self.guard is not None
-        if self.s.http_transport == "aiohttp" and not self.s.proxy:
-            await self.guard.check_url(url)  # names are checked again by the resolver, at connect time
-        else:  # no resolver hook, or a proxy that resolves the target itself: resolve and check here
+        if not self.s.proxy:
+            # names are resolved and checked at connect time, in the lookup the transport connects to
+            # (aiohttp's resolver, or the guard's httpcore backend): a lookup here could be rebound
+            await self.guard.check_url(url)
+        else:  # a proxy resolves the target itself: check its name and its resolution here
             await self.guard.resolve_and_check(url)
 
     # -- robots.txt --------------------------------------------------------------------------
