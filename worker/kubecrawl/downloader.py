@@ -88,6 +88,7 @@ class Downloader:
         self._robots: dict[str, Protego | _RobotsUnavailable | object] = {}
         self._robots_locks: dict[str, asyncio.Lock] = {}
         self.client = self._make_client()
+        self.deadline = download_deadline(settings)
 
     def _make_client(self) -> httpx.AsyncClient:
         s = self.s
@@ -272,6 +273,21 @@ class Downloader:
         with the follow-up request, or :class:`~kubecrawl.errors.DownloadError` (``.request`` set)
         when it fails for good: at once for a kind that is not retryable, after ``max_retries``
         retries for one that is."""
+        try:
+            async with asyncio.timeout(self.deadline) as scope:
+                return await self._fetch_retrying(request)
+        except TimeoutError:
+            if not scope.expired():
+                raise
+            raise DownloadError(
+                "deadline",
+                f"{request.url}: not downloaded within {self.deadline:g}s (download_deadline)",
+                request.retries,
+                request=request,
+                retryable=False,
+            ) from None
+
+    async def _fetch_retrying(self, request: Request) -> Response:
         attempt = request.retries
         while True:
             try:
@@ -437,6 +453,16 @@ class Downloader:
             self.stats.inc("decode_truncated")
             log.info("%s: %s body ended before its compressed stream did; kept what it held", url, coding)
         return body
+
+
+def download_deadline(s: Settings) -> float:
+    """The total time one download may take: ``download_deadline``, and with a shared store at most
+    half of ``lease_seconds``, so that a slow download ends (counted) before its lease expires and
+    another worker takes the same URL again (a server that trickles would otherwise hold the URL
+    forever, walking from worker to worker)."""
+    if s.role == "none":
+        return s.download_deadline
+    return min(s.download_deadline, s.lease_seconds / 2)
 
 
 def _lookup(table: dict[type[BaseException], tuple[str, bool]], exc: BaseException | None) -> tuple[str, bool] | None:

@@ -89,8 +89,10 @@ class Settings(BaseModel):
     """Seconds between the starts of two requests to one download slot, for the whole crawl (randomised 0.5x-1.5x)."""
     slot_key: Literal["host", "domain"] = "host"
     """What a download slot is: the URL's hostname, or its registered domain (the bundled Public Suffix List; never fetched)."""
-    download_timeout: float = Field(30.0, gt=0)
-    """Seconds before a request times out (connect, read, each)."""
+    download_timeout: float = Field(30.0, gt=0, le=3600)
+    """Seconds before a request times out (connect, read, each; at most 1 h)."""
+    download_deadline: float = Field(180.0, gt=0, le=86_400)
+    """Seconds one download may take in all (connect, headers, body, retries), counted as deadline and not retried; master/slave: at most half of lease_seconds, so a lease cannot expire during a download."""
     max_retries: int = Field(3, ge=0, le=100)
     """Retries of network errors, timeouts and retry_http_codes, with exponential backoff."""
     retry_backoff: float = Field(0.5, ge=0)
