@@ -22,6 +22,7 @@ import yaml
 
 from .errors import ConfigurationError, SpiderError
 from .extract import ExtractionError, Node, field_value, is_missing, query_links, select_nodes
+from .regex import compile_linear
 from .request import Request
 from .response import Response
 from .rules import CallbackRules, FollowRule, ItemRule, NodeSelector, SpiderRules, validate_rules
@@ -165,8 +166,8 @@ class DeclarativeSpider(Spider):
     # -- links ---------------------------------------------------------------------------------
     def _follow(self, rule: FollowRule, root: Node, response: Response) -> list[Request]:
         props = _response_props(response)
-        allow = [re.compile(p) for p in rule.allow]
-        deny = [re.compile(p) for p in rule.deny]
+        allow = [compile_linear(p) for p in rule.allow]
+        deny = [compile_linear(p) for p in rule.deny]
         out = []
         for node in self._nodes(rule.each, root, response):
             text = _text_if_needed(rule, response) if node is root else None
