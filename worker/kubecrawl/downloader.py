@@ -69,6 +69,12 @@ _ERROR_KINDS: dict[type[BaseException], tuple[str, bool]] = {
 }
 
 
+# A response head (status line and headers) larger than the HTTP client's parser allows: aiohttp
+# (8190 bytes a line, a header count limit) and h11 (httpx's transport: 16 KiB in all) say so only in
+# the message of a generic error. Not retried: the same server sends the same head.
+_HEAD_TOO_LARGE = ("Got more than", "Too many headers", "Receive buffer too long")
+
+
 def _aiohttp_error_kinds() -> dict[type[BaseException], tuple[str, bool]]:
     import aiohttp
 
@@ -394,6 +400,8 @@ class Downloader:
         kind, retryable = hit or ("network", True)
         if retryable and is_ssrf_error(exc):  # the guard's refusal, wrapped by the transport
             kind, retryable = "ssrf_refused", False
+        elif kind == "network" and any(m in str(e) for e in (exc, exc.__cause__) for m in _HEAD_TOO_LARGE):
+            kind, retryable = "headers_too_large", False
         detail = str(exc) or type(exc).__name__
         return DownloadError(kind, f"{type(exc).__name__}: {detail}", retryable=retryable)
 

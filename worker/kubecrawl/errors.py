@@ -41,7 +41,8 @@ class DownloadError(KubecrawlError):
 
     ``kind`` is the counter name: ``timeout``, ``network``, ``http_503``, ``too_large``,
     ``ssrf_refused``, ``invalid_url``, ``skipped_scheme``, ``decode_error``, ``redirect_loop``,
-    ``too_many_redirects``, ``bad_redirect``, ``invalid_request``. ``retries`` is how many retries
+    ``too_many_redirects``, ``bad_redirect``, ``invalid_request``, ``deadline`` (``download_deadline``
+    spent), ``headers_too_large`` (a response head over the HTTP parser's limit). ``retries`` is how many retries
     were spent on it; ``request`` is the :class:`~kubecrawl.Request` that failed (set by the
     downloader; ``None`` only for an error built outside it). ``retryable`` says whether the
     downloader would try this kind again (it does, up to ``max_retries``); ``retry_after`` is the
