@@ -124,6 +124,8 @@ class Settings(BaseModel):
     """Refuse loopback/private/link-local/metadata addresses: auto = on inside Kubernetes."""
     ssrf_allow: list[str] = []
     """Hosts or CIDRs exempt from the SSRF guard (comma list)."""
+    max_requests_per_page: int = Field(100_000, ge=1, le=100_000_000)
+    """Requests one callback may yield (a page's links); the rest are dropped, counted as requests_capped and logged. On the way they go to the store in batches of 2,000, so memory stays bounded."""
     max_pages: int | None = Field(None, ge=1)
     """Stop gracefully after this many pages (this process)."""
     depth_limit: int = Field(0, ge=0)

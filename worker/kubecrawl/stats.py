@@ -59,7 +59,7 @@ class Stats:
             "cpu_ms_per_page": round(cpu * 1000 / pages, 3) if pages else None,
             "peak_rss_mb": round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024, 1),
         }
-        for key in ("offsite", "depth_limited"):  # Scrapy-style filters, when a spider uses them
+        for key in ("offsite", "depth_limited", "requests_capped"):  # Scrapy-style filters, when a spider uses them
             if self.counts[key]:
                 out[key] = self.counts[key]
         out["errors_by_kind"] = {k[6:]: v for k, v in sorted(self.counts.items()) if k.startswith("error:")}

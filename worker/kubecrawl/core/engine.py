@@ -82,6 +82,7 @@ class Engine:
             fetch_observers=fetch_observers,
         )
         self.scraper.on_close_spider = self.request_stop  # a callback's CloseSpider: a graceful stop
+        self.scraper.stream_requests = self.scheduler.commit_requests  # a callback's many requests, in batches
         self.worker_id = backend.worker_id
         self.fatal: str | None = None
         self.on_progress: Callable[[Engine], None] | None = None

@@ -271,6 +271,16 @@ class Scheduler:
         self.stats.inc("enqueued", res.enqueued)
         return res
 
+    async def commit_requests(self, requests: list[Request]) -> None:
+        """Enqueue part of a callback's requests before its lease is done (no ack): a callback that
+        yields a million requests holds at most one batch of them in memory. Should the process die
+        before the ack, the lease is fetched again and its requests meet their fingerprints (only
+        ``dont_filter`` ones are queued twice)."""
+        async with self._commit_lock:
+            group = [Outcome(None, requests=requests)]
+            res = await self._store("commit", self._commit_isolating, group)
+            self._committed(group, res)
+
     async def flush(self) -> None:
         """Commit every pending outcome (one batch)."""
         async with self._commit_lock:
