@@ -22,7 +22,7 @@ from collections import deque
 from collections.abc import Callable
 
 from ..backends.base import Backend, CommitResult, Lease, Outcome
-from ..errors import StorageError
+from ..errors import StorageError, is_disk_full
 from ..request import Request
 from ..settings import Settings
 from ..stats import Stats
@@ -56,6 +56,7 @@ class Scheduler:
 
     def __init__(self, backend: Backend, settings: Settings, stats: Stats, item_key: list[str] | None = None) -> None:
         self.backend = backend
+        self._fatal_raised = False
         self.item_key = list(item_key if item_key is not None else settings.item_key)
         self.s = settings
         self.stats = stats
@@ -252,6 +253,11 @@ class Scheduler:
             try:
                 return await fn(*args)
             except STORE_ERRORS as exc:
+                if is_disk_full(exc):  # waiting does not make space; the operator must
+                    raise StoreFailed(
+                        f"the disk is full or refuses writes ({exc}) during {what}: free space and run the same command again; "
+                        "nothing is lost (what was committed stays in the store, the rest is fetched again)"
+                    ) from exc
                 now = time.monotonic()
                 if first is None:
                     first = now
@@ -302,6 +308,14 @@ class Scheduler:
                     raise
                 self._committed(group, res)
         self._wake.set()
+        self._check_backend_fatal()
+
+    def _check_backend_fatal(self) -> None:
+        """The store committed but says the crawl cannot go on (a feed's disk is full): stop, once."""
+        fatal = self.backend.fatal
+        if fatal is not None and not self._fatal_raised:
+            self._fatal_raised = True
+            raise StoreFailed(fatal)
 
     def _committed(self, group: list[Outcome], res: CommitResult) -> None:
         self.last_commit_at = time.monotonic()
