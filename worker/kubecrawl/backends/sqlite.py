@@ -478,14 +478,23 @@ class SQLiteBackend(Backend):
                     ).fetchall()
                     if not rows:
                         break
+                    recorded = self._meta_get(f"exported_size:{sink.key}")
                     checkpoint = sink.write([self._feed_item(*r) for r in rows])
-                    self.db.execute("BEGIN")
-                    self._meta_set(f"exported_id:{sink.key}", str(rows[-1][0]))
-                    self._meta_set(f"exported_size:{sink.key}", checkpoint)
-                    self.db.execute("COMMIT")
+                    try:
+                        self.db.execute("BEGIN")
+                        self._meta_set(f"exported_id:{sink.key}", str(rows[-1][0]))
+                        self._meta_set(f"exported_size:{sink.key}", checkpoint)
+                        self.db.execute("COMMIT")
+                    except sqlite3.Error:
+                        # not recorded (a full disk): the sink goes back to what is, so the retry
+                        # writes these items once more instead of after themselves
+                        if self.db.in_transaction:
+                            self.db.execute("ROLLBACK")
+                        sink.rewind(recorded)
+                        raise
                     if len(rows) < _EXPORT_BATCH:
                         break
-            except (StorageError, OSError) as exc:
+            except (StorageError, OSError, sqlite3.Error) as exc:
                 self._failing[sink.key] = now + _SINK_RETRY_S
                 log.error("feed %s: write failed (items stay in the store, retried): %s", redact(sink.uri), exc)
                 if is_disk_full(exc) and self.fatal is None:

@@ -59,6 +59,10 @@ class Sink(ABC):
     def write(self, batch: list[FeedItem]) -> str:
         """Write ``batch`` durably enough for the store to record it; returns the checkpoint after it."""
 
+    def rewind(self, checkpoint: str | None) -> None:
+        """Go back to ``checkpoint`` (the store could not record a later one). Sinks whose writes are
+        idempotent by the item's key (PostgreSQL) need nothing."""
+
     def close(self) -> None:
         """Flush and release; log what the format could not carry."""
 
@@ -140,6 +144,11 @@ class FileSink(Sink):
             self.size += len(payload)
             self.written += len(batch)
         return str(self.size)
+
+    def rewind(self, checkpoint: str | None) -> None:
+        if checkpoint is not None and checkpoint.isdigit() and self._f is not None:
+            self.size = int(checkpoint)
+            self._cut_back()
 
     def _cut_back(self) -> None:
         """After a failed write (a full disk): the file back to its last whole item and its footer,
