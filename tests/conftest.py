@@ -23,8 +23,8 @@ def http_server() -> Iterator[TestHTTPServer]:
 def make_http_server() -> Iterator[Any]:
     servers: list[TestHTTPServer] = []
 
-    def make(host: str = "127.0.0.1") -> TestHTTPServer:
-        s = TestHTTPServer(host).start()
+    def make(host: str = "127.0.0.1", port: int = 0) -> TestHTTPServer:
+        s = TestHTTPServer(host, port).start()
         servers.append(s)
         return s
 

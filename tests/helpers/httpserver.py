@@ -36,8 +36,9 @@ class TestHTTPServer:
 
     __test__ = False  # not a pytest test class
 
-    def __init__(self, host: str = "127.0.0.1") -> None:
+    def __init__(self, host: str = "127.0.0.1", port: int = 0) -> None:
         self.host = host  # any 127.0.0.0/8 address: a second "machine" on loopback
+        self.bind_port = port  # 0: a free one (a fixed one only to share another server's port)
         self.timeline: list[tuple[str, float, float]] = []
         self.routes: dict[str, Handler] = {}
         self.fallback: Handler | None = None
@@ -113,7 +114,7 @@ class TestHTTPServer:
             def handle_error(self, request: Any, client_address: Any) -> None:
                 pass  # clients that hang up mid-response (timeouts, size limits) are expected
 
-        httpd = _Server((self.host, 0), _Handler)
+        httpd = _Server((self.host, self.bind_port), _Handler)
         httpd.daemon_threads = True
         self._httpd = httpd
         self._thread = threading.Thread(target=httpd.serve_forever, kwargs={"poll_interval": 0.05}, daemon=True)

@@ -5,10 +5,11 @@ from __future__ import annotations
 import os
 import subprocess
 import sys
+import threading
 import time
 from pathlib import Path
 
-from tests.helpers.httpserver import TestHTTPServer, slow
+from tests.helpers.httpserver import RequestInfo, Reply, TestHTTPServer
 
 SPIDER = """
 from kubecrawl import Spider
@@ -24,7 +25,15 @@ class Slow(Spider):
 
 
 def test_a_second_process_on_the_same_state_dir_is_refused(http_server: TestHTTPServer, tmp_path: Path) -> None:
-    http_server.route("/", slow(4.0, (200, {"Content-Type": "text/html"}, b"<title>slow</title>")))
+    # The page is answered only once the second process has been refused: however slowly processes
+    # start on a loaded machine, the first one still holds the state dir when the second one comes.
+    release = threading.Event()
+
+    def held(_req: RequestInfo) -> Reply:
+        release.wait(120)
+        return 200, {"Content-Type": "text/html"}, b"<title>slow</title>"
+
+    http_server.route("/", held)
     spider = tmp_path / "s.py"
     spider.write_text(SPIDER.format(url=http_server.url("/")), encoding="utf-8")
     kc = str(Path(sys.executable).parent / "kubecrawl")
@@ -41,6 +50,8 @@ def test_a_second_process_on_the_same_state_dir_is_refused(http_server: TestHTTP
         str(tmp_path / "items.jsonl"),
         "-s",
         "obey_robots=false",
+        "-s",
+        "download_timeout=150",
     ]
     first = subprocess.Popen(cmd, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE)
     try:
@@ -53,6 +64,7 @@ def test_a_second_process_on_the_same_state_dir_is_refused(http_server: TestHTTP
         assert second.returncode == 1, err[-2000:]
         assert "is in use by pid" in err and str(first.pid) in err, err[-2000:]
     finally:
+        release.set()
         _out, err_first = first.communicate(timeout=60)
     assert first.returncode == 0, err_first.decode()[-2000:]
     assert (tmp_path / "items.jsonl").read_text().count("\n") == 1

@@ -22,6 +22,7 @@ import yaml
 
 from .errors import ConfigurationError, SpiderError
 from .extract import ExtractionError, Node, field_value, is_missing, query_links, select_nodes
+from .regex import compile_linear
 from .request import Request
 from .response import Response
 from .rules import CallbackRules, FollowRule, ItemRule, NodeSelector, SpiderRules, validate_rules
@@ -120,16 +121,15 @@ class DeclarativeSpider(Spider):
             f"spider {self.name!r} has no callback {name!r} (callbacks: {', '.join(self.rules.callbacks)})"
         )
 
-    def apply_callback(self, name: str, response: Response) -> list[Any]:
-        """Apply callback ``name``'s rules: the items and requests it yields for ``response``."""
+    def apply_callback(self, name: str, response: Response) -> Iterator[Any]:
+        """Apply callback ``name``'s rules: the items and requests it yields for ``response``, one at
+        a time (a page of 650k links never becomes one list of 650k requests)."""
         cb = self.rules.callbacks[name]
         root = _root_node(cb, response)
-        out: list[Any] = []
         for rule in cb.items:
-            out.extend(self._items(rule, root, response))
+            yield from self._items(rule, root, response)
         for follow in cb.follow:
-            out.extend(self._follow(follow, root, response))
-        return out
+            yield from self._follow(follow, root, response)
 
     # -- items ---------------------------------------------------------------------------------
     def _nodes(self, each: NodeSelector | None, root: Node, response: Response) -> list[Node]:
@@ -163,11 +163,10 @@ class DeclarativeSpider(Spider):
         return items
 
     # -- links ---------------------------------------------------------------------------------
-    def _follow(self, rule: FollowRule, root: Node, response: Response) -> list[Request]:
+    def _follow(self, rule: FollowRule, root: Node, response: Response) -> Iterator[Request]:
         props = _response_props(response)
-        allow = [re.compile(p) for p in rule.allow]
-        deny = [re.compile(p) for p in rule.deny]
-        out = []
+        allow = [compile_linear(p) for p in rule.allow]
+        deny = [compile_linear(p) for p in rule.deny]
         for node in self._nodes(rule.each, root, response):
             text = _text_if_needed(rule, response) if node is root else None
             meta = {
@@ -189,17 +188,14 @@ class DeclarativeSpider(Spider):
                     continue
                 if any(p.search(url) for p in deny) or not _domain_allowed(url, self.rules.allowed_domains):
                     continue
-                out.append(
-                    Request(
-                        url,
-                        rule.callback,
-                        meta=dict(meta),
-                        priority=rule.priority,
-                        dont_filter=rule.dont_filter,
-                        fingerprint_ttl=rule.fingerprint_ttl,
-                    )
+                yield Request(
+                    url,
+                    rule.callback,
+                    meta=dict(meta),
+                    priority=rule.priority,
+                    dont_filter=rule.dont_filter,
+                    fingerprint_ttl=rule.fingerprint_ttl,
                 )
-        return out
 
 
 def _is_json(cb: CallbackRules, response: Response) -> bool:

@@ -79,6 +79,12 @@ _ERROR_KINDS: dict[type[BaseException], tuple[str, bool]] = {
 }
 
 
+# A response head (status line and headers) larger than the HTTP client's parser allows: aiohttp
+# (8190 bytes a line, a header count limit) and h11 (httpx's transport: 16 KiB in all) say so only in
+# the message of a generic error. Not retried: the same server sends the same head.
+_HEAD_TOO_LARGE = ("Got more than", "Too many headers", "Receive buffer too long")
+
+
 def _aiohttp_error_kinds() -> dict[type[BaseException], tuple[str, bool]]:
     import aiohttp
 
@@ -98,6 +104,7 @@ class Downloader:
         self._robots: dict[str, Protego | _RobotsUnavailable | object] = {}
         self._robots_locks: dict[str, asyncio.Lock] = {}
         self.client = self._make_client()
+        self.deadline = download_deadline(settings)
 
     def _make_client(self) -> httpx.AsyncClient:
         s = self.s
@@ -122,6 +129,8 @@ class Downloader:
             )
         else:
             transport = httpx.AsyncHTTPTransport(verify=s.verify_tls, limits=limits, proxy=proxy)
+            if self.guard is not None:
+                self._guard_httpcore(transport, proxy)
         if s.http_cache:  # development cache at the network boundary (httpcache.py); off: nothing on the hot path
             from .httpcache import CachingTransport
 
@@ -145,6 +154,17 @@ class Downloader:
         return httpx.AsyncClient(
             transport=transport, headers=headers, timeout=timeout, follow_redirects=False, trust_env=False
         )
+
+    def _guard_httpcore(self, transport: httpx.AsyncHTTPTransport, proxy: httpx.Proxy | None) -> None:
+        """httpx's own transport resolves names in its network backend, after our check: the guard
+        takes that backend's place so the address checked is the address connected to (DNS rebinding)."""
+        assert self.guard is not None
+        pool = transport._pool  # httpx has no public hook for httpcore's network backend (pinned <0.29)
+        inner = getattr(pool, "_network_backend", None)
+        if inner is None:
+            raise RuntimeError("httpx's transport changed: cannot install the SSRF guard's network backend")
+        trusted = {proxy.url.host.lower().rstrip(".")} if proxy is not None else set()
+        pool._network_backend = self.guard.httpcore_backend(inner, trusted)
 
     def _aiohttp_session_factory(self, limits: httpx.Limits) -> Any:
         import aiohttp
@@ -191,6 +211,10 @@ class Downloader:
             )
         else:
             t = httpx.AsyncHTTPTransport(verify=self.s.verify_tls, limits=limits, proxy=px)
+            if self.guard is not None:
+                # the connected address is checked, the proxy's included: a spider's meta['proxy'] is
+                # checked like any target (its lookup in _guard could be rebound)
+                self._guard_httpcore(t, None)
         self._proxy_transports[key] = t
         return t
 
@@ -206,9 +230,11 @@ class Downloader:
             await self.guard.resolve_and_check(proxy)
             await self.guard.resolve_and_check(url)
             return
-        if self.s.http_transport == "aiohttp" and not self.s.proxy:
-            await self.guard.check_url(url)  # names are checked again by the resolver, at connect time
-        else:  # no resolver hook, or a proxy that resolves the target itself: resolve and check here
+        if not self.s.proxy:
+            # names are resolved and checked at connect time, in the lookup the transport connects to
+            # (aiohttp's resolver, or the guard's httpcore backend): a lookup here could be rebound
+            await self.guard.check_url(url)
+        else:  # a proxy resolves the target itself: check its name and its resolution here
             await self.guard.resolve_and_check(url)
 
     # -- robots.txt --------------------------------------------------------------------------
@@ -311,6 +337,21 @@ class Downloader:
         with the follow-up request, or :class:`~kubecrawl.errors.DownloadError` (``.request`` set)
         when it fails for good: at once for a kind that is not retryable, after ``max_retries``
         retries for one that is."""
+        try:
+            async with asyncio.timeout(self.deadline) as scope:
+                return await self._fetch_retrying(request)
+        except TimeoutError:
+            if not scope.expired():
+                raise
+            raise DownloadError(
+                "deadline",
+                f"{request.url}: not downloaded within {self.deadline:g}s (download_deadline)",
+                request.retries,
+                request=request,
+                retryable=False,
+            ) from None
+
+    async def _fetch_retrying(self, request: Request) -> Response:
         attempt = request.retries
         max_retries = self.s.max_retries
         meta = request.meta
@@ -461,6 +502,8 @@ class Downloader:
             kind, retryable = "headers_too_large", False
         if retryable and is_ssrf_error(exc):  # the guard's refusal, wrapped by the transport
             kind, retryable = "ssrf_refused", False
+        elif kind == "network" and any(m in str(e) for e in (exc, exc.__cause__) for m in _HEAD_TOO_LARGE):
+            kind, retryable = "headers_too_large", False
         detail = str(exc) or type(exc).__name__
         return DownloadError(kind, f"{type(exc).__name__}: {detail}", retryable=retryable)
 
@@ -579,6 +622,16 @@ def _auth_applies(request: Request) -> bool:
         return urlsplit(str(chain[0])).hostname == urlsplit(request.url).hostname
     except ValueError:
         return False
+
+
+def download_deadline(s: Settings) -> float:
+    """The total time one download may take: ``download_deadline``, and with a shared store at most
+    half of ``lease_seconds``, so that a slow download ends (counted) before its lease expires and
+    another worker takes the same URL again (a server that trickles would otherwise hold the URL
+    forever, walking from worker to worker)."""
+    if s.role == "none":
+        return s.download_deadline
+    return min(s.download_deadline, s.lease_seconds / 2)
 
 
 def _lookup(table: dict[type[BaseException], tuple[str, bool]], exc: BaseException | None) -> tuple[str, bool] | None:

@@ -51,7 +51,8 @@ class DownloadError(KubecrawlError):
 
     ``kind`` is the counter name: ``timeout``, ``network``, ``http_503``, ``too_large``,
     ``ssrf_refused``, ``invalid_url``, ``skipped_scheme``, ``decode_error``, ``redirect_loop``,
-    ``too_many_redirects``, ``bad_redirect``, ``invalid_request``. ``retries`` is how many retries
+    ``too_many_redirects``, ``bad_redirect``, ``invalid_request``, ``deadline`` (``download_deadline``
+    spent), ``headers_too_large`` (a response head over the HTTP parser's limit). ``retries`` is how many retries
     were spent on it; ``request`` is the :class:`~kubecrawl.Request` that failed (set by the
     downloader; ``None`` only for an error built outside it). ``retryable`` says whether the
     downloader would try this kind again (it does, up to ``max_retries``); ``retry_after`` is the
@@ -86,3 +87,31 @@ class CloseSpider(KubecrawlError):
 
 class NotConfigured(KubecrawlError):
     """Raised by a component (a pipeline's ``from_crawler``, say) to say it is disabled; it is then left out."""
+
+
+#: errno values that mean "no space": the disk or a quota is full, or a file-size limit (RLIMIT_FSIZE) is reached
+_NO_SPACE = frozenset({28, 27, 122})  # ENOSPC, EFBIG, EDQUOT (Linux numbers; checked by name below too)
+
+
+_SQLITE_NO_SPACE = frozenset({"SQLITE_FULL", "SQLITE_IOERR_WRITE", "SQLITE_IOERR_TRUNCATE"})
+
+
+def is_disk_full(exc: BaseException | None) -> bool:
+    """True if ``exc`` (or what caused it) says the disk, a quota or a file-size limit is full:
+    an OSError with ENOSPC/EFBIG/EDQUOT, or SQLite's SQLITE_FULL / a refused write."""
+    import errno
+
+    codes = {errno.ENOSPC, errno.EFBIG, getattr(errno, "EDQUOT", 122)} | _NO_SPACE
+    seen = 0
+    while exc is not None and seen < 10:
+        if isinstance(exc, OSError) and exc.errno in codes:
+            return True
+        # SQLite: SQLITE_FULL, or a write the OS refused (EFBIG under RLIMIT_FSIZE is SQLITE_IOERR_WRITE,
+        # "disk I/O error"): waiting does not help either
+        if getattr(exc, "sqlite_errorname", None) in _SQLITE_NO_SPACE:
+            return True
+        if "disk is full" in str(exc) or "No space left" in str(exc) or "File too large" in str(exc):
+            return True
+        exc = exc.__cause__ or exc.__context__
+        seen += 1
+    return False

@@ -18,6 +18,7 @@ from jsonpath_ng import JSONPath
 from jsonpath_ng.ext import parse as jsonpath_parse
 from parsel import Selector
 
+from .regex import compile_linear
 from .rules import FieldRule, NodeSelector, parse_post_op
 from .urls import C0_SPACE, BaseURL
 
@@ -36,9 +37,9 @@ def compiled_jsonpath(expr: str) -> JSONPath:
     return jsonpath_parse(expr)
 
 
-@functools.lru_cache(maxsize=512)
-def compiled_regex(pattern: str) -> re.Pattern[str]:
-    return re.compile(pattern)
+def compiled_regex(pattern: str) -> Any:
+    """The spider's pattern, compiled by RE2 (linear time: kubecrawl/regex.py)."""
+    return compile_linear(pattern)
 
 
 def regex_values(pattern: str, texts: list[Any]) -> list[str]:

@@ -2,8 +2,9 @@
 
 On by default inside Kubernetes (``ssrf_guard=auto``), where a crawled page could otherwise make a
 worker reach the cluster's internal services or the node's metadata endpoint. The check runs on the
-addresses a host name *resolves to*, inside aiohttp's resolver, so DNS rebinding and redirects to
-internal names are caught at connect time. Hosts or networks in ``ssrf_allow`` are exempt.
+addresses a host name *resolves to*, at connect time, in the lookup whose answer the transport then
+connects to (aiohttp's resolver; for httpx's own transport, its network backend), so DNS rebinding and
+redirects to internal names are caught. Hosts or networks in ``ssrf_allow`` are exempt.
 """
 
 from __future__ import annotations
@@ -111,6 +112,76 @@ class SSRFGuard:
                 return ok
 
         return GuardedResolver()
+
+    def httpcore_backend(self, inner: Any, trusted: set[str]) -> Any:
+        """A network backend for httpx's own transport (httpcore) that resolves a name itself, drops
+        internal addresses and connects to a checked address: one lookup, the one connected to, so a
+        name that answers differently the next time (DNS rebinding) gains nothing. The peer address is
+        checked again once connected. ``trusted``: hosts connected to as given (the configured proxy)."""
+        import httpcore
+
+        guard = self
+
+        class GuardedBackend(httpcore.AsyncNetworkBackend):  # type: ignore[misc]
+            async def connect_tcp(
+                self,
+                host: str,
+                port: int,
+                timeout: float | None = None,
+                local_address: str | None = None,
+                socket_options: Any = None,
+            ) -> Any:
+                name = host.lower().rstrip(".")
+                kwargs = {"timeout": timeout, "local_address": local_address, "socket_options": socket_options}
+                if name in trusted or name in guard.allow_hosts:
+                    return await inner.connect_tcp(host, port, **kwargs)
+                try:
+                    ipaddress.ip_address(host.strip("[]"))
+                    addresses = [host.strip("[]")]
+                except ValueError:
+                    loop = asyncio.get_running_loop()
+                    try:
+                        infos = await loop.getaddrinfo(host, port, type=socket.SOCK_STREAM)
+                    except OSError as exc:
+                        raise httpcore.ConnectError(f"{host}: {exc}") from exc
+                    addresses = list(dict.fromkeys(str(info[4][0]) for info in infos))
+                allowed: list[str] = []
+                refusal: SSRFRefused | None = None
+                for ip in addresses:
+                    try:
+                        guard.check_ip(host, ip)
+                        allowed.append(ip)
+                    except SSRFRefused as exc:
+                        refusal = exc
+                if not allowed:
+                    raise refusal or SSRFRefused(f"refused {host}: no address")
+                failure: BaseException | None = None
+                for ip in allowed:
+                    try:
+                        stream = await inner.connect_tcp(ip, port, **kwargs)
+                    except (httpcore.ConnectError, httpcore.ConnectTimeout) as exc:
+                        failure = exc
+                        continue
+                    peer = stream.get_extra_info("server_addr")
+                    if peer:
+                        try:
+                            guard.check_ip(host, str(peer[0]))
+                        except SSRFRefused:
+                            await stream.aclose()
+                            raise
+                    return stream
+                assert failure is not None
+                raise failure
+
+            async def connect_unix_socket(
+                self, path: str, timeout: float | None = None, socket_options: Any = None
+            ) -> Any:
+                raise SSRFRefused(f"refused unix socket {path}")
+
+            async def sleep(self, seconds: float) -> None:
+                await inner.sleep(seconds)
+
+        return GuardedBackend()
 
     async def resolve_and_check(self, url: str) -> None:
         """For transports without a resolver hook, and for targets behind a proxy (the proxy resolves

@@ -16,6 +16,7 @@ from typing import Any, Literal
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
 from .errors import ConfigurationError
+from .regex import compile_linear
 
 #: post-processing steps and whether they take an argument (``name`` or ``name:arg``)
 POST_OPS: dict[str, str] = {
@@ -59,10 +60,7 @@ def parse_post_op(step: str) -> tuple[str, str | None]:
 
 
 def _check_regex(pattern: str) -> str:
-    try:
-        re.compile(pattern)
-    except re.error as exc:
-        raise ValueError(f"invalid regular expression {pattern!r}: {exc}") from None
+    compile_linear(pattern)  # RegexError (a ValueError) says what RE2 refuses and why
     return pattern
 
 

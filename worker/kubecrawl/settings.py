@@ -55,7 +55,7 @@ class Settings(BaseModel):
     """Feeds as -o that are overwritten at the start of the run (-O, repeatable)."""
     feeds: dict[str, dict[str, Any] | None] = {}
     """Feeds as Scrapy's FEEDS: URI -> options format, overwrite, fields (list), encoding (default utf-8), table (postgresql)."""
-    feed_claim_idle: float = Field(30.0, gt=0)
+    feed_claim_idle: float = Field(30.0, gt=0, le=86_400)
     """Slaves: seconds an item another slave took from the stream stays unacknowledged before this one delivers it (a killed slave's batch)."""
     state_dir: Path | None = None
     """Persist queue, fingerprints and items here (SQLite, WAL) so an interrupted crawl resumes."""
@@ -69,7 +69,7 @@ class Settings(BaseModel):
     """Redis password; kept out of URLs, logs and command lines."""
     dedup: Literal["set", "bloom"] = "set"
     """Request fingerprint store in Redis: set (exact, 64-bit fingerprints in intset buckets) or bloom."""
-    bloom_capacity: int = Field(10_000_000, ge=1000)
+    bloom_capacity: int = Field(10_000_000, ge=1000, le=10_000_000_000)
     """Bloom filter: expected number of distinct requests."""
     bloom_error_rate: float = Field(0.001, gt=0, lt=0.5)
     """Bloom filter: false-positive rate at capacity (a false positive drops a new URL)."""
@@ -91,19 +91,21 @@ class Settings(BaseModel):
     """Seconds between the starts of two requests to one download slot, for the whole crawl (randomised 0.5x-1.5x)."""
     slot_key: Literal["host", "domain"] = "host"
     """What a download slot is: the URL's hostname, or its registered domain (the bundled Public Suffix List; never fetched)."""
-    download_timeout: float = Field(30.0, gt=0)
-    """Seconds before a request times out (connect, read, each)."""
+    download_timeout: float = Field(30.0, gt=0, le=3600)
+    """Seconds before a request times out (connect, read, each; at most 1 h)."""
+    download_deadline: float = Field(180.0, gt=0, le=86_400)
+    """Seconds one download may take in all (connect, headers, body, retries), counted as deadline and not retried; master/slave: at most half of lease_seconds, so a lease cannot expire during a download."""
     max_retries: int = Field(3, ge=0, le=100)
     """Retries of network errors, timeouts and retry_http_codes, with exponential backoff."""
-    retry_backoff: float = Field(0.5, ge=0)
+    retry_backoff: float = Field(0.5, ge=0, le=3600)
     """Base of the exponential retry backoff, in seconds."""
-    retry_max_wait: float = Field(60.0, ge=0)
+    retry_max_wait: float = Field(60.0, ge=0, le=86_400)
     """Upper bound of one retry wait, including a server's Retry-After."""
     retry_http_codes: list[int] = [500, 502, 503, 504, 522, 524, 408, 429]
     """HTTP statuses that are retried (429 honours Retry-After)."""
     max_redirects: int = Field(10, ge=0, le=100)
     """Redirect hops allowed from one request."""
-    max_body_size: int = Field(10 * 1024 * 1024, ge=1024)
+    max_body_size: int = Field(10 * 1024 * 1024, ge=1024, le=1 << 30)
     """Bodies larger than this many bytes are refused (counted as too_large)."""
     obey_robots: bool = True
     """Fetch and obey robots.txt of each origin."""
@@ -124,8 +126,10 @@ class Settings(BaseModel):
     """Refuse loopback/private/link-local/metadata addresses: auto = on inside Kubernetes."""
     ssrf_allow: list[str] = []
     """Hosts or CIDRs exempt from the SSRF guard (comma list)."""
+    max_requests_per_page: int = Field(100_000, ge=1, le=100_000_000)
+    """Requests one callback may yield (a page's links); the rest are dropped, counted as requests_capped and logged. On the way they go to the store in batches of 2,000, so memory stays bounded."""
     max_pages: int | None = Field(None, ge=1)
-    """Stop gracefully after this many pages (this process)."""
+    """Stop gracefully after exactly this many pages (this process: never more are in flight at once)."""
     depth_limit: int = Field(0, ge=0)
     """Drop requests more than this many links away from a start request (0: no limit; counted as depth_limited)."""
     depth_priority: int = 0

@@ -68,6 +68,7 @@ class Stats:
             "depth_limited",
             "cookies_refused",
             "meta_refresh",
+            "requests_capped",
         ):  # Scrapy-style filters, when a spider uses them
             if self.counts[key]:
                 out[key] = self.counts[key]

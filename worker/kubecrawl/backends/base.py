@@ -143,6 +143,10 @@ class Backend(ABC):
     #: whether items committed here are exported to ``--output`` by the backend itself
     writes_output: bool = True
 
+    #: set when the store can go on but the crawl must not (a feed's disk is full): the scheduler
+    #: stops the crawl with this reason, exit 1, after the commit that found it (nothing is lost)
+    fatal: str | None = None
+
     item_dedup: str = "skip"  # skip / update / off
 
     #: who holds this store's leases: stable per pod in Redis, unique per process locally

@@ -30,7 +30,7 @@ from typing import IO, Any
 
 import orjson
 
-from ..errors import ConfigurationError, StorageError, WireFormatError
+from ..errors import ConfigurationError, StorageError, WireFormatError, is_disk_full
 from ..feeds.sink import FeedItem, FileSink, Sink, make_sink
 from ..feeds.spec import FeedSpec, make_spec, redact
 from ..request import Request
@@ -299,7 +299,10 @@ class SQLiteBackend(Backend):
                 except Exception as exc:
                     log.error("feed %s: close failed: %s", redact(sink.uri), exc)
             self._sinks = behind  # what stays recorded as interrupted: the next run catches it up
-            self._record_active()
+            try:
+                self._record_active()
+            except sqlite3.Error as exc:  # a full disk: the previous record stands, and says less is done
+                log.error("state store %s: cannot record the feeds' state at close: %s", self.path, exc)
             for sink in behind:
                 log.warning(
                     "feed %s is %d item(s) behind: the next run with it (or kubecrawl export) writes them",
@@ -455,7 +458,8 @@ class SQLiteBackend(Backend):
                 )
             db.execute("COMMIT")
         except BaseException:
-            db.execute("ROLLBACK")
+            if db.in_transaction:  # SQLite may have rolled back itself (an I/O error): keep that error
+                db.execute("ROLLBACK")
             raise
         # the frontier follows what the transaction did, once it is durable
         mono = time.monotonic()
@@ -492,16 +496,30 @@ class SQLiteBackend(Backend):
                     ).fetchall()
                     if not rows:
                         break
+                    recorded = self._meta_get(f"exported_size:{sink.key}")
                     checkpoint = sink.write([self._feed_item(*r) for r in rows])
-                    self.db.execute("BEGIN")
-                    self._meta_set(f"exported_id:{sink.key}", str(rows[-1][0]))
-                    self._meta_set(f"exported_size:{sink.key}", checkpoint)
-                    self.db.execute("COMMIT")
+                    try:
+                        self.db.execute("BEGIN")
+                        self._meta_set(f"exported_id:{sink.key}", str(rows[-1][0]))
+                        self._meta_set(f"exported_size:{sink.key}", checkpoint)
+                        self.db.execute("COMMIT")
+                    except sqlite3.Error:
+                        # not recorded (a full disk): the sink goes back to what is, so the retry
+                        # writes these items once more instead of after themselves
+                        if self.db.in_transaction:
+                            self.db.execute("ROLLBACK")
+                        sink.rewind(recorded)
+                        raise
                     if len(rows) < _EXPORT_BATCH:
                         break
-            except (StorageError, OSError) as exc:
+            except (StorageError, OSError, sqlite3.Error) as exc:
                 self._failing[sink.key] = now + _SINK_RETRY_S
                 log.error("feed %s: write failed (items stay in the store, retried): %s", redact(sink.uri), exc)
+                if is_disk_full(exc) and self.fatal is None:
+                    self.fatal = (
+                        f"feed {redact(sink.uri)}: the disk is full ({exc}); the feed ends at its last whole item. "
+                        "Free space and run the same command again: the feed continues where it stopped, nothing is lost"
+                    )
             else:
                 self._failing.pop(sink.key, None)
 

@@ -86,11 +86,14 @@ class Engine:
             hooks=self.hooks,
         )
         self.scraper.on_close_spider = self.request_stop  # a callback's CloseSpider: a graceful stop
+        self.scraper.stream_requests = self.scheduler.commit_requests  # a callback's many requests, in batches
         self.worker_id = backend.worker_id
         self.fatal: str | None = None
         self._items_out = 0  # items out of the pipelines (max_items)
         self.on_progress: Callable[[Engine], None] | None = None
         self._running = False
+        self._in_flight = 0  # workers waiting for or processing a lease
+        self._slot_freed = asyncio.Event()  # a worker finished one (max_pages waits on it)
 
     @property
     def stop_reason(self) -> str:
@@ -102,6 +105,7 @@ class Engine:
         if not self.scheduler.done.is_set():
             log.info("stopping (%s): finishing in-flight requests", reason)
         self.scheduler.stop(reason)
+        self._slot_freed.set()  # workers waiting for the page budget see the stop
 
     def snapshot(self) -> EngineSnapshot:
         sch = self.scheduler
@@ -241,8 +245,17 @@ class Engine:
         max_pages = self.s.max_pages
         limits = self.s.max_items is not None or self.s.max_errors is not None
         while True:
-            lease = await sch.next_lease()
+            if max_pages is not None and not await self._page_budget(max_pages):
+                return
+            self._in_flight += 1  # counted while waiting for the lease: the budget is reserved
+            try:
+                lease = await sch.next_lease()
+            except BaseException:
+                self._in_flight -= 1
+                raise
             if lease is None:
+                self._in_flight -= 1
+                self._slot_freed.set()
                 return
             try:
                 oc = await scraper.process(lease)
@@ -253,11 +266,26 @@ class Engine:
                 log.exception("unexpected error processing %s", lease.request.url)
                 self.stats.error("internal")
                 oc = Outcome(lease.id)
+            finally:
+                self._in_flight -= 1
+                self._slot_freed.set()
             sch.complete(oc)
             if max_pages is not None and self.stats["pages"] >= max_pages:
                 self.request_stop("max_pages")
             if limits:
                 self._limits(oc)
+
+    async def _page_budget(self, max_pages: int) -> bool:
+        """With ``max_pages``: wait until pages fetched plus requests in flight are below it, so the
+        crawl stops at exactly ``max_pages`` pages instead of overshooting by up to ``concurrency``
+        (a request in flight may end as an error or a redirect, which is no page: then another
+        starts). False once the budget is spent or the crawl is stopping."""
+        while self.stats["pages"] + self._in_flight >= max_pages:
+            if self.stats["pages"] >= max_pages or self.scheduler.done.is_set():
+                return False
+            self._slot_freed.clear()
+            await self._slot_freed.wait()
+        return True
 
 
 async def _start_requests(spider: Spider, hooks: Hooks | None = None) -> Any:

@@ -22,7 +22,7 @@ from collections import deque
 from collections.abc import Callable
 
 from ..backends.base import Backend, CommitResult, Lease, Outcome
-from ..errors import KubecrawlError, StorageError, StorageFatal
+from ..errors import KubecrawlError, StorageError, StorageFatal, is_disk_full
 from ..request import Request
 from ..settings import Settings
 from ..stats import Stats
@@ -57,6 +57,7 @@ class Scheduler:
 
     def __init__(self, backend: Backend, settings: Settings, stats: Stats, item_key: list[str] | None = None) -> None:
         self.backend = backend
+        self._fatal_raised = False
         self.item_key = list(item_key if item_key is not None else settings.item_key)
         self.s = settings
         self.stats = stats
@@ -267,6 +268,11 @@ class Scheduler:
             except StorageFatal as exc:
                 raise StoreFailed(f"the store failed during {what}: {exc}") from exc
             except STORE_ERRORS as exc:
+                if is_disk_full(exc):  # waiting does not make space; the operator must
+                    raise StoreFailed(
+                        f"the disk is full or refuses writes ({exc}) during {what}: free space and run the same command again; "
+                        "nothing is lost (what was committed stays in the store, the rest is fetched again)"
+                    ) from exc
                 now = time.monotonic()
                 if first is None:
                     first = now
@@ -285,6 +291,16 @@ class Scheduler:
         self.stats.inc("filtered", res.filtered)
         self.stats.inc("enqueued", res.enqueued)
         return res
+
+    async def commit_requests(self, requests: list[Request]) -> None:
+        """Enqueue part of a callback's requests before its lease is done (no ack): a callback that
+        yields a million requests holds at most one batch of them in memory. Should the process die
+        before the ack, the lease is fetched again and its requests meet their fingerprints (only
+        ``dont_filter`` ones are queued twice)."""
+        async with self._commit_lock:
+            group = [Outcome(None, requests=requests)]
+            res = await self._store("commit", self._commit_isolating, group)
+            self._committed(group, res)
 
     async def flush(self, pop: int = 0) -> list[Lease]:
         """Commit every pending outcome (one batch); with ``pop`` > 0 also pop up to that many leases
@@ -321,6 +337,7 @@ class Scheduler:
             finally:
                 self.committing = 0
         self._wake.set()
+        self._check_backend_fatal()
         return leases
 
     async def _commit_pop_isolating(self, batch: list[Outcome], n: int) -> tuple[CommitResult, list[Lease]]:
@@ -333,6 +350,13 @@ class Scheduler:
         except Exception as exc:
             log.debug("a commit of %d outcome(s) failed (%r): isolating the entry", len(batch), exc)
         return await self._commit_isolating(batch), []
+
+    def _check_backend_fatal(self) -> None:
+        """The store committed but says the crawl cannot go on (a feed's disk is full): stop, once."""
+        fatal = self.backend.fatal
+        if fatal is not None and not self._fatal_raised:
+            self._fatal_raised = True
+            raise StoreFailed(fatal)
 
     def _committed(self, group: list[Outcome], res: CommitResult) -> None:
         self.last_commit_at = time.monotonic()

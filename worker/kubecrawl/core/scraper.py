@@ -19,7 +19,7 @@ import math
 import random
 import re
 import time
-from collections.abc import AsyncIterator, Callable, Container, Iterable
+from collections.abc import AsyncIterator, Awaitable, Callable, Container, Iterable
 from typing import Any
 from urllib.parse import urlsplit
 
@@ -39,6 +39,9 @@ log = logging.getLogger(__name__)
 
 #: kinds counted with Stats.inc (expected on real sites) rather than as errors
 NOT_ERRORS = frozenset({"skipped_scheme"})
+#: a callback's requests go to the store in batches of this many while it runs (the scheduler's
+#: largest commit), so memory does not grow with the number it yields
+STREAM_BATCH = 2_000
 
 
 def _sig() -> Any:
@@ -124,6 +127,16 @@ def offsite_regex(domains: Iterable[Any]) -> re.Pattern[str] | None:
             continue
         names.append(re.escape(d.lower()))
     return re.compile(rf"^(.*\.)?({'|'.join(names)})$") if names else None
+
+
+class _Budget:
+    """Requests one callback may still yield, and how many it yielded past that."""
+
+    __slots__ = ("dropped", "left")
+
+    def __init__(self, left: int) -> None:
+        self.left = left
+        self.dropped = 0
 
 
 def _one_arg_errback(fn: Callable[..., Any]) -> bool:
@@ -218,6 +231,9 @@ class Scraper:
         self.smw = hooks.spider
         self.signals = hooks.signals
         self.throttle = hooks.throttle
+        #: commits part of a lease's requests early (the scheduler's commit_requests); None: kept whole
+        self.stream_requests: Callable[[list[Request]], Awaitable[None]] | None = None
+        self.max_requests = settings.max_requests_per_page
 
     # -- one lease -----------------------------------------------------------------------------
     async def process(self, lease: Lease) -> Outcome:
@@ -406,22 +422,17 @@ class Scraper:
         where: str | None = None,
     ) -> None:
         where = resp.url if resp is not None else where
+        budget = _Budget(self.max_requests)
         try:
             output = callback_output(fn(*args, **kwargs))
             if self.smw is not None and self.smw.on_output:
                 output = self.smw.spider_output(resp, output, self.spider)
             if isinstance(output, AsyncIterator):
                 async for obj in output:
-                    if type(obj) is Request:
-                        self.add_request(obj, resp, oc)
-                    else:
-                        await self.handle_output(obj, resp, oc)
+                    await self._one_output(obj, resp, oc, budget)
             else:
                 for obj in output:
-                    if type(obj) is Request:
-                        self.add_request(obj, resp, oc)
-                    else:
-                        await self.handle_output(obj, resp, oc)
+                    await self._one_output(obj, resp, oc, budget)
         except CloseSpider as exc:
             log.info("callback %s on %s closed the spider: %s", getattr(fn, "__name__", fn), where, exc.reason)
             if self.on_close_spider is not None:
@@ -441,6 +452,30 @@ class Scraper:
                     return
             self.stats.error(f"spider:{type(exc).__name__}")
             log.error("spider callback %s failed on %s: %r", getattr(fn, "__name__", fn), where, exc, exc_info=exc)
+        finally:
+            if budget.dropped:
+                self.stats.inc("requests_capped", budget.dropped)
+                log.warning(
+                    "callback %s on %s yielded %d requests; the %d past max_requests_per_page=%d were dropped",
+                    getattr(fn, "__name__", fn),
+                    where,
+                    budget.dropped + self.max_requests,
+                    budget.dropped,
+                    self.max_requests,
+                )
+
+    async def _one_output(self, obj: Any, resp: Response | None, oc: Outcome, budget: _Budget) -> None:
+        if isinstance(obj, Request):
+            if budget.left <= 0:
+                budget.dropped += 1
+                return
+            budget.left -= 1
+            self.add_request(obj, resp, oc)
+            if len(oc.requests) >= STREAM_BATCH and self.stream_requests is not None:
+                batch, oc.requests = oc.requests, []
+                await self.stream_requests(batch)
+        else:
+            await self.handle_output(obj, resp, oc)
 
     # -- what a callback yields ------------------------------------------------------------------
     def add_request(self, req: Request, resp: Response | None, oc: Outcome) -> None:

@@ -59,6 +59,10 @@ class Sink(ABC):
     def write(self, batch: list[FeedItem]) -> str:
         """Write ``batch`` durably enough for the store to record it; returns the checkpoint after it."""
 
+    def rewind(self, checkpoint: str | None) -> None:
+        """Go back to ``checkpoint`` (the store could not record a later one). Sinks whose writes are
+        idempotent by the item's key (PostgreSQL) need nothing."""
+
     def close(self) -> None:
         """Flush and release; log what the format could not carry."""
 
@@ -83,7 +87,7 @@ class FileSink(Sink):
         try:
             exists = self.path.exists() and self.path.stat().st_size > 0
             if checkpoint is not None and exists:
-                f = open(self.path, "r+b")  # noqa: SIM115 - closed in close()
+                f = open(self.path, "r+b", buffering=0)  # noqa: SIM115 - closed in close()
                 recorded = int(checkpoint)
                 actual = f.seek(0, os.SEEK_END)
                 if actual < recorded:
@@ -98,13 +102,12 @@ class FileSink(Sink):
                     f.seek(0)
                     self.enc.adopt_header(f.read(min(recorded, 1 << 16)))
             elif exists and not self.spec.overwrite:
-                f = open(self.path, "r+b")  # noqa: SIM115
+                f = open(self.path, "r+b", buffering=0)  # noqa: SIM115
                 self._adopt(f)
             else:
-                f = open(self.path, "w+b")  # noqa: SIM115
+                f = open(self.path, "w+b", buffering=0)  # noqa: SIM115
                 head = self.enc.header()
-                f.write(head + self.enc.footer)
-                f.flush()
+                _write_all(f, head + self.enc.footer)
                 self.size = len(head)
         except OSError as exc:
             raise StorageError(f"cannot open feed {self.path}: {exc}") from None
@@ -130,18 +133,39 @@ class FileSink(Sink):
             raise StorageError(f"feed {self.path} is not open")
         if batch:
             payload = self.enc.encode([it.data for it in batch], self.size <= self._header_len)
-            f.seek(self.size)
-            f.write(payload + self.enc.footer)
-            f.truncate()
-            f.flush()
+            try:
+                f.seek(self.size)
+                _write_all(f, payload + self.enc.footer)
+                f.truncate()
+                f.flush()
+            except OSError:
+                self._cut_back()
+                raise
             self.size += len(payload)
             self.written += len(batch)
         return str(self.size)
 
+    def rewind(self, checkpoint: str | None) -> None:
+        if checkpoint is not None and checkpoint.isdigit() and self._f is not None:
+            self.size = int(checkpoint)
+            self._cut_back()
+
+    def _cut_back(self) -> None:
+        """After a failed write (a full disk): the file back to its last whole item and its footer,
+        so it stays valid meanwhile (no torn last line); the items stay in the store for the retry."""
+        f = self._f
+        assert f is not None
+        try:
+            f.seek(self.size)
+            f.truncate()
+            _write_all(f, self.enc.footer)
+        except OSError as exc:
+            log.error("feed %s: cannot restore its end after a failed write: %s", self.path, exc)
+
     def close(self) -> None:
         if self._f is not None:
             self._f.seek(self.size)
-            self._f.write(self.enc.footer)
+            _write_all(self._f, self.enc.footer)
             self._f.truncate()
             self._f.close()
             self._f = None
@@ -162,6 +186,17 @@ class FileSink(Sink):
                 self.path,
                 self.enc.dropped_fields,
             )
+
+
+def _write_all(f: IO[bytes], data: bytes) -> None:
+    """All of ``data`` to an unbuffered file: a raw write may write part of it (then the next one
+    raises, e.g. EFBIG/ENOSPC), and a part must never count as done."""
+    view = memoryview(data)
+    while view:
+        n = f.write(view)
+        if not n:
+            raise OSError(f"wrote nothing to {getattr(f, 'name', 'a feed')}")
+        view = view[n:]
 
 
 class StdoutSink(Sink):
