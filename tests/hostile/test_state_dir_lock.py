@@ -9,7 +9,7 @@ import threading
 import time
 from pathlib import Path
 
-from tests.helpers.httpserver import RequestInfo, Reply, TestHTTPServer
+from tests.helpers.httpserver import Reply, RequestInfo, TestHTTPServer
 
 SPIDER = """
 from kubecrawl import Spider
