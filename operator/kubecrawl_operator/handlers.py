@@ -5,12 +5,15 @@ from __future__ import annotations
 import importlib
 import logging
 import threading
+import time
+from collections.abc import Mapping
 from typing import Any
 
 import kopf
 
 from kubecrawl_operator.config import OperatorConfig
 from kubecrawl_operator.kube import Kube, load_api_client
+from kubecrawl_operator.metrics import METRICS
 from kubecrawl_operator.models import GROUP, PLURAL, VERSION
 from kubecrawl_operator.reconcile import reconcile
 
@@ -60,7 +63,13 @@ def _run(body: kopf.Body, patch: kopf.Patch, memo: kopf.Memo, wait: bool) -> Non
 
 
 def _reconcile(body: kopf.Body, patch: kopf.Patch, memo: kopf.Memo) -> None:
-    outcome = reconcile(memo.kube, body, memo.config)
+    started = time.monotonic()
+    try:
+        outcome = reconcile(memo.kube, body, memo.config)
+    except Exception as exc:
+        METRICS.record_error(exc, time.monotonic() - started)
+        raise
+    METRICS.record_pass(body.metadata, outcome.status, time.monotonic() - started)
     current = body.get("status") or {}
     changed = {k: v for k, v in outcome.status.items() if current.get(k) != v}
     if changed:  # a quiet crawl costs no writes
@@ -69,12 +78,38 @@ def _reconcile(body: kopf.Body, patch: kopf.Patch, memo: kopf.Memo) -> None:
         kopf.event(body, type=event_type, reason=reason, message=message)
 
 
-@kopf.on.resume(GROUP, VERSION, PLURAL)
-@kopf.on.create(GROUP, VERSION, PLURAL)
-@kopf.on.update(GROUP, VERSION, PLURAL, field="spec")
-def on_change(body: kopf.Body, patch: kopf.Patch, memo: kopf.Memo, **_: Any) -> None:
-    """A spec change (or the operator's start) converges at once instead of at the next tick."""
-    _run(body, patch, memo, wait=True)
+def needs_pass(event_type: str | None, body: Mapping[str, Any]) -> bool:
+    """A watch event worth a pass now: the first sight of a Crawl, or a spec the status does not describe yet.
+
+    Spec changes are found by `metadata.generation` (bumped by the API server on every spec change) against
+    `status.observedGeneration` (written by each pass), not by kopf's change detection: that keeps a copy of
+    the whole spec in an annotation, which breaks on specs over 256 KiB (all annotations share that limit).
+    Status-only events (our own writes) have equal generations and are skipped, so a quiet crawl stays quiet.
+    """
+    if event_type == "DELETED":
+        return False
+    meta = body.get("metadata") or {}
+    if FINALIZER not in (meta.get("finalizers") or []) and not meta.get("deletionTimestamp"):
+        # kopf adds its finalizer (the timer needs it) in this very cycle, with a JSON patch that tests
+        # the resourceVersion: a status write of ours first would make it fail. The finalizer's own
+        # MODIFIED event comes next and runs the pass.
+        return False
+    if event_type in (None, "ADDED"):  # None: the initial listing (operator start, like on.resume)
+        return True
+    generation = (body.get("metadata") or {}).get("generation")
+    return generation is None or (body.get("status") or {}).get("observedGeneration") != generation
+
+
+@kopf.on.event(GROUP, VERSION, PLURAL)
+def on_change(type: str | None, body: kopf.Body, patch: kopf.Patch, memo: kopf.Memo, **_: Any) -> None:
+    """A new Crawl, a spec change or the operator's start converges at once instead of at the next tick.
+
+    Errors are logged, not retried here: the timer's next pass (level-based) retries.
+    """
+    if type == "DELETED":
+        METRICS.crawls.forget(str(body.metadata.uid))
+    elif needs_pass(type, body):
+        _run(body, patch, memo, wait=True)
 
 
 @kopf.timer(GROUP, VERSION, PLURAL, interval=CONFIG.interval, initial_delay=CONFIG.interval)

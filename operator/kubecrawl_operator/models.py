@@ -6,9 +6,11 @@ Field names are camelCase on the wire (Kubernetes convention) and snake_case in 
 
 from __future__ import annotations
 
+import ipaddress
+import re
 from typing import Annotated, Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, model_validator
+from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 from pydantic.alias_generators import to_camel
 
 GROUP = "kubecrawl.io"
@@ -44,13 +46,19 @@ class ResourceRequirements(_Model):
     """Requests and limits of a container, merged key by key over the operator's defaults
     (docs/operator.md, "Resources"): set only what differs, e.g. `limits: {memory: 2Gi}`."""
 
-    requests: dict[str, Quantity] | None = None
-    limits: dict[str, Quantity] | None = None
+    requests: dict[str, Quantity] | None = Field(
+        default=None, description="Minimum resources the scheduler reserves, e.g. {cpu: 250m, memory: 256Mi}."
+    )
+    limits: dict[str, Quantity] | None = Field(
+        default=None, description="Maximum resources the container may use, e.g. {cpu: '2', memory: 1Gi}."
+    )
 
 
 class SecretKeyRef(_Model):
-    name: str = Field(min_length=1, max_length=253)
-    key: str = Field(min_length=1, max_length=253)
+    """A key of a Secret in the Crawl's namespace."""
+
+    name: str = Field(min_length=1, max_length=253, description="Name of the Secret.")
+    key: str = Field(min_length=1, max_length=253, description="Key in the Secret's data.")
 
 
 class SpiderSpec(_Model):
@@ -73,14 +81,21 @@ class SpiderSpec(_Model):
 
 
 class Politeness(_Model):
+    """How hard the slaves crawl: concurrency, per-host limits, delays, robots.txt."""
+
     concurrency: int = Field(default=32, ge=1, le=1024, description="Concurrent requests per slave.")
     per_host: int = Field(default=8, ge=1, le=256, description="Concurrent requests per host.")
     delay_seconds: float = Field(default=0, ge=0, le=3600, description="Delay between requests to one host.")
-    obey_robots: bool = True
+    obey_robots: bool = Field(default=True, description="Fetch and obey each host's robots.txt.")
 
 
 class Dedup(_Model):
-    requests: Literal["set", "bloom"] = "set"
+    """Duplicate filtering of requests (URL fingerprints) and of items (content fingerprints)."""
+
+    requests: Literal["set", "bloom"] = Field(
+        default="set",
+        description="Request fingerprint store: set (exact) or bloom (less memory, rare false positives skip a URL).",
+    )
     item_key: list[Annotated[str, Field(min_length=1)]] | None = Field(
         default=None,
         min_length=1,
@@ -95,8 +110,10 @@ class RedisSpec(_Model):
     url: str | None = Field(default=None, pattern=r"^rediss?://", description="External Redis; no Redis is deployed.")
     password_secret_ref: SecretKeyRef | None = Field(default=None, description="Password of the external Redis.")
     storage: str = Field(default="1Gi", pattern=QUANTITY_PATTERN, description="PVC size of the crawl's Redis.")
-    storage_class_name: str | None = None
-    image: str = Field(default=DEFAULT_REDIS_IMAGE, pattern=IMAGE_PATTERN)
+    storage_class_name: str | None = Field(
+        default=None, description="StorageClass of the Redis PVC; the cluster's default when unset."
+    )
+    image: str = Field(default=DEFAULT_REDIS_IMAGE, pattern=IMAGE_PATTERN, description="Redis image (7.x).")
     resources: ResourceRequirements | None = Field(
         default=None,
         description="Redis container resources over the operator's defaults; maxmemory is 3/4 of limits.memory.",
@@ -109,6 +126,57 @@ class RedisSpec(_Model):
         return self
 
 
+Cidr = Annotated[str, Field(min_length=2, max_length=64, json_schema_extra={"format": "cidr"})]
+
+
+class NetworkPolicySpec(_Model):
+    """The workers' egress NetworkPolicy: a second wall behind the SSRF guard (docs/operator.md)."""
+
+    enabled: bool = Field(
+        default=True,
+        description="Create the policy: workers reach DNS, their Redis and public addresses only.",
+    )
+    allow_cidrs: list[Cidr] = Field(
+        default_factory=list,
+        max_length=64,
+        description="Extra destinations (e.g. a private site you crawl, 10.1.2.0/24); IP and CIDR entries of "
+        "ssrfAllow are added as well.",
+    )
+    deny_cidrs: list[Cidr] = Field(
+        default_factory=list,
+        max_length=64,
+        description="Also denied besides the private, loopback, link-local and multicast ranges: the cluster's "
+        "own public pod or service ranges, if it has any.",
+    )
+
+    @field_validator("allow_cidrs", "deny_cidrs")
+    @classmethod
+    def _networks(cls, values: list[str]) -> list[str]:
+        for value in values:
+            ipaddress.ip_network(value, strict=False)  # ValueError names the bad entry
+        return values
+
+
+class DisruptionBudgetSpec(_Model):
+    """The slaves' PodDisruptionBudget: a node drain evicts a few slaves at a time, not all at once."""
+
+    enabled: bool = Field(default=True, description="Create the PodDisruptionBudget.")
+    max_unavailable: Quantity = Field(
+        default="25%",
+        description="Slaves a voluntary disruption may take at once: a number or a percentage (rounded up, so "
+        "one slave can always be evicted).",
+    )
+
+    @field_validator("max_unavailable")
+    @classmethod
+    def _count_or_percent(cls, value: int | str) -> int | str:
+        if isinstance(value, str) and not re.fullmatch(r"[0-9]+%", value):
+            raise ValueError(f"maxUnavailable {value!r} is neither a number nor a percentage like '25%'")
+        if isinstance(value, int) and value < 0:
+            raise ValueError("maxUnavailable must not be negative")
+        return value
+
+
 class CrawlSpec(_Model):
     """What a user asks for: a spider, how many slaves, how often, how politely."""
 
@@ -117,7 +185,9 @@ class CrawlSpec(_Model):
     image: str | None = Field(
         default=None, pattern=IMAGE_PATTERN, description="Worker image; the operator's default when unset."
     )
-    image_pull_policy: Literal["Always", "IfNotPresent", "Never"] | None = None
+    image_pull_policy: Literal["Always", "IfNotPresent", "Never"] | None = Field(
+        default=None, description="imagePullPolicy of the worker containers; Kubernetes' default when unset."
+    )
     schedule: str | None = Field(default=None, pattern=CRON_PATTERN, description="Cron schedule of incremental rounds.")
     time_zone: str | None = Field(default=None, description="IANA time zone of the schedule.")
     suspend: bool = Field(default=False, description="Slaves to 0 and the schedule paused; resume continues.")
@@ -146,6 +216,12 @@ class CrawlSpec(_Model):
     )
     termination_grace_period_seconds: int = Field(
         default=60, ge=5, le=3600, description="Time a slave gets to hand back in-flight work."
+    )
+    network_policy: NetworkPolicySpec = Field(
+        default_factory=NetworkPolicySpec, description="Egress NetworkPolicy of the seed, round and slave pods."
+    )
+    disruption_budget: DisruptionBudgetSpec = Field(
+        default_factory=DisruptionBudgetSpec, description="PodDisruptionBudget of the slave pods."
     )
 
     @property
