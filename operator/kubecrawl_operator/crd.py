@@ -193,10 +193,8 @@ def crawl_crd() -> dict[str, Any]:
                             "properties": {
                                 "apiVersion": {"type": "string", "description": f"{GROUP}/{VERSION}"},
                                 "kind": {"type": "string", "description": KIND},
-                                "metadata": {
-                                    "type": "object",
-                                    "description": "Standard object metadata (name at most 40 characters).",
-                                },
+                                # only {type: object}: the API server refuses anything else under metadata
+                                "metadata": {"type": "object"},
                                 "spec": spec_schema(),
                                 "status": status_schema(),
                             },
