@@ -11,6 +11,7 @@ second step left the old schema in place. Also checked: the CRD stays Helm-owned
 
 from __future__ import annotations
 
+import re
 import shutil
 from pathlib import Path
 from typing import Any
@@ -88,3 +89,17 @@ def test_helm_upgrade_applies_a_crd_with_a_new_field_that_a_crawl_then_uses(
     assert before["spec"]["disruptionBudget"] == {"enabled": True, "maxUnavailable": "25%"}
     history = kube_cluster.helm("history", "kubecrawl", "--namespace", RELEASE_NS, "--max", "3", "-o", "yaml")
     assert [h["chart"] for h in yaml.safe_load(history.stdout)][-2:] == ["kubecrawl-0.0.9", "kubecrawl-0.1.0"]
+
+
+def test_kubectl_explain_documents_the_spec_from_the_installed_crd(
+    kube_cluster: ControlPlane, release: Release
+) -> None:
+    """What a cluster admin reads: the descriptions generated from the models, served by the API server."""
+    spec = kube_cluster.kubectl("explain", "crawl.spec")
+    assert "What a user asks for" in spec.stdout, spec.stdout + spec.stderr
+    for field in ("politeness", "networkPolicy", "disruptionBudget", "redis", "spider"):
+        assert re.search(rf"^\s+{field}\s+<Object>", spec.stdout, re.M), field
+    politeness = kube_cluster.kubectl("explain", "crawl.spec.politeness.concurrency")
+    assert "Concurrent requests per slave." in politeness.stdout
+    allow = kube_cluster.kubectl("explain", "crawl.spec.networkPolicy.allowCidrs")
+    assert "ssrfAllow" in allow.stdout
