@@ -19,6 +19,12 @@ Precedence, highest first: CLI flags and `-s KEY=VALUE` > environment `KUBECRAWL
 (`--settings FILE`, YAML) > the spider's `custom_settings` > the defaults below. Keys are case-insensitive;
 lists may be given as comma lists (`-s item_key=title,source`). Unknown keys or an invalid value stop
 the crawl at start-up with exit code 2 and a message naming every unknown key with the closest known name.
+That includes the environment: a `KUBECRAWL_*` variable that is not a setting is an error, except the
+variables other programs own (`kubecrawl.settings.NOT_SETTINGS`): `KUBECRAWL_WORKER_ID` (the worker's
+name in Redis), `KUBECRAWL_OPERATOR_*` and `KUBECRAWL_WORKER_IMAGE` (the operator), `KUBECRAWL_E2E_*`,
+`KUBECRAWL_TEST_*`, `KUBECRAWL_IMAGE(S)_*`, `KUBECRAWL_BUILD_*`, `KUBECRAWL_SETUP_*`, `KUBECRAWL_HELM`,
+`KUBECRAWL_SCRAPY_PYTHON` (build and test tooling) and the service links Kubernetes injects for a Service
+named `kubecrawl` (`KUBECRAWL_SERVICE_*`, `KUBECRAWL_PORT*`; crawl pods have them turned off).
 
 | setting | environment | default | meaning |
 |---|---|---|---|

@@ -132,9 +132,16 @@ def _standby(options: RunOptions, state: HealthState) -> Any:
 
 
 def _keep_lease(elector: Any, lost: threading.Event, finished: threading.Event, state: HealthState) -> None:
-    """Renew until kopf has finished; on a lost Lease stop kopf, and exit hard if it does not stop in time."""
-    if elector.renew_until_lost(finished):
-        return
+    """Renew until kopf has finished; on a lost Lease stop kopf, and exit hard if it does not stop in time.
+
+    Anything this thread cannot handle counts as a lost Lease: a renewing thread that died while kopf
+    went on would leave this replica acting on a Lease that a standby takes over after its duration.
+    """
+    try:
+        if elector.renew_until_lost(finished):
+            return
+    except Exception:
+        logger.exception("the lease renewal failed unexpectedly: stopping as if the lease were lost")
     state.role = "stopping"
     lost.set()
     if state.loop is not None and state.kopf_stop is not None:

@@ -30,9 +30,17 @@ def spec_schema() -> dict[str, Any]:
     schema = to_structural(CrawlSpec.model_json_schema(by_alias=True, mode="validation"))
     schema["description"] = (CrawlSpec.__doc__ or "").strip()
     spider = schema["properties"]["spider"]
-    spider["oneOf"] = [{"required": ["rules"]}, {"required": ["module"]}]
+    spider["oneOf"] = [{"required": ["rules"]}, {"required": ["module"]}, {"required": ["file"]}]
     spider["x-kubernetes-validations"] = [
-        {"rule": "has(self.rules) != has(self.module)", "message": "set exactly one of spider.rules and spider.module"}
+        {
+            "rule": "(has(self.rules) ? 1 : 0) + (has(self.module) ? 1 : 0) + (has(self.file) ? 1 : 0) == 1",
+            "message": "set exactly one of spider.rules, spider.module and spider.file",
+        },
+        {"rule": "!has(self.file) || has(self.source)", "message": "spider.file names a file of spider.source"},
+        {
+            "rule": "!has(self.rules) || !has(self.source)",
+            "message": "spider.source holds Python or spider files: use spider.module or spider.file with it",
+        },
     ]
     rules = spider_rules_schema()
     if rules is not None:
@@ -52,7 +60,9 @@ def _condition_schema() -> dict[str, Any]:
         "type": "object",
         "required": ["type", "status"],
         "properties": {
-            "type": string("Ready, Seeded, Progressing, Degraded, RoundStuck or Complete."),
+            "type": string(
+                "Ready, Seeded, Progressing, Degraded, RoundStuck, Complete, SecurityContextEnforced, ExistingData or DeliveryFailed."
+            ),
             "status": {
                 "type": "string",
                 "enum": ["True", "False", "Unknown"],
@@ -106,6 +116,26 @@ def status_schema() -> dict[str, Any]:
                 "description": "When the schedule last started a round.",
             },
             "seededSpiderHash": {"type": "string", "description": "Spider hash of the last finished seed Job."},
+            "existingData": {
+                "type": "string",
+                "description": "Set when the crawl's Redis already held an earlier Crawl's data when this one first saw it.",
+            },
+            "delivery": {
+                "type": "object",
+                "description": "spec.output delivery, from the feeds consumer group of the item stream.",
+                "properties": {
+                    "sinks": {
+                        "type": "array",
+                        "items": {"type": "string"},
+                        "description": "The sinks (redacted URIs).",
+                    },
+                    "delivered": counter(
+                        "Items in every sink (an item is acknowledged once all sinks wrote it, so per sink the same)."
+                    ),
+                    "pending": counter("Items a slave is writing (or retrying) to the sinks."),
+                    "lag": counter("Items in Redis not yet in every sink (pending + not yet read)."),
+                },
+            },
             "stats": {
                 "type": "object",
                 "description": "Counters read from the crawl's Redis on every pass.",
@@ -142,6 +172,8 @@ def printer_columns() -> list[dict[str, Any]]:
         col("Schedule", ".spec.schedule", "string"),
         col("Age", ".metadata.creationTimestamp", "date"),
         col("Reason", '.status.conditions[?(@.type=="Ready")].reason', "string", priority=1),
+        col("Delivered", ".status.delivery.delivered", priority=1),
+        col("Lag", ".status.delivery.lag", priority=1),
     ]
 
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import importlib
 import logging
 import threading
@@ -20,6 +21,9 @@ from kubecrawl_operator.reconcile import reconcile
 logger = logging.getLogger(__name__)
 
 CONFIG = OperatorConfig.from_env()
+#: The finalizer earlier versions put on every Crawl (kopf's timers require one). This version needs
+#: none: owner references collect the children, and kopf removes this name from Crawls it sees
+#: ("no handlers requiring it"), so Crawls created by an earlier version are migrated on the first pass.
 FINALIZER = f"{GROUP}/operator"
 
 
@@ -41,6 +45,7 @@ def configure(settings: kopf.OperatorSettings, memo: kopf.Memo, **_: Any) -> Non
     memo.kube = Kube(load_api_client())
     memo.locks = {}
     memo.locks_guard = threading.Lock()
+    memo.gone = set()
     try:  # the worker package is heavy to import: pay for it at start-up, not in the first pass
         importlib.import_module("kubecrawl.rules")
         importlib.import_module("kubecrawl.status")
@@ -85,18 +90,20 @@ def needs_pass(event_type: str | None, body: Mapping[str, Any]) -> bool:
     `status.observedGeneration` (written by each pass), not by kopf's change detection: that keeps a copy of
     the whole spec in an annotation, which breaks on specs over 256 KiB (all annotations share that limit).
     Status-only events (our own writes) have equal generations and are skipped, so a quiet crawl stays quiet.
+
+    No finalizer is involved: no handler requires one, so kopf adds none, and it strips the one an earlier
+    version left (FINALIZER) in the same cycle, after this pass's status write (its JSON patch tests the
+    resourceVersion the status write returned; on a conflict kopf keeps it and retries on the next event).
+    A Crawl being deleted gets no pass: its children go with it by owner references.
     """
     if event_type == "DELETED":
         return False
     meta = body.get("metadata") or {}
-    if FINALIZER not in (meta.get("finalizers") or []) and not meta.get("deletionTimestamp"):
-        # kopf adds its finalizer (the timer needs it) in this very cycle, with a JSON patch that tests
-        # the resourceVersion: a status write of ours first would make it fail. The finalizer's own
-        # MODIFIED event comes next and runs the pass.
+    if meta.get("deletionTimestamp"):
         return False
     if event_type in (None, "ADDED"):  # None: the initial listing (operator start, like on.resume)
         return True
-    generation = (body.get("metadata") or {}).get("generation")
+    generation = meta.get("generation")
     return generation is None or (body.get("status") or {}).get("observedGeneration") != generation
 
 
@@ -115,4 +122,28 @@ def on_change(type: str | None, body: kopf.Body, patch: kopf.Patch, memo: kopf.M
 @kopf.timer(GROUP, VERSION, PLURAL, interval=CONFIG.interval, initial_delay=CONFIG.interval)
 def periodic(body: kopf.Body, patch: kopf.Patch, memo: kopf.Memo, **_: Any) -> None:
     """Level-based: restores hand-edited children, refreshes stats, scales to zero between rounds."""
+    if body.metadata.uid in memo.gone:  # deleted (no finalizer: kopf's timer may tick once more)
+        return
     _run(body, patch, memo, wait=False)
+
+
+@kopf.on.event(GROUP, VERSION, PLURAL)
+def on_event(event: kopf.RawEvent, memo: kopf.Memo, **_: Any) -> None:
+    """Remember deleted Crawls, so a timer left behind does nothing for them."""
+    if event.get("type") == "DELETED":
+        uid = (event.get("object") or {}).get("metadata", {}).get("uid")
+        if uid:
+            memo.gone.add(uid)
+            with memo.locks_guard:
+                memo.locks.pop(uid, None)
+
+
+def _timers_without_finalizer() -> None:
+    """kopf gives every timer `requires_finalizer=True`, so a Crawl could not be deleted while the
+    operator is down (the finalizer waits for it). The timer only refreshes status and repairs drift;
+    nothing has to happen at deletion (owner references collect the children), so it needs none."""
+    spawning = kopf.get_default_registry()._spawning
+    spawning._handlers = [dataclasses.replace(h, requires_finalizer=False) for h in spawning._handlers]
+
+
+_timers_without_finalizer()

@@ -28,6 +28,7 @@ from dataclasses import dataclass
 from typing import Any
 
 import kubernetes
+import urllib3
 
 from kubecrawl_operator import rbac
 from kubecrawl_operator.kube import KubeError, raw_call
@@ -82,6 +83,13 @@ class LeaseElector:
             )
         except kubernetes.client.ApiException as exc:
             raise KubeError(exc.status or 0, str(exc.body or exc.reason)[:300]) from exc
+        except urllib3.exceptions.HTTPError as exc:
+            # An API server that is down or unreachable: urllib3's errors (MaxRetryError, ProtocolError,
+            # timeouts) are not OSErrors. Uncaught, one would end the renewing thread while kopf went on
+            # acting without the Lease, and a standby would take it over: two active operators.
+            raise OSError(f"API server unreachable: {exc}") from exc
+        except ValueError as exc:  # a body that is not JSON (a proxy's error page)
+            raise OSError(f"unreadable answer from the API server: {exc}") from exc
 
     def _spec(self, acquire_time: str, transitions: int) -> dict[str, Any]:
         return {
@@ -102,7 +110,7 @@ class LeaseElector:
                 logger.warning("cannot read lease %s/%s: %s", cfg.namespace, cfg.name, exc)
                 return False
             return self._create()
-        except OSError as exc:  # connection refused/reset, timeouts (urllib3 errors are OSErrors)
+        except OSError as exc:  # unreachable or unreadable (see _call)
             logger.warning("cannot read lease %s/%s: %s", cfg.namespace, cfg.name, exc)
             return False
         spec = lease.get("spec") or {}

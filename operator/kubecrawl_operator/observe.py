@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import datetime
 import logging
+from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 from zoneinfo import ZoneInfo
 
@@ -194,3 +195,105 @@ def _safe(url: str) -> str:
         scheme, rest = url.split("://", 1)
         return f"{scheme}://***@{rest.split('@', 1)[1]}"
     return url
+
+
+#: Stream consumer group of the slaves' feed delivery (kubecrawl.feeds.stream.GROUP).
+FEEDS_GROUP = "feeds"
+#: The oldest undelivered item tried this many times: delivery is failing, not just busy.
+DELIVERY_FAILING_ATTEMPTS = 5
+
+
+@dataclass(frozen=True)
+class RedisExtras:
+    """What the operator reads from a crawl's Redis besides the stats."""
+
+    existing_data: str = ""  # non-empty: the Redis held an earlier Crawl's data
+    delivered: int | None = None  # items every sink has (acknowledged by the feeds group)
+    pending: int = 0  # read by a slave, not yet in every sink
+    lag: int = 0  # in the stream, not yet read by any slave
+    oldest_attempts: int = 0  # times the oldest pending item was handed to a slave
+    oldest_id: str = ""
+
+
+def _created_epoch(created: str) -> float | None:
+    try:
+        return _timestamp(created).timestamp()
+    except ValueError:
+        return None
+
+
+def read_redis_extras(
+    url: str,
+    password: str | None,
+    crawl: CrawlRef,
+    created: str,
+    timeout: float,
+    output: bool,
+) -> RedisExtras:
+    """Claim the crawl's Redis for this Crawl object (`kc:{crawl}:owner` = its uid) and say if it held an
+    earlier Crawl's data; with spec.output, the feeds group's delivery counters. Errors: nothing (the
+    stats read already reported an unreachable Redis)."""
+    prefix = f"kc:{{{crawl.name}}}:"
+    client = redis.Redis.from_url(
+        url, password=password, socket_timeout=timeout, socket_connect_timeout=timeout, decode_responses=True
+    )
+    try:
+        owner = str(client.get(prefix + "owner") or "")
+        existing = ""
+        if owner != crawl.uid:
+            if owner:
+                existing = f"the crawl's Redis holds data of an earlier Crawl {crawl.name!r} (uid {owner})"
+            else:
+                meta = {str(k): str(v) for k, v in client.hgetall(prefix + "meta").items()}
+                started = float(meta.get("round_started_at") or 0)
+                born = _created_epoch(created)
+                if meta and born is not None and 0 < started < born:
+                    existing = (
+                        f"the crawl's Redis held data from before this Crawl was created "
+                        f"(round {meta.get('round', '?')} started at "
+                        f"{datetime.datetime.fromtimestamp(started, datetime.UTC):%Y-%m-%dT%H:%M:%SZ})"
+                    )
+            if existing:
+                existing += (
+                    ": its queue, fingerprints and items are reused. To start fresh, delete the Crawl and its PVC "
+                    f"data-{crawl.redis}-0 (spec.redis.retainOnDelete: true keeps it)"
+                )
+            client.set(prefix + "owner", crawl.uid)
+        if not output:
+            return RedisExtras(existing_data=existing)
+        groups = client.xinfo_groups(prefix + "items") if client.exists(prefix + "items") else []
+        group = next((g for g in groups if g.get("name") == FEEDS_GROUP), None)
+        if group is None:
+            return RedisExtras(existing_data=existing, delivered=0, lag=int(client.xlen(prefix + "items")))
+        pending = int(group.get("pending") or 0)
+        read = int(group.get("entries-read") or 0)
+        lag = group.get("lag")
+        attempts, oldest = 0, ""
+        if pending:
+            first = client.xpending_range(prefix + "items", FEEDS_GROUP, min="-", max="+", count=1)
+            if first:
+                attempts, oldest = int(first[0]["times_delivered"]), str(first[0]["message_id"])
+        return RedisExtras(
+            existing_data=existing,
+            delivered=max(read - pending, 0),
+            pending=pending,
+            lag=int(lag) if lag is not None else 0,
+            oldest_attempts=attempts,
+            oldest_id=oldest,
+        )
+    except (redis.RedisError, OSError) as exc:
+        logger.debug("reading %s extras: %s", crawl.name, exc)
+        return RedisExtras()
+    finally:
+        client.close()
+
+
+def delivery_problem(extras: RedisExtras) -> Problem | None:
+    if extras.oldest_attempts >= DELIVERY_FAILING_ATTEMPTS:
+        return Problem(
+            "SinkWriteFailing",
+            f"the oldest undelivered item (stream id {extras.oldest_id}) was handed to slaves "
+            f"{extras.oldest_attempts} times without reaching every sink; {extras.pending} pending, "
+            f"{extras.lag} waiting. The slaves' logs say why (`feed delivery failed`); the items stay in Redis",
+        )
+    return None

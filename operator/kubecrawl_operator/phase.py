@@ -58,6 +58,14 @@ class Observed:
     round_problem: Problem | None = None  # a round Job blocking later rounds, or stopped at its deadline
     replicas: int = 0
     ready_replicas: int = 0
+    #: a referenced object missing (the spider source ConfigMap) or a child the API server refused
+    problems: tuple[Problem, ...] = ()
+    #: securityContext values of the pod templates the operator did not apply (they would weaken the pods)
+    security_ignored: tuple[str, ...] = ()
+    #: the crawl's Redis held data of an earlier Crawl of this name when this one first saw it
+    existing_data: str = ""
+    #: spec.output delivery failing (the oldest undelivered item retried again and again)
+    delivery_problem: Problem | None = None
 
 
 @dataclass(frozen=True)
@@ -110,7 +118,7 @@ def decide(obs: Observed) -> Decision:
         phase = "Running"
         ready = (True, "Running", f"{stats.queued} queued, {stats.in_flight} in flight")
 
-    for problem in (obs.pod_problem, obs.create_problem):
+    for problem in (obs.pod_problem, obs.create_problem, *obs.problems):
         if problem is not None and phase not in ("Suspended",):
             ready = (False, problem.reason, problem.message)
             degraded = (True, problem.reason, problem.message)
@@ -129,6 +137,17 @@ def decide(obs: Observed) -> Decision:
         "Degraded": degraded,
         "RoundStuck": stuck,
         "Complete": complete_condition(spec, phase),
+        "SecurityContextEnforced": (
+            (
+                True,
+                "IgnoredWeakening",
+                "ignored (the operator enforces the restricted profile): " + ", ".join(obs.security_ignored),
+            )
+            if obs.security_ignored
+            else (False, "AsRequested", "")
+        ),
+        "ExistingData": (True, "FoundData", obs.existing_data) if obs.existing_data else (False, "AsExpected", ""),
+        "DeliveryFailed": delivery_condition(spec, obs.delivery_problem),
     }
     return Decision(phase=phase, slave_replicas=replicas, conditions=conditions)
 
@@ -140,6 +159,14 @@ def complete_condition(spec: CrawlSpec, phase: str) -> tuple[bool, str, str]:
     if spec.schedule is not None:
         return (False, "Scheduled", "a scheduled crawl runs a round at every schedule and never completes")
     return (False, phase, f"phase {phase}")
+
+
+def delivery_condition(spec: CrawlSpec, problem: Problem | None) -> tuple[bool, str, str]:
+    if not spec.output:
+        return (False, "NoOutput", "spec.output is empty: items stay in the crawl's Redis stream")
+    if problem is not None:
+        return (True, problem.reason, problem.message)
+    return (False, "AsExpected", "")
 
 
 def invalid_decision(problem: Problem) -> Decision:

@@ -6,7 +6,9 @@ Called by every kopf handler (create, update, resume, timer); running it twice c
 from __future__ import annotations
 
 import base64
+import dataclasses
 import datetime
+import json
 import logging
 import secrets
 from collections.abc import Mapping
@@ -16,10 +18,11 @@ from typing import Any
 from kubernetes.utils import parse_quantity
 
 from kubecrawl_operator.builders import BuildContext, desired_children, redis_secret
+from kubecrawl_operator.builders.podtemplate import ignored_security
 from kubecrawl_operator.builders.policy import slave_pdb_name, worker_network_policy_name
 from kubecrawl_operator.builders.redis import PASSWORD_KEY
 from kubecrawl_operator.config import OperatorConfig
-from kubecrawl_operator.kube import Kube, PassCache
+from kubecrawl_operator.kube import Kube, KubeError, PassCache
 from kubecrawl_operator.models import CrawlSpec
 from kubecrawl_operator.naming import (
     SPIDER_HASH_ANNOTATION,
@@ -30,8 +33,11 @@ from kubecrawl_operator.naming import (
     spider_hash,
 )
 from kubecrawl_operator.observe import (
+    RedisExtras,
     creation_problem,
+    delivery_problem,
     pod_problem,
+    read_redis_extras,
     read_stats,
     redis_url_for_operator,
     round_problem,
@@ -47,7 +53,7 @@ from kubecrawl_operator.phase import (
     merge_conditions,
     stats_status,
 )
-from kubecrawl_operator.validation import check_spec
+from kubecrawl_operator.validation import check_spec, redact
 
 logger = logging.getLogger(__name__)
 
@@ -130,6 +136,51 @@ def ensure(kube: Kube, manifest: dict[str, Any]) -> dict[str, Any]:
     if is_subset(body, actual):
         return actual
     return kube.patch(kind, ns, name, body)
+
+
+#: HTTP statuses of a child the API server (or an admission webhook) refuses as asked: a spec problem.
+REFUSED_STATUSES = frozenset({400, 403, 422})
+
+
+def _ensure_reported(kube: Kube, manifest: dict[str, Any], problems: list[Problem]) -> None:
+    """`ensure`, with a refusal (e.g. an invalid spec.podTemplate.affinity) reported instead of raised."""
+    try:
+        ensure(kube, manifest)
+    except KubeError as exc:
+        if exc.status not in REFUSED_STATUSES:
+            raise
+        kind, name = manifest["kind"], manifest["metadata"]["name"]
+        problems.append(Problem("ChildRejected", f"the API server refused {kind} {name}: {_api_message(exc)}"))
+
+
+def _api_message(exc: KubeError) -> str:
+    text = str(exc).split(": ", 1)[-1]
+    try:
+        return str(json.loads(text).get("message") or text)
+    except (ValueError, AttributeError):
+        return text
+
+
+def source_hash(kube: Kube, crawl: CrawlRef, spec: CrawlSpec) -> tuple[str, Problem | None]:
+    """Hash of the spider source ConfigMap's data (pods roll when the code changes), or why it is missing."""
+    source = spec.spider.source
+    if source is None:
+        return "", None
+    cm = kube.get("ConfigMap", crawl.namespace, source.config_map)
+    if cm is None:
+        return "", Problem(
+            "SpiderSourceMissing",
+            f"ConfigMap {source.config_map!r} (spec.spider.source.configMap) not found in {crawl.namespace}: "
+            f"kubectl create configmap {source.config_map} --from-file=spiders/",
+        )
+    keys = set((cm.get("data") or {}) | (cm.get("binaryData") or {}))
+    missing = sorted({i.key for i in source.items or []} - keys)
+    if missing:
+        return "", Problem(
+            "SpiderSourceMissing",
+            f"ConfigMap {source.config_map!r} has no key {', '.join(missing)} (spec.spider.source.items)",
+        )
+    return short_hash({"data": cm.get("data") or {}, "binaryData": cm.get("binaryData") or {}}), None
 
 
 def ensure_absent(kube: Kube, kind: str, namespace: str, name: str) -> None:
@@ -217,20 +268,27 @@ def _observe(
 
 def _converge(
     kube: Kube, crawl: CrawlRef, spec: CrawlSpec, ctx: BuildContext, decision: Decision, seeded_before: bool
-) -> None:
+) -> list[Problem]:
+    """Children to the desired state; returns the ones the API server refused."""
+    problems: list[Problem] = []
     seeded = decision.conditions["Seeded"][0]
     children = desired_children(crawl, spec, ctx, decision.slave_replicas, seeded)
     for manifest in children.mutable:
-        ensure(kube, manifest)
+        _ensure_reported(kube, manifest, problems)
     current_seed = children.seed_job["metadata"]["name"]
     if not seeded_before and kube.get("Job", crawl.namespace, current_seed) is None:
-        kube.create(children.seed_job)
+        try:
+            kube.create(children.seed_job)
+        except KubeError as exc:
+            if exc.status not in REFUSED_STATUSES:
+                raise
+            problems.append(Problem("ChildRejected", f"the API server refused Job {current_seed}: {_api_message(exc)}"))
     for job in kube.list("Job", crawl.namespace, selector_labels(crawl, "seed")):
         meta = job.get("metadata", {})
         if meta.get("name") != current_seed and SPIDER_HASH_ANNOTATION in (meta.get("annotations") or {}):
             kube.delete("Job", crawl.namespace, meta["name"])  # the spider changed: its old seed is obsolete
     if children.cronjob is not None:
-        ensure(kube, children.cronjob)
+        _ensure_reported(kube, children.cronjob, problems)
     else:
         ensure_absent(kube, "CronJob", crawl.namespace, crawl.cronjob)
     if spec.redis.url is not None:  # switched to an external Redis; the PVC is kept
@@ -246,15 +304,29 @@ def _converge(
         ensure_absent(kube, "NetworkPolicy", crawl.namespace, worker_network_policy_name(crawl))
     if not spec.disruption_budget.enabled:
         ensure_absent(kube, "PodDisruptionBudget", crawl.namespace, slave_pdb_name(crawl))
+    return problems
+
+
+#: Conditions whose turning True is worth a Warning event of its own (besides Ready's changes).
+WARNING_CONDITIONS = ("DeliveryFailed", "ExistingData", "SecurityContextEnforced")
 
 
 def _events(previous: Mapping[str, Any], decision: Decision) -> list[tuple[str, str, str]]:
-    before: Mapping[str, Any] = next((c for c in previous.get("conditions") or [] if c.get("type") == "Ready"), {})
+    old = {c.get("type"): c for c in previous.get("conditions") or []}
+    events: list[tuple[str, str, str]] = []
+    before: Mapping[str, Any] = old.get("Ready") or {}
     ready, reason, message = decision.conditions["Ready"]
-    if before.get("reason") == reason and before.get("status") == ("True" if ready else "False"):
-        return []
-    kind = "Normal" if ready or reason in BENIGN_REASONS else "Warning"
-    return [(kind, reason, message or reason)]
+    if not (before.get("reason") == reason and before.get("status") == ("True" if ready else "False")):
+        kind = "Normal" if ready or reason in BENIGN_REASONS else "Warning"
+        events.append((kind, reason, message or reason))
+    for ctype in WARNING_CONDITIONS:
+        if ctype not in decision.conditions:
+            continue
+        status, reason, message = decision.conditions[ctype]
+        was = old.get(ctype) or {}
+        if status and not (was.get("status") == "True" and was.get("reason") == reason):
+            events.append(("Warning", reason, message or reason))
+    return events
 
 
 def reconcile(
@@ -280,13 +352,34 @@ def reconcile(
 
     password, secret_problem = ensure_redis_password(kube, crawl, spec)
     obs = _observe(kube, crawl, spec, config, password, secret_problem, previous, now)
+    digest, source_problem = source_hash(kube, crawl, spec)
+    extras = RedisExtras()
+    if obs.stats is not None:
+        url = redis_url_for_operator(crawl, spec.redis.url, config.cluster_domain)
+        created = str(meta.get("creationTimestamp") or "")
+        extras = read_redis_extras(url, password, crawl, created, config.redis_timeout, bool(spec.output))
+    obs = dataclasses.replace(
+        obs,
+        problems=tuple(p for p in (source_problem,) if p is not None),
+        security_ignored=tuple(
+            ignored_security(spec.pod_template, "spec.podTemplate")
+            + ignored_security(spec.redis.pod_template, "spec.redis.podTemplate")
+        ),
+        existing_data=str(previous.get("existingData") or extras.existing_data),
+        delivery_problem=delivery_problem(extras),
+    )
     decision = decide(obs)
     ctx = BuildContext(
         default_image=config.worker_image,
         auth_hash=short_hash(password or ""),
         default_resources=config.default_resources,
+        source_hash=digest,
     )
-    _converge(kube, crawl, spec, ctx, decision, obs.seeded_before)
+    if source_problem is None:  # without the spider's code, no pod could start: change nothing
+        refused = _converge(kube, crawl, spec, ctx, decision, obs.seeded_before)
+        if refused:  # one condition naming every refused child
+            rejected = Problem("ChildRejected", "; ".join(p.message for p in refused))
+            decision = decide(dataclasses.replace(obs, problems=(*obs.problems, rejected)))
 
     status: dict[str, Any] = {
         "phase": decision.phase,
@@ -301,6 +394,17 @@ def reconcile(
         status["stats"] = stats_status(obs.stats)
     if obs.seeded_before or obs.seed.succeeded:
         status["seededSpiderHash"] = spider_hash(spec)
+    if obs.existing_data:
+        status["existingData"] = obs.existing_data
+    if spec.output and extras.delivered is not None:
+        status["delivery"] = {
+            "sinks": [redact(s.uri) for s in spec.output],
+            "delivered": extras.delivered,
+            "pending": extras.pending,
+            "lag": extras.lag + extras.pending,
+        }
+    elif spec.output and "delivery" in previous:
+        status["delivery"] = previous["delivery"]
     if spec.schedule:
         cron = kube.get("CronJob", crawl.namespace, crawl.cronjob) or {}
         last = (cron.get("status") or {}).get("lastScheduleTime")

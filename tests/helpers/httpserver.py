@@ -13,7 +13,7 @@ from collections.abc import Callable, Iterable
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
 
-Reply = tuple[int, dict[str, str], bytes | Iterable[bytes]]
+Reply = tuple[int, dict[str, Any], bytes | Iterable[bytes]]  # a list value repeats the header field
 Handler = Callable[["RequestInfo"], Reply]
 
 
@@ -89,7 +89,8 @@ class TestHTTPServer:
                 try:
                     self.send_response(status)
                     for k, v in headers.items():
-                        self.send_header(k, v)
+                        for one in v if isinstance(v, list) else [v]:  # a list: the field repeated
+                            self.send_header(k, one)
                     if isinstance(body, bytes):
                         self.send_header("Content-Length", str(len(body)))
                         self.end_headers()
@@ -163,3 +164,38 @@ def generated_site(
     for i in range(pages):
         server.route(f"{prefix}/{i}.html", page)
     return {f"{prefix}/{i}.html" for i in range(pages)}
+
+
+def forward_proxy(server: TestHTTPServer) -> TestHTTPServer:
+    """Make ``server`` a plain-HTTP forward proxy: a request in absolute form (``GET http://host/path``,
+    what a client sends to a proxy) is fetched from its origin and the answer relayed; ``server.log``
+    lists the absolute URLs it was asked for."""
+    import urllib.error
+    import urllib.request
+
+    class _NoRedirect(urllib.request.HTTPRedirectHandler):
+        def redirect_request(self, *args: Any, **kwargs: Any) -> None:
+            return None  # a proxy relays a redirect; the client follows it
+
+    opener = urllib.request.build_opener(urllib.request.ProxyHandler({}), _NoRedirect())
+    hop = {"connection", "keep-alive", "transfer-encoding", "content-length", "proxy-authorization", "host"}
+
+    def relay(req: RequestInfo) -> Reply:
+        if not req.path.startswith("http://"):
+            return 400, {"Content-Type": "text/plain"}, b"not a proxy request"
+        headers = {k: v for k, v in req.headers.items() if k.lower() not in hop}
+        upstream = urllib.request.Request(req.path, data=req.body or None, headers=headers, method=req.method)
+        try:
+            with opener.open(upstream, timeout=30) as r:
+                status, got, body = r.status, r.headers, r.read()
+        except urllib.error.HTTPError as e:
+            status, got, body = e.code, e.headers, e.read()
+        out: dict[str, Any] = {}
+        for k, v in got.items():
+            if k.lower() not in hop:
+                out.setdefault(k, []).append(v)
+        out["Via"] = "1.1 test-proxy"
+        return status, out, body
+
+    server.fallback = relay
+    return server

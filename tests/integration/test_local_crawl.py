@@ -274,4 +274,4 @@ async def test_cookies_are_kept_across_requests(http_server: TestHTTPServer) -> 
     s.route("/me", me)
     stats, proc = await crawl(FollowAll(start_urls=[s.url("/login")]), obey_robots=False, concurrency=1)
     assert stats["pages"] == 2
-    assert proc.downloader.cookies.get("sid") == "abc123"
+    assert proc.downloader.jars.get(None).get("sid") == "abc123"

@@ -49,6 +49,75 @@ SPECS: dict[str, dict[str, Any]] = {
         "settings": {"max_retries": "5"},
         "suspend": True,
     },
+    # What a cluster administrator asks for (issue 18 §3), including attempts to weaken the pods.
+    "placed": {
+        "spider": {"rules": RULES},
+        "schedule": "@hourly",
+        "podTemplate": {
+            "labels": {"team": "search", "app.kubernetes.io/instance": "hijack"},
+            "annotations": {"cost-center": "42"},
+            "nodeSelector": {"pool": "crawlers"},
+            "tolerations": [{"key": "dedicated", "operator": "Equal", "value": "crawl", "effect": "NoSchedule"}],
+            "affinity": {
+                "nodeAffinity": {
+                    "requiredDuringSchedulingIgnoredDuringExecution": {
+                        "nodeSelectorTerms": [
+                            {"matchExpressions": [{"key": "zone", "operator": "In", "values": ["a", "b"]}]}
+                        ]
+                    }
+                }
+            },
+            "topologySpreadConstraints": [
+                {
+                    "maxSkew": 1,
+                    "topologyKey": "kubernetes.io/hostname",
+                    "whenUnsatisfiable": "ScheduleAnyway",
+                    "labelSelector": {"matchLabels": {"app.kubernetes.io/component": "slave"}},
+                }
+            ],
+            "priorityClassName": "batch-low",
+            "imagePullSecrets": [{"name": "regcred"}],
+            "serviceAccountName": "crawler",
+            "securityContext": {"runAsUser": 0, "runAsNonRoot": False, "seccompProfile": {"type": "Unconfined"}},
+        },
+        "redis": {
+            "retainOnDelete": True,
+            "podTemplate": {"nodeSelector": {"pool": "stateful"}, "securityContext": {"fsGroup": 2000}},
+        },
+    },
+    # A Python spider from a ConfigMap, items to PostgreSQL, credentials from Secrets (§4, §5, issue 19).
+    "python-source": {
+        "spider": {
+            "module": "books:BooksSpider",
+            "source": {"configMap": "my-spiders"},
+            "args": {"category": "poetry", "max_pages": "3"},
+        },
+        "env": [
+            {"name": "API_TOKEN", "valueFrom": {"secretKeyRef": {"name": "api", "key": "token"}}},
+            {"name": "KUBECRAWL_USER_AGENT", "value": "books-bot/1"},
+        ],
+        "envFrom": [{"secretRef": {"name": "pipeline-creds"}}],
+        "output": [
+            {
+                "uri": "postgresql://crawler@pg.db:5432/items",
+                "options": {"table": "books"},
+                "secretRef": {"name": "pg"},
+            },
+            {"uri": "s3://bucket/books/%(round)s.jsonl", "format": "jsonl", "secretRef": {"name": "s3"}},
+        ],
+    },
+    "file-in-package": {
+        "spider": {
+            "file": "myproj/spiders/books.py:Books",
+            "source": {
+                "configMap": "proj",
+                "items": [
+                    {"key": "init.py", "path": "myproj/__init__.py"},
+                    {"key": "books.py", "path": "myproj/spiders/books.py"},
+                ],
+            },
+        },
+    },
 }
 
 

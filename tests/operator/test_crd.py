@@ -161,8 +161,11 @@ def test_defaults_are_applied_by_the_schema() -> None:
     }
     spec = apply_defaults(crawl_schema(), doc)["spec"]
     assert (spec["replicas"], spec["suspend"], spec["scaleToZero"]) == (1, False, True)
-    assert spec["politeness"] == {"concurrency": 32, "perHost": 8, "delaySeconds": 0, "obeyRobots": True}
+    # Politeness has no defaults: what the Crawl leaves unset stays the spider's custom_settings'.
+    assert not spec.get("politeness")
+    assert "requests" not in (spec.get("dedup") or {})
     assert spec["redis"]["storage"] == "1Gi"
+    assert spec["redis"]["retainOnDelete"] is False
 
 
 def cel_failures(schema: dict[str, Any], value: Any) -> list[str]:

@@ -23,16 +23,17 @@ def big_rules(kib: int) -> dict[str, Any]:
     return {"name": "big", "start": {"urls": urls}, "callbacks": {"parse": {}}}
 
 
-def test_needs_pass_runs_on_new_and_changed_specs_only() -> None:
-    meta = {"generation": 3, "finalizers": [FINALIZER]}
+@pytest.mark.parametrize("finalizers", [[], [FINALIZER]], ids=["new", "left-by-an-earlier-version"])
+def test_needs_pass_runs_on_new_and_changed_specs_only(finalizers: list[str]) -> None:
+    meta = {"generation": 3, "finalizers": finalizers}
     body = {"metadata": meta, "status": {"observedGeneration": 3}}
     assert needs_pass(None, body) and needs_pass("ADDED", body)  # listing at start-up, creation
     assert not needs_pass("MODIFIED", body)  # our own status write: a quiet crawl stays quiet
     assert needs_pass("MODIFIED", {**body, "metadata": {**meta, "generation": 4}})
     assert needs_pass("MODIFIED", {"metadata": {**meta, "generation": 1}})  # never reconciled yet
     assert not needs_pass("DELETED", {"metadata": {**meta, "generation": 4}})
-    # kopf adds its finalizer in the creation event's cycle: the pass waits for that event
-    assert not needs_pass("ADDED", {"metadata": {"generation": 1}})
+    deleting = {**meta, "generation": 4, "deletionTimestamp": "2026-12-01T00:00:00Z"}
+    assert not needs_pass("MODIFIED", {**body, "metadata": deleting})  # owner references take the children
 
 
 def test_a_spider_over_the_configmap_limit_is_refused_with_the_numbers() -> None:

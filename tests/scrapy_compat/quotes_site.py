@@ -3,9 +3,9 @@
 The markup follows the site's (Bootstrap layout, ``div.quote`` blocks, the ``li.next`` pager, the
 author pages, the tag pages, the CSRF-protected login form); the quotes are in ``site/quotes.json``.
 Sitemaps (``/robots.txt`` names ``/sitemap_index.xml``, which lists a plain and a gzipped urlset) are
-an addition: the real site has none, and the SitemapSpider test needs them. One difference: a successful ``POST /login`` answers with the logged-in front page itself, where the
-real site redirects to ``/`` with a session cookie, because kubecrawl has no cookie jar yet
-(docs/scrapy.md).
+an addition: the real site has none, and the SitemapSpider test needs them. As on the real site, a
+successful ``POST /login`` redirects to ``/`` with a session cookie, and the list pages show
+"Logout" instead of "Login" to a client that sends it back.
 """
 
 from __future__ import annotations
@@ -116,11 +116,22 @@ def serve_quotes_site(server: TestHTTPServer) -> TestHTTPServer:
     """Register the site's pages on ``server`` (started by the caller)."""
     pages = DATA["pages"]
     token = secrets.token_hex(16)
+    session = secrets.token_hex(16)
+
+    def logged_in(req: RequestInfo) -> bool:
+        cookie = next((v for k, v in req.headers.items() if k.lower() == "cookie"), "")
+        return f"session={session}" in cookie.replace(" ", "").split(";")
+
+    def list_page(quotes: list[dict[str, Any]], n: int) -> Any:
+        def handler(req: RequestInfo) -> Reply:
+            return _ok(_list_page(quotes, n, len(pages), logged_in=logged_in(req)))
+
+        return handler
+
     for n, quotes in enumerate(pages, start=1):
-        page = _list_page(quotes, n, len(pages))
-        server.html(f"/page/{n}/", page)
+        server.route(f"/page/{n}/", list_page(quotes, n))
         if n == 1:
-            server.html("/", page)
+            server.route("/", list_page(quotes, n))
     authors = {q["author"] for q in all_quotes()}
     for author in authors:
         server.html(f"/author/{_slug(author)}", _author_page(author))
@@ -139,7 +150,8 @@ def serve_quotes_site(server: TestHTTPServer) -> TestHTTPServer:
             return _ok(_login_page(token, "Error while logging in: invalid CSRF token."))
         if not form.get("username"):
             return _ok(_login_page(token, "Error while logging in: please, provide your username."))
-        return _ok(_list_page(pages[0], 1, len(pages), logged_in=True))
+        cookie = f"session={session}; HttpOnly; Path=/"
+        return 302, {"Location": "/", "Set-Cookie": cookie, "Content-Type": "text/html; charset=utf-8"}, b""
 
     def sitemap(entries: list[tuple[str, str]], alternate: str | None = None) -> bytes:
         rows = []

@@ -9,6 +9,7 @@ from __future__ import annotations
 import importlib.util
 import inspect
 import json
+import os
 import sys
 
 
@@ -17,6 +18,7 @@ def main() -> int:
     from scrapy import Spider
     from scrapy.crawler import CrawlerProcess
 
+    sys.path.insert(0, os.path.dirname(os.path.abspath(spider_file)))  # the project's middlewares.py
     spec = importlib.util.spec_from_file_location("ported_spider", spider_file)
     assert spec is not None and spec.loader is not None
     mod = importlib.util.module_from_spec(spec)

@@ -27,7 +27,8 @@ import pytest
 from kubecrawl.loader import load_spider_class
 from kubecrawl.runner import CrawlProcess
 from kubecrawl.settings import build_settings
-from tests.helpers.httpserver import TestHTTPServer
+from tests.helpers.httpserver import TestHTTPServer, forward_proxy
+from tests.helpers.redis_server import free_port
 
 from .quotes_site import all_quotes
 
@@ -144,3 +145,35 @@ def test_crawlspider_through_a_serialising_store(quotes_site: TestHTTPServer, tm
     stored, proc = run_kubecrawl(spider, tmp_path / "sql", args, state_dir=tmp_path / "sql" / "state")
     assert in_memory and as_multiset(stored) == as_multiset(in_memory)
     assert proc.stats["errors"] == 0
+
+
+def test_proxy_rotation_middleware_gives_scrapys_items(
+    quotes_site: TestHTTPServer, make_http_server: Any, scrapy_python: Path, tmp_path: Path
+) -> None:
+    """A project downloader middleware (proxy_middlewares.py, ported like the spider) picks a proxy per
+    request through ``meta['proxy']``; one proxy of the pool is dead, and its requests are retried
+    through the others by the middleware's ``process_exception``. Real forward proxies on 127.0.0.2/3."""
+    import sys
+
+    live = [forward_proxy(make_http_server(host)) for host in ("127.0.0.2", "127.0.0.3")]
+    dead = f"http://127.0.0.4:{free_port()}"
+    args = {"start_urls": [quotes_site.url("/")], "proxy_pool": ",".join([dead] + [p.url("") for p in live])}
+    spider = SPIDERS / "proxy_rotation.py"
+    expected = run_scrapy(scrapy_python, spider, tmp_path / "scrapy.jsonl", args)
+    through_scrapy = sum(len(p.paths()) for p in live)
+    port_dir = tmp_path / "project"
+    port_dir.mkdir()
+    mw_source = (SPIDERS / "proxy_middlewares.py").read_text(encoding="utf-8")
+    (port_dir / "proxy_middlewares.py").write_text(mechanical_port(mw_source), encoding="utf-8")
+    sys.path.insert(0, str(port_dir))
+    try:
+        got, proc = run_kubecrawl(spider, tmp_path, args)
+    finally:
+        sys.path.remove(str(port_dir))
+        sys.modules.pop("proxy_middlewares", None)
+    assert expected and len(expected) == len(all_quotes())
+    assert as_multiset(got) == as_multiset(expected)
+    assert all(i["via"] == "1.1 test-proxy" for i in got)  # every page came through a live proxy
+    assert proc.hooks.downloader is not None
+    assert proc.hooks.downloader.middlewares[0].failed == 1  # the dead proxy, tried first, was dropped
+    assert sum(len(p.paths()) for p in live) - through_scrapy == proc.stats["pages"]

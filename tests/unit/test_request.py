@@ -124,3 +124,15 @@ def test_canonical_url_shortcut_gives_w3libs_answer(origin: str, path: str) -> N
     href = normalize(url)
     if href is not None:
         assert canonical_url(url) == canonicalize_url(href)
+
+
+def test_a_request_the_engine_accepts_survives_the_wire_whatever_the_scheme_case() -> None:
+    from kubecrawl.core.scraper import check_request
+    from kubecrawl.errors import WireFormatError
+
+    for url in ("HTTP://127.0.0.1/x", "Https://127.0.0.1/y"):
+        req = Request(url)
+        check_request(req, wire=True)  # accepted where it is yielded...
+        assert Request.from_wire(req.to_wire()).url == url  # ...so never dropped as corrupt when popped
+    with pytest.raises(WireFormatError):
+        Request.from_wire(b'{"v": 1, "url": "FTP://127.0.0.1/z"}')

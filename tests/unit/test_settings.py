@@ -111,9 +111,44 @@ def test_cli_exits_2_naming_every_unknown_scrapy_setting(tmp_path: Path, capsys:
         "import kubecrawl.scrapy as scrapy\n\n"
         "class S(scrapy.Spider):\n"
         "    name = 's'\n"
-        "    custom_settings = {'ROBOTSTXT_OBEY': False, 'DOWNLOADER_MIDDLEWARES': {}, 'AUTOTHROTTLE_ENABLED': True}\n"
+        "    custom_settings = {'ROBOTSTXT_OBEY': False, 'DNS_RESOLVER': 'x', 'SCHEDULER_MEMORY_QUEUE': 'y'}\n"
     )
     assert main(["crawl", str(spider), "-s", "CONCURRENT_REQUESTZ=2"]) == 2
     err = capsys.readouterr().err
     assert "3 unknown setting(s)" in err
-    assert "DOWNLOADER_MIDDLEWARES" in err and "AUTOTHROTTLE_ENABLED" in err and "CONCURRENT_REQUESTZ" in err
+    assert "DNS_RESOLVER" in err and "SCHEDULER_MEMORY_QUEUE" in err and "CONCURRENT_REQUESTZ" in err
+
+
+def test_an_unknown_kubecrawl_environment_variable_exits_2_with_the_closest_name(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A misspelt KUBECRAWL_* variable (e.g. from a Crawl's spec.env) must not be silently ignored."""
+    from kubecrawl.cli import main
+
+    spider = tmp_path / "s.py"
+    spider.write_text("import kubecrawl.scrapy as scrapy\n\nclass S(scrapy.Spider):\n    name = 's'\n")
+    monkeypatch.setenv("KUBECRAWL_CONCURENCY", "4")
+    assert main(["crawl", str(spider)]) == 2
+    err = capsys.readouterr().err
+    assert "unknown setting 'CONCURENCY' (from environment, KUBECRAWL_<KEY>); did you mean 'concurrency'?" in err
+
+
+def test_kubecrawl_variables_that_are_not_settings_are_not_errors() -> None:
+    """Read by other code (worker id), the operator, the build/test tooling, or Kubernetes service links."""
+    from kubecrawl.settings import is_setting_variable
+
+    environ = {
+        "KUBECRAWL_WORKER_ID": "w1",
+        "KUBECRAWL_OPERATOR_INTERVAL": "2",
+        "KUBECRAWL_WORKER_IMAGE": "x",
+        "KUBECRAWL_E2E_REQUIRED": "1",
+        "KUBECRAWL_HELM": "/bin/helm",
+        "KUBECRAWL_SERVICE_HOST": "10.0.0.1",
+        "KUBECRAWL_PORT": "tcp://10.0.0.1:8080",
+        "KUBECRAWL_PORT_8080_TCP_ADDR": "10.0.0.1",
+        "KUBECRAWL_CONCURRENCY": "3",
+        "KUBECRAWL_BOT_NAME": "inert scrapy setting",
+    }
+    s = build_settings(environ=environ)
+    assert s.concurrency == 3
+    assert [k for k in environ if is_setting_variable(k)] == ["KUBECRAWL_CONCURRENCY", "KUBECRAWL_BOT_NAME"]

@@ -14,6 +14,7 @@ from .errors import (
     StorageError,
 )
 from .pipelines import ItemPipeline
+from .redis_spider import RedisSpider
 from .request import Request
 from .response import Response
 from .settings import Settings
@@ -27,6 +28,7 @@ __all__ = [
     "Item",
     "ItemPipeline",
     "KubecrawlError",
+    "RedisSpider",
     "Request",
     "Response",
     "Settings",

@@ -1,4 +1,4 @@
-"""The ``kubecrawl`` command: crawl, status, export, demo (see docs/contracts.md §1)."""
+"""The ``kubecrawl`` command: crawl, status, export, push, demo (see docs/contracts.md §1)."""
 
 from __future__ import annotations
 
@@ -25,7 +25,12 @@ def _parser() -> argparse.ArgumentParser:
     sub = p.add_subparsers(dest="command", required=True)
 
     c = sub.add_parser("crawl", help="run a spider (role none, master or slave)")
-    c.add_argument("spider", nargs="?", help="pkg.module:Class, file.py[:Class] or spider.yaml (env KUBECRAWL_SPIDER)")
+    c.add_argument(
+        "spider",
+        nargs="?",
+        help="a spider name inside a Scrapy project (scrapy.cfg), pkg.module:Class, file.py[:Class] or spider.yaml "
+        "(env KUBECRAWL_SPIDER)",
+    )
     c.add_argument("--role", choices=["none", "master", "slave"])
     c.add_argument("--redis-url")
     c.add_argument("--crawl", help="crawl name (Redis key prefix); default: the spider's name")
@@ -51,7 +56,8 @@ def _parser() -> argparse.ArgumentParser:
     c.add_argument("--settings", dest="settings_file", type=Path, help="YAML settings file")
     c.add_argument("-s", "--set", dest="sets", action="append", default=[], metavar="KEY=VALUE")
     c.add_argument("-a", dest="spider_args", action="append", default=[], metavar="NAME=VALUE", help="spider argument")
-    c.add_argument("-L", "--log-level")
+    c.add_argument("-L", "--log-level", "--loglevel")
+    c.add_argument("--logfile", type=Path, help="write the log to FILE (Scrapy's LOG_FILE)")
 
     st = sub.add_parser("status", help="show a distributed crawl's progress")
     st.add_argument("--redis-url", default=os.environ.get("KUBECRAWL_REDIS_URL", "redis://127.0.0.1:6379/0"))
@@ -72,13 +78,30 @@ def _parser() -> argparse.ArgumentParser:
     )
     ex.add_argument("--since", help="Redis only: stream id to start after (default: all)")
 
+    pu = sub.add_parser(
+        "push",
+        help="queue URLs into a crawl (Redis or a --state-dir): arguments, or - for stdin (URL or JSON per line)",
+    )
+    pu.add_argument(
+        "urls", nargs="+", metavar="URL", help="http(s) URLs; - reads one per line (or JSON lines) from stdin"
+    )
+    pu.add_argument("--redis-url", help="the crawl's Redis (default: env KUBECRAWL_REDIS_URL)")
+    pu.add_argument("--crawl", default=os.environ.get("KUBECRAWL_CRAWL"), help="crawl name (env KUBECRAWL_CRAWL)")
+    pu.add_argument("--state-dir", type=Path, help="the --state-dir of a local crawl (not while it runs)")
+    pu.add_argument("--callback", help="spider method for these requests (default: parse)")
+    pu.add_argument("--priority", type=int, help="priority of these requests (default 0; JSON lines may say)")
+
+    from .commands import add_parsers
+
+    add_parsers(sub)
+
     d = sub.add_parser("demo", help="serve a bundled example site on 127.0.0.1 and crawl it (no internet needed)")
     d.add_argument("-o", "--output", type=Path, default=Path("demo-items.jsonl"))
     d.add_argument("--site", choices=["books", "news"], default="books")
     return p
 
 
-def _crawl_settings(args: argparse.Namespace, spider_settings: dict[str, Any]) -> Settings:
+def _crawl_settings(args: argparse.Namespace, spider_settings: dict[str, Any], project: Any = None) -> Settings:
     cli: dict[str, Any] = {
         "role": args.role,
         "redis_url": args.redis_url,
@@ -93,20 +116,28 @@ def _crawl_settings(args: argparse.Namespace, spider_settings: dict[str, Any]) -
         "health_port": args.health_port,
         "settings_file": args.settings_file,
         "log_level": args.log_level,
+        "log_file": args.logfile,
     }
     cli.update(parse_kv(args.sets))
-    return build_settings(cli=cli, spider_settings=spider_settings)
+    if project is None:
+        return build_settings(cli=cli, spider_settings=spider_settings)
+    from .project import project_build_settings
+
+    return project_build_settings(
+        project, cli=cli, spider_settings=spider_settings, drop_feeds=bool(args.output or args.overwrite_output)
+    )
 
 
 def cmd_crawl(args: argparse.Namespace) -> int:
-    from .loader import load_spider_class
+    from .project import find_project, spider_class
     from .runner import CrawlProcess
 
     ref = args.spider or os.environ.get("KUBECRAWL_SPIDER")
     if not ref:
         raise ConfigurationError("no spider given: pass SPIDER or set KUBECRAWL_SPIDER")
-    spider_cls = load_spider_class(ref)
-    settings = _crawl_settings(args, dict(spider_cls.custom_settings or {}))
+    project = find_project()
+    spider_cls = spider_class(ref, project)
+    settings = _crawl_settings(args, dict(spider_cls.custom_settings or {}), project)
     if (
         settings.role == "slave"
         and settings.health_port is None
@@ -140,7 +171,7 @@ def _explicit(args: argparse.Namespace) -> set[str]:
 def _setup_logging(settings: Settings) -> None:
     from .logs import setup_logging
 
-    setup_logging(settings.log_level, settings.log_format)
+    setup_logging(settings.log_level, settings.log_format, settings.log_file)
 
 
 async def _run(proc: Any, settings: Settings) -> int:
@@ -190,6 +221,17 @@ def cmd_export(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_push(args: argparse.Namespace) -> int:
+    from .push import entries, open_queue, push
+
+    if args.callback is not None and (not args.callback.isidentifier() or args.callback.startswith("_")):
+        raise ConfigurationError(f"--callback must name a public spider method, got {args.callback!r}")
+    with open_queue(args.redis_url, args.state_dir, args.crawl) as q:
+        summary = push(q, entries(args.urls, sys.stdin.buffer), callback=args.callback, priority=args.priority)
+    sys.stdout.write(summary.line() + "\n")
+    return 2 if summary.invalid else 0
+
+
 def cmd_demo(args: argparse.Namespace) -> int:
     from .demo import run_demo
 
@@ -199,7 +241,17 @@ def cmd_demo(args: argparse.Namespace) -> int:
 def main(argv: list[str] | None = None) -> int:
     args = _parser().parse_args(argv)
     try:
-        handler = {"crawl": cmd_crawl, "status": cmd_status, "export": cmd_export, "demo": cmd_demo}[args.command]
+        from .commands import HANDLERS
+
+        handlers = {
+            "crawl": cmd_crawl,
+            "status": cmd_status,
+            "export": cmd_export,
+            "demo": cmd_demo,
+            "push": cmd_push,
+            **HANDLERS,
+        }
+        handler = handlers[args.command]
         return handler(args)
     except ConfigurationError as exc:
         sys.stderr.write(f"kubecrawl: configuration error: {exc}\n")

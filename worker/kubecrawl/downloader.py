@@ -24,6 +24,7 @@ from protego import Protego
 
 from .backends.frontier import DELAY_SPREAD
 from .compression import ACCEPT_ENCODING, decode_body
+from .cookies import CookieJars
 from .errors import DownloadError
 from .netguard import SSRFGuard, SSRFRefused, is_ssrf_error
 from .request import Request, canonical_url
@@ -38,6 +39,15 @@ log = logging.getLogger(__name__)
 __all__ = ["ACCEPT_ENCODING", "DownloadError", "Downloader", "Redirected"]
 
 _REDIRECTS = {301, 302, 303, 307, 308}
+#: Scrapy's meta keys the downloader honours; a request whose meta has none of them pays one isdisjoint
+_META_KEYS = frozenset(
+    {"proxy", "download_timeout", "cookiejar", "dont_merge_cookies", "http_user", "max_retry_times", "dont_retry"}
+)
+#: what the transports say of a response whose header block is past their bounds (aiohttp: 128
+#: fields; h11: 16 KiB), e.g. 10,000 Set-Cookie fields
+_HEADER_BOUNDS = ("Too many headers", "Receive buffer too long")
+#: distinct meta['proxy'] values this process keeps a connection pool for; more are refused
+MAX_PROXIES = 64
 _DEFAULT_PORTS = {"http": 80, "https": 443}
 # Dropped from a redirect's follow-up when it goes to another origin (httpx's _redirect_headers and
 # Scrapy's RedirectMiddleware do the same; Host is the old origin's and the transport sets the new one).
@@ -112,13 +122,26 @@ class Downloader:
             )
         else:
             transport = httpx.AsyncHTTPTransport(verify=s.verify_tls, limits=limits, proxy=proxy)
+        if s.http_cache:  # development cache at the network boundary (httpcache.py); off: nothing on the hot path
+            from .httpcache import CachingTransport
+
+            transport = CachingTransport(transport, s, self.stats)
         self._mapped_errors = tuple(self._error_kinds)
         # The hot path sends httpx.Requests straight to the transport (see _fetch_once); the client,
         # on the same transport and connection pool, serves everything else (robots.txt).
         self.transport = transport
         self.base_headers = httpx.Headers(headers)
         self.timeout_ext = timeout.as_dict()
-        self.cookies = httpx.Cookies()
+        self.jars = CookieJars(s.cookies_per_domain, s.cookies_total, self.stats) if s.cookies else None
+        self._proxy_transports: dict[str, httpx.AsyncBaseTransport] = {}
+        self._limits = limits
+        #: the spider's handle_httpstatus_list: those statuses are not redirected (set by the process)
+        self.spider_statuses: tuple[int, ...] = ()
+        #: (user, password, domain or None for every host) from the spider's http_user/http_pass
+        self.spider_auth: tuple[str, str, str | None] | None = None
+        self._auth_first_host = False
+        #: follow <meta http-equiv=refresh> (the process sets it for Scrapy spiders when unset)
+        self.meta_refresh = bool(s.meta_refresh)
         return httpx.AsyncClient(
             transport=transport, headers=headers, timeout=timeout, follow_redirects=False, trust_env=False
         )
@@ -144,14 +167,45 @@ class Downloader:
 
     async def close(self) -> None:
         await self.client.aclose()
+        for t in self._proxy_transports.values():
+            await t.aclose()
+
+    def _proxy_transport(self, proxy: str | None) -> httpx.AsyncBaseTransport:
+        """The connection pool for ``meta['proxy']`` (``None``/empty: no proxy), made on first use."""
+        key = proxy or ""
+        t = self._proxy_transports.get(key)
+        if t is not None:
+            return t
+        if len(self._proxy_transports) >= MAX_PROXIES:
+            raise DownloadError("too_many_proxies", f"more than {MAX_PROXIES} distinct meta['proxy'] values")
+        try:
+            px = httpx.Proxy(proxy) if proxy else None
+        except (ValueError, TypeError) as exc:
+            raise DownloadError("invalid_proxy", f"meta['proxy'] {str(proxy)[:200]!r}: {exc}") from None
+        limits = self._limits
+        if self.s.http_transport == "aiohttp":
+            from httpx_aiohttp import AiohttpTransport
+
+            t = AiohttpTransport(
+                verify=self.s.verify_tls, limits=limits, proxy=px, client=self._aiohttp_session_factory(limits)
+            )
+        else:
+            t = httpx.AsyncHTTPTransport(verify=self.s.verify_tls, limits=limits, proxy=px)
+        self._proxy_transports[key] = t
+        return t
 
     # Politeness (concurrency_per_host, download_delay) is the store's: its frontier leases a request
     # only when its download slot is ready and has a free concurrency slot, for every worker of the
     # crawl together (backends/frontier.py). Within one lease, a retry waits at least the delay.
 
-    async def _guard(self, url: str) -> None:
-        """The SSRF check before connecting to ``url`` (raises SSRFRefused)."""
+    async def _guard(self, url: str, proxy: str | None = None) -> None:
+        """The SSRF check before connecting to ``url`` (raises SSRFRefused); through ``proxy`` (a
+        per-request ``meta['proxy']``) both the proxy and the target are resolved and checked here."""
         assert self.guard is not None
+        if proxy:
+            await self.guard.resolve_and_check(proxy)
+            await self.guard.resolve_and_check(url)
+            return
         if self.s.http_transport == "aiohttp" and not self.s.proxy:
             await self.guard.check_url(url)  # names are checked again by the resolver, at connect time
         else:  # no resolver hook, or a proxy that resolves the target itself: resolve and check here
@@ -258,6 +312,13 @@ class Downloader:
         when it fails for good: at once for a kind that is not retryable, after ``max_retries``
         retries for one that is."""
         attempt = request.retries
+        max_retries = self.s.max_retries
+        meta = request.meta
+        if meta and not _META_KEYS.isdisjoint(meta):  # Scrapy's dont_retry, max_retry_times
+            if meta.get("dont_retry"):
+                max_retries = 0
+            elif isinstance(meta.get("max_retry_times"), int):
+                max_retries = meta["max_retry_times"]
         while True:
             try:
                 return await self._fetch_following_redirects(request)
@@ -265,7 +326,7 @@ class Downloader:
                 if not exc.retryable:
                     exc.request, exc.retries = request, attempt
                     raise
-                if attempt >= self.s.max_retries:
+                if attempt >= max_retries:
                     raise DownloadError(
                         exc.kind,
                         f"{request.url}: {exc} (after {attempt} retries)",
@@ -292,11 +353,45 @@ class Downloader:
         like any other URL (Scrapy's RedirectMiddleware does the same)."""
         url, method, body = request.url, request.method, request.body
         status, headers, content = await self._fetch_once(request, url, method, body)
-        if status in _REDIRECTS and "location" in headers:
+        if status in _REDIRECTS and "location" in headers and not self._keeps_status(request, status):
             raise Redirected(self._redirect_request(request, status, headers["location"]))
-        if status in self.s.retry_http_codes:
+        if status in self.s.retry_http_codes and not request.meta.get("dont_retry"):
             raise DownloadError(f"http_{status}", f"HTTP {status}", retryable=True, retry_after=_retry_after(headers))
+        if self.meta_refresh and method != "HEAD" and b"http-equiv" in content[:4096].lower():
+            target = self._meta_refresh_target(request, headers, content)
+            if target is not None:
+                self.stats.inc("meta_refresh")
+                raise Redirected(self._redirect_request(request, 303, target))
         return Response(url, status, headers, content, request)
+
+    def _keeps_status(self, request: Request, status: int) -> bool:
+        """Scrapy's RedirectMiddleware leaves a redirect alone with ``dont_redirect``, or when the
+        status is one the spider handles (``handle_httpstatus_list``/``_all``)."""
+        meta = request.meta
+        if not meta:
+            return status in self.spider_statuses
+        if meta.get("dont_redirect") or meta.get("handle_httpstatus_all"):
+            return True
+        handled = meta.get("handle_httpstatus_list")
+        return status in (handled if isinstance(handled, list) else self.spider_statuses)
+
+    def _meta_refresh_target(self, request: Request, headers: httpx.Headers, content: bytes) -> str | None:
+        """The URL of a ``<meta http-equiv=refresh>`` to follow (Scrapy's MetaRefreshMiddleware: HTML
+        only, the first 4096 characters, a delay below ``meta_refresh_max_delay``), else None."""
+        if request.meta.get("dont_redirect") or "html" not in headers.get("content-type", "text/html").lower():
+            return None
+        from w3lib.html import get_meta_refresh
+
+        from .encoding import decode_body
+
+        try:
+            _, text = decode_body(content[: 4 * 4096], headers.get("content-type"))
+            interval, target = get_meta_refresh(text[:4096], baseurl=request.url, ignore_tags=())
+        except ValueError:
+            return None
+        if target is None or interval is None or interval >= self.s.meta_refresh_max_delay:
+            return None
+        return str(target)
 
     def _redirect_request(self, request: Request, status: int, location: str) -> Request:
         chain = [*list(request.meta.get("redirect_urls") or []), request.url]
@@ -346,7 +441,7 @@ class Downloader:
             raise DownloadError("invalid_url", f"no host in {url[:200]}")
         try:
             if self.guard is not None:
-                await self._guard(url)
+                await self._guard(url, request.meta.get("proxy") if request.meta else None)
             resp = await self._send(request, url, method, body)
             try:
                 content = await self._read_limited(resp, url)
@@ -361,6 +456,9 @@ class Downloader:
         # the transport's own error first (see _ERROR_KINDS), then httpx's; unknown: a network error
         hit = _lookup(self._error_kinds, exc.__cause__) or _lookup(self._error_kinds, exc)
         kind, retryable = hit or ("network", True)
+        if kind == "network" and any(m in str(exc.__cause__ or exc) for m in _HEADER_BOUNDS):
+            # the transport's bound on a response's header fields: the same answer would come back
+            kind, retryable = "headers_too_large", False
         if retryable and is_ssrf_error(exc):  # the guard's refusal, wrapped by the transport
             kind, retryable = "ssrf_refused", False
         detail = str(exc) or type(exc).__name__
@@ -374,17 +472,57 @@ class Downloader:
             headers.update(request.headers)
         else:
             headers = self.base_headers
-        req = httpx.Request(
-            method, url, headers=headers, content=body or None, extensions={"timeout": self.timeout_ext}
-        )
-        cookies = self.cookies
-        if cookies:
-            cookies.set_cookie_header(req)
-        resp = await self.transport.handle_async_request(req)
-        if "set-cookie" in resp.headers:
+        timeout, transport, jar_key, merge = self.timeout_ext, self.transport, None, True
+        meta = request.meta
+        if meta and not _META_KEYS.isdisjoint(meta):  # Scrapy's per-request meta keys
+            if "download_timeout" in meta:
+                timeout = httpx.Timeout(float(meta["download_timeout"])).as_dict()
+            if "proxy" in meta:
+                transport = self._proxy_transport(meta["proxy"])
+            jar_key = meta.get("cookiejar")
+            merge = not meta.get("dont_merge_cookies")
+            if meta.get("http_user") is not None and _auth_applies(request):
+                headers = headers.copy() if headers is self.base_headers else headers
+                headers.setdefault("Authorization", _basic(meta["http_user"], meta.get("http_pass") or ""))
+        if self.spider_auth is not None:
+            headers = self._spider_auth(url, headers)
+        req = httpx.Request(method, url, headers=headers, content=body or None, extensions={"timeout": timeout})
+        jars = self.jars
+        if jars is not None and merge:
+            jars.add_header(jar_key, req)
+        resp = await transport.handle_async_request(req)
+        if jars is not None and merge and "set-cookie" in resp.headers:
             resp.request = req  # httpx's own transport leaves it unset (AsyncClient.send sets it)
-            cookies.extract_cookies(resp)
+            jars.extract(jar_key, resp)
         return resp
+
+    def _spider_auth(self, url: str, headers: httpx.Headers) -> httpx.Headers:
+        """Scrapy's HttpAuthMiddleware: the spider's ``http_user``/``http_pass`` go to
+        ``http_auth_domain`` and its subdomains only (by default the first request's host)."""
+        assert self.spider_auth is not None
+        user, password, domain = self.spider_auth
+        host = (urlsplit(url).hostname or "").lower()
+        if self._auth_first_host:
+            self.spider_auth = (user, password, host)
+            self._auth_first_host = False
+            domain = host
+        if domain is None or host == domain or host.endswith("." + domain):
+            headers = headers.copy() if headers is self.base_headers else headers
+            headers.setdefault("Authorization", _basic(user, password))
+        return headers
+
+    def set_spider_auth(self, spider: Any) -> None:
+        """Take ``http_user``/``http_pass``/``http_auth_domain`` from the spider, as Scrapy does."""
+        user = getattr(spider, "http_user", None)
+        if user is None:
+            return
+        password = getattr(spider, "http_pass", "") or ""
+        if hasattr(spider, "http_auth_domain"):
+            domain = spider.http_auth_domain
+            self.spider_auth = (str(user), str(password), domain.lower() if domain else None)
+        else:
+            self.spider_auth = (str(user), str(password), "")
+            self._auth_first_host = True
 
     async def _read_limited(
         self, resp: httpx.Response, url: str, limit: int | None = None, truncate: bool = False
@@ -422,6 +560,25 @@ class Downloader:
             self.stats.inc("decode_truncated")
             log.info("%s: %s body ended before its compressed stream did; kept what it held", url, coding)
         return body
+
+
+def _basic(user: Any, password: Any) -> str:
+    import base64
+
+    raw = f"{user}:{password}".encode()
+    return "Basic " + base64.b64encode(raw).decode("ascii")
+
+
+def _auth_applies(request: Request) -> bool:
+    """``meta['http_user']`` credentials go to the request's own host only: a redirect hop to
+    another host does not get them (the first URL of the chain names the host)."""
+    chain = request.meta.get("redirect_urls")
+    if not chain:
+        return True
+    try:
+        return urlsplit(str(chain[0])).hostname == urlsplit(request.url).hostname
+    except ValueError:
+        return False
 
 
 def _lookup(table: dict[type[BaseException], tuple[str, bool]], exc: BaseException | None) -> tuple[str, bool] | None:

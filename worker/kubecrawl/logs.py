@@ -5,6 +5,7 @@ from __future__ import annotations
 import logging
 import sys
 import time
+from pathlib import Path
 
 import orjson
 
@@ -22,10 +23,17 @@ class JsonFormatter(logging.Formatter):
         return orjson.dumps(out).decode()
 
 
-def setup_logging(level: str = "INFO", fmt: str = "auto") -> None:
-    tty = sys.stderr.isatty()
+def setup_logging(level: str = "INFO", fmt: str = "auto", log_file: Path | None = None) -> None:
+    """``log_file`` (Scrapy's ``LOG_FILE``): the log is appended to that file instead of standard error,
+    as text unless ``fmt`` is ``json``."""
+    tty = sys.stderr.isatty() and log_file is None
     handler: logging.Handler
-    if fmt == "json" or (fmt == "auto" and not tty):
+    if log_file is not None:
+        handler = logging.FileHandler(log_file, encoding="utf-8")
+        handler.setFormatter(
+            JsonFormatter() if fmt == "json" else logging.Formatter("%(asctime)s %(levelname)s %(name)s: %(message)s")
+        )
+    elif fmt == "json" or (fmt == "auto" and not tty):
         handler = logging.StreamHandler(sys.stderr)
         handler.setFormatter(JsonFormatter())
     elif tty:

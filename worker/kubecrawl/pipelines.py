@@ -71,6 +71,7 @@ class PipelineFailed(Exception):
 
 class PipelineChain:
     def __init__(self, pipelines: list[Any]) -> None:
+        self.last_drop: DropItem | None = None  # what the last drop raised (the item_dropped signal)
         self.pipelines = pipelines
 
     async def open(self, spider: Any) -> None:
@@ -98,6 +99,7 @@ class PipelineChain:
                 item = await _maybe_await(p.process_item(item, spider))
             except DropItem as exc:
                 log.debug("item dropped by %s: %s", type(p).__name__, exc)
+                self.last_drop = exc
                 return None
             except Exception as exc:
                 raise PipelineFailed(p, exc) from exc

@@ -216,7 +216,8 @@ class Request:
             raise WireFormatError(f"unsupported request format version {d.get('v')!r}")
         try:
             url = _typed(d, "url", str, None)
-            if not url.startswith(("http://", "https://")):
+            # the scheme is case-insensitive (a spider may yield "HTTP://..."; the engine accepts it)
+            if not url[:8].lower().startswith(("http://", "https://")):
                 raise WireFormatError(f"request url {url[:100]!r} is not http(s)")
             body_hex = _typed(d, "body", str, "")
             return cls(

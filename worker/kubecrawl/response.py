@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import codecs
 from collections.abc import Iterable
 from functools import lru_cache
 from typing import Any
@@ -30,17 +31,23 @@ class Response:
     def __init__(
         self,
         url: str,
-        status: int,
-        headers: httpx.Headers | dict[str, str],
-        body: bytes,
-        request: Request,
+        status: int = 200,
+        headers: httpx.Headers | dict[str, str] | None = None,
+        body: bytes | str = b"",
+        request: Request = None,  # type: ignore[assignment]  # set by a middleware chain when omitted
+        *,
+        encoding: str | None = None,
     ) -> None:
+        # Scrapy's ``HtmlResponse(url, status=200, headers=None, body=b"", request=None, encoding=...)``
+        # shape, for a middleware that answers a request itself
         self.url = url
         self.status = status
-        self.headers = headers if isinstance(headers, httpx.Headers) else httpx.Headers(headers)
+        self.headers = headers if isinstance(headers, httpx.Headers) else httpx.Headers(headers or {})
+        if isinstance(body, str):
+            body = body.encode(encoding or "utf-8")
         self.body = body
         self.request = request
-        self._encoding: str | None = None
+        self._encoding: str | None = codecs.lookup(encoding).name if encoding else None
         self._text: str | None = None
         self._selector: Selector | None = None
         self._base: BaseURL | None = None
@@ -85,8 +92,9 @@ class Response:
         sel = self._selector
         if sel is None:
             enc = self.encoding
-            if enc in _UTF8 and not self.body.startswith(b"\xef\xbb\xbf"):
-                # lxml parses the raw UTF-8 bytes directly: no decode/encode round trip
+            if enc in _UTF8 and self.body and not self.body.startswith(b"\xef\xbb\xbf"):
+                # lxml parses the raw UTF-8 bytes directly: no decode/encode round trip (an empty
+                # body goes the text way: parsel refuses body=b"", and Scrapy selects nothing in it)
                 sel = Selector(body=self.body, encoding="utf-8", base_url=self.url, type=_selector_type(self))
             else:
                 sel = Selector(text=self.text, base_url=self.url, type=_selector_type(self))

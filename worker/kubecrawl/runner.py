@@ -130,14 +130,51 @@ class CrawlProcess:
         #: called with each fetch's duration in seconds (the health server's latency histogram)
         self.fetch_observers: list[Callable[[float], None]] = []
         self.item_key = item_key_of(settings, spider)
+        self.hooks = self._build_hooks()
+
+    def _build_hooks(self) -> Any:
+        """Middlewares, signals and AutoThrottle, built once per process; each None when unused."""
+        from .middleware import DownloaderMiddlewares, Hooks, SpiderMiddlewares, load_middlewares
+
+        s, spider = self.s, self.spider
+        self.downloader.set_spider_auth(spider)
+        self.downloader.spider_statuses = tuple(getattr(spider, "handle_httpstatus_list", ()) or ())
+        if s.meta_refresh is None:  # Scrapy's METAREFRESH_ENABLED default, for Scrapy spiders
+            self.downloader.meta_refresh = bool(getattr(spider, "scrapy_api", False))
+        hooks = Hooks()
+        if s.downloader_middlewares:
+            mws = load_middlewares(s.downloader_middlewares, self._crawler(), "downloader middleware")
+            hooks.downloader = DownloaderMiddlewares(mws) if mws else None
+        if s.spider_middlewares:
+            smws = load_middlewares(s.spider_middlewares, self._crawler(), "spider middleware")
+            hooks.spider = SpiderMiddlewares(smws) if smws else None
+        if s.autothrottle:
+            from .throttle import AutoThrottle
+
+            hooks.throttle = AutoThrottle(s)
+        crawler = getattr(spider, "crawler", None) or self._made_crawler
+        if crawler is not None:
+            hooks.signals = crawler.signals
+        return hooks
+
+    def _signal(self, name: str, **kwargs: Any) -> Any:
+        """Send a Scrapy signal to whatever is connected (awaited), if anything is."""
+        sm = self.hooks.signals
+        if sm is None:
+            return None
+        from .scrapy import signals
+
+        return sm.send_catch_log_async(getattr(signals, name), spider=self.spider, **kwargs)
+
+    _made_crawler: Any = None
 
     def _crawler(self) -> Any:
-        """Scrapy's crawler for a ``from_crawler`` pipeline: the spider's, or one made for it."""
-        crawler = getattr(self.spider, "crawler", None)
+        """Scrapy's crawler for a ``from_crawler`` component: the spider's, or one made for it (once)."""
+        crawler = getattr(self.spider, "crawler", None) or self._made_crawler
         if crawler is None:
             from .scrapy.crawler import Crawler
 
-            crawler = Crawler(self.s, self.stats, type(self.spider))
+            crawler = self._made_crawler = Crawler(self.s, self.stats, type(self.spider))
             crawler.spider = self.spider
             crawler._process = self
         return crawler
@@ -157,6 +194,7 @@ class CrawlProcess:
             self.stats,
             item_key=self.item_key,
             fetch_observers=self.fetch_observers,
+            hooks=self.hooks,
         )
         eng.on_progress = self.on_progress
         if self._stop.is_set():
@@ -194,6 +232,8 @@ class CrawlProcess:
         try:
             await self.pipelines.open(self.spider)
             await _maybe_await(self.spider.opened())
+            if self.hooks.signals is not None:
+                await self._signal("spider_opened")
             if self.s.health_port is not None:
                 from .health import HealthServer
 
@@ -209,10 +249,14 @@ class CrawlProcess:
         finally:
             if health is not None:
                 await health.stop()
+            reason = self.engine.stop_reason if self.engine else "finished"
             try:
-                await _maybe_await(self.spider.closed(self.engine.stop_reason if self.engine else "finished"))
+                await _maybe_await(self.spider.closed(reason))
             except Exception:
                 log.exception("spider %s: closed() failed", self.spider.name)
+            if self.hooks.signals is not None:
+                await self._signal("spider_closed", reason=reason)
+                await self.hooks.signals.drain()
             await self.pipelines.close(self.spider)
             await self.downloader.close()
             await self.backend.close()
@@ -256,7 +300,7 @@ class CrawlProcess:
     async def _run_slave(self) -> None:
         delivery = self._stream_delivery()
         if delivery is None:
-            await self._new_engine().crawl()
+            await self._crawl_slave(self._new_engine())
             return
         await delivery.open()
         task = asyncio.create_task(delivery.run(), name="kc-feed-delivery")
@@ -272,7 +316,7 @@ class CrawlProcess:
 
         task.add_done_callback(died)
         try:
-            await engine.crawl()
+            await self._crawl_slave(engine)
         finally:
             delivery.stop()
             try:
@@ -282,6 +326,39 @@ class CrawlProcess:
             if not self.fatal:
                 await delivery.drain()
             await delivery.close()
+
+    async def _crawl_slave(self, engine: Engine) -> None:
+        """``engine.crawl()``, with start URLs taken from the spider's Redis list alongside when it has
+        one (kubecrawl/redis_spider.py); such a slave waits for more instead of exiting when idle."""
+        from .redis_spider import StartURLFeeder
+
+        feeder = StartURLFeeder.for_engine(engine)
+        if feeder is None:
+            await engine.crawl()
+            return
+        if self.s.exit_when_idle:
+            log.warning(
+                "spider %s takes start URLs from redis list %r: --exit-when-idle does not apply "
+                "(it stops on SIGTERM, or after max_idle_time seconds idle)",
+                self.spider.name,
+                feeder.key,
+            )
+            self.s.exit_when_idle = False
+        task = asyncio.create_task(feeder.run(), name="kc-start-urls")
+
+        def died(t: asyncio.Task[Any]) -> None:
+            exc = None if t.cancelled() else t.exception()
+            if exc is not None:
+                log.error("start URLs from redis stopped: %r", exc, exc_info=exc)
+                engine.fatal = engine.fatal or f"start URLs from redis failed: {exc!r}"
+                engine.request_stop("error")
+
+        task.add_done_callback(died)
+        try:
+            await engine.crawl()
+        finally:
+            task.cancel()
+            await asyncio.gather(task, return_exceptions=True)
 
     async def _run_master(self) -> None:
         while True:

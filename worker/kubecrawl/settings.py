@@ -128,6 +128,34 @@ class Settings(BaseModel):
     """Drop requests more than this many links away from a start request (0: no limit; counted as depth_limited)."""
     depth_priority: int = 0
     """With depth tracked: a request's priority is lowered by depth x this (positive: breadth-first first)."""
+    max_items: int | None = Field(None, ge=1)
+    """Stop gracefully once this many items came out of the pipelines (this process; Scrapy's CLOSESPIDER_ITEMCOUNT)."""
+    max_seconds: float | None = Field(None, gt=0)
+    """Stop gracefully after this many seconds of crawling (this process, per round; CLOSESPIDER_TIMEOUT)."""
+    max_errors: int | None = Field(None, ge=1)
+    """Stop gracefully once this many errors were counted (this process; CLOSESPIDER_ERRORCOUNT)."""
+    meta_refresh: bool | None = None
+    """Follow <meta http-equiv=refresh> redirects (first 4096 bytes, delay below meta_refresh_max_delay); unset: on for kubecrawl.scrapy spiders (Scrapy's default), off for kubecrawl spiders (it costs a scan of every page)."""
+    meta_refresh_max_delay: float = Field(100.0, ge=0)
+    """A meta refresh with a longer delay is not followed (Scrapy's METAREFRESH_MAXDELAY)."""
+    cookies: bool = True
+    """Remember Set-Cookie per jar (meta['cookiejar']; one default jar per process) and send the cookies back."""
+    cookies_per_domain: int = Field(50, ge=1, le=10_000)
+    """Cookies one jar keeps for one domain (RFC 6265: at least 50); more are refused and counted cookies_refused."""
+    cookies_total: int = Field(3000, ge=1, le=1_000_000)
+    """Cookies one jar keeps in all (RFC 6265: at least 3000); more are refused and counted cookies_refused."""
+    downloader_middlewares: dict[str, int | None] = {}
+    """Downloader middlewares {path: order} (Scrapy's DOWNLOADER_MIDDLEWARES): process_request in rising order, process_response/process_exception falling; None disables."""
+    spider_middlewares: dict[str, int | None] = {}
+    """Spider middlewares {path: order} (Scrapy's SPIDER_MIDDLEWARES): process_spider_input rising, process_spider_output/process_start falling; None disables."""
+    autothrottle: bool = False
+    """Adapt each slot's delay to its latency, as Scrapy's AutoThrottle (AUTOTHROTTLE_ENABLED)."""
+    autothrottle_start_delay: float = Field(5.0, ge=0)
+    """AutoThrottle: the first delay of a slot, in seconds."""
+    autothrottle_max_delay: float = Field(60.0, ge=0)
+    """AutoThrottle: the largest delay, in seconds."""
+    autothrottle_target_concurrency: float = Field(1.0, gt=0)
+    """AutoThrottle: requests in parallel per slot it aims at (the delay tends to latency / this)."""
     base_url: str | None = Field(None, pattern=r"^https?://")  # overrides a declarative spider's base_url
     """Overrides a declarative spider's base_url (point a spider at a mirror or test server)."""
 
@@ -149,15 +177,29 @@ class Settings(BaseModel):
     max_rounds: int | None = Field(None, ge=1)
     """Stop after this many rounds."""
 
+    # development (Scrapy projects)
+    http_cache: bool = False
+    """Keep HTTP responses in a filesystem cache and answer repeated requests from it, robots.txt included (for development: nothing expires it by default)."""
+    http_cache_dir: Path = Path("httpcache")
+    """Directory of the HTTP cache; a relative one is under .kubecrawl/ next to scrapy.cfg inside a Scrapy project, else under ./.kubecrawl/."""
+    http_cache_expiration: float = Field(0, ge=0)
+    """Seconds a cached response is used for; 0: forever."""
+    http_cache_ignore_http_codes: list[int] = []
+    """HTTP statuses never stored in the HTTP cache (comma list)."""
+
     # logging / UI
-    log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = "INFO"
-    """DEBUG, INFO, WARNING or ERROR."""
+    log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL"] = "INFO"
+    """DEBUG, INFO, WARNING, ERROR or CRITICAL."""
+    log_file: Path | None = None
+    """Write the log to this file (appended) instead of standard error."""
     log_format: Literal["auto", "text", "json"] = "auto"
     """auto (text on a terminal, JSON lines otherwise), text or json."""
     progress: Literal["auto", "on", "off"] = "auto"
     """Live progress display: auto (on a terminal), on or off."""
 
-    @field_validator("retry_http_codes", "item_key", "ssrf_allow", "item_pipelines", mode="before")
+    @field_validator(
+        "retry_http_codes", "item_key", "ssrf_allow", "item_pipelines", "http_cache_ignore_http_codes", mode="before"
+    )
     @classmethod
     def _split_commas(cls, v: Any) -> Any:
         if isinstance(v, str):
@@ -180,6 +222,14 @@ class Settings(BaseModel):
         if isinstance(v, Mapping):
             enabled = [(order, i, path) for i, (path, order) in enumerate(v.items()) if order is not None]
             return [path for _, _, path in sorted(enabled)]
+        return v
+
+    @field_validator("feeds", mode="before")
+    @classmethod
+    def _feed_uris(cls, v: Any) -> Any:
+        """Scrapy's ``FEEDS`` may be keyed by ``pathlib.Path``."""
+        if isinstance(v, Mapping):
+            return {str(k) if isinstance(k, Path) else k: o for k, o in v.items()}
         return v
 
     @field_validator("cron")
@@ -289,7 +339,35 @@ SCRAPY_ALIASES: dict[str, tuple[str, Any]] = {
     "DEPTH_PRIORITY": ("depth_priority", None),
     "ITEM_PIPELINES": ("item_pipelines", None),
     "CLOSESPIDER_PAGECOUNT": ("max_pages", _zero_is_none),
+    "CLOSESPIDER_ITEMCOUNT": ("max_items", _zero_is_none),
+    "CLOSESPIDER_TIMEOUT": ("max_seconds", _zero_is_none),
+    "CLOSESPIDER_ERRORCOUNT": ("max_errors", _zero_is_none),
+    "METAREFRESH_ENABLED": ("meta_refresh", None),
+    "METAREFRESH_MAXDELAY": ("meta_refresh_max_delay", None),
+    "COOKIES_ENABLED": ("cookies", None),
+    "DOWNLOADER_MIDDLEWARES": ("downloader_middlewares", None),
+    "SPIDER_MIDDLEWARES": ("spider_middlewares", None),
+    "AUTOTHROTTLE_ENABLED": ("autothrottle", None),
+    "AUTOTHROTTLE_START_DELAY": ("autothrottle_start_delay", None),
+    "AUTOTHROTTLE_MAX_DELAY": ("autothrottle_max_delay", None),
+    "AUTOTHROTTLE_TARGET_CONCURRENCY": ("autothrottle_target_concurrency", None),
 }
+
+# Scrapy projects, the HTTP cache and logging (docs/scrapy.md)
+SCRAPY_ALIASES.update(
+    {
+        "HTTPCACHE_ENABLED": ("http_cache", None),
+        "HTTPCACHE_DIR": ("http_cache_dir", None),
+        "HTTPCACHE_EXPIRATION_SECS": ("http_cache_expiration", None),
+        "HTTPCACHE_IGNORE_HTTP_CODES": ("http_cache_ignore_http_codes", None),
+    }
+)
+
+#: what a Scrapy project's loader reads itself (kubecrawl/project.py): kept for ``settings.get()``,
+#: and not "without effect" inside a project
+SCRAPY_PROJECT_KEYS = frozenset({"BOT_NAME", "SPIDER_MODULES", "NEWSPIDER_MODULE"})
+#: Scrapy settings accepted only with their empty default (a project template has ``ADDONS = {}``)
+SCRAPY_EMPTY_ONLY = {"ADDONS": "Scrapy add-ons are not supported"}
 
 #: Scrapy project settings with no kubecrawl meaning: accepted (a Scrapy settings.py has them), kept
 #: for ``settings.get()``, and named once in the log as having no effect
@@ -301,10 +379,14 @@ SCRAPY_INERT = frozenset(
         "REQUEST_FINGERPRINTER_IMPLEMENTATION",
         "TWISTED_REACTOR",
         "FEED_EXPORT_ENCODING",
+        "AUTOTHROTTLE_DEBUG",
+        "COOKIES_DEBUG",
     }
 )
 
-_KNOWN_NAMES = sorted(_FIELDS | {a.lower() for a in SCRAPY_ALIASES} | {a.lower() for a in SCRAPY_INERT})
+_KNOWN_NAMES = sorted(
+    _FIELDS | {a.lower() for a in SCRAPY_ALIASES} | {a.lower() for a in SCRAPY_INERT | set(SCRAPY_EMPTY_ONLY)}
+)
 
 
 def _suggest(key: str) -> str:
@@ -346,6 +428,11 @@ def _normalise(source: str, mapping: Mapping[str, Any], found: _Collected | None
             out[field] = convert(value) if convert is not None else value
         elif upper in SCRAPY_INERT:
             collect.inert[upper] = value
+        elif upper in SCRAPY_EMPTY_ONLY:
+            if value:
+                collect.unknown.append(f"setting {key!r} (from {source}): {SCRAPY_EMPTY_ONLY[upper]}")
+            else:
+                collect.inert[upper] = value
         else:
             collect.unknown.append(f"unknown setting {key!r} (from {source}){_suggest(key)}")
     if found is None:
@@ -353,18 +440,38 @@ def _normalise(source: str, mapping: Mapping[str, Any], found: _Collected | None
     return out
 
 
-def _known_key(key: str) -> bool:
-    return key.lower() in _FIELDS or key.upper() in SCRAPY_ALIASES
+#: ``KUBECRAWL_*`` variables that are not settings, so an unknown one can be an error: read elsewhere in
+#: the worker (``WORKER_ID``), by the operator (``OPERATOR_*``, ``WORKER_IMAGE``), by the build and test
+#: tooling (``E2E_*``, ``IMAGE_*``, ...), and the service links Kubernetes injects for a Service named
+#: ``kubecrawl`` (``KUBECRAWL_SERVICE_HOST``, ``KUBECRAWL_PORT_8080_TCP``...; crawl pods turn them off).
+NOT_SETTINGS = frozenset({"WORKER_ID", "WORKER_IMAGE", "HELM", "SCRAPY_PYTHON", "PORT"})
+NOT_SETTINGS_PREFIXES = (
+    "OPERATOR_",
+    "E2E_",
+    "TEST_",
+    "IMAGE_",
+    "IMAGES_",
+    "BUILD_",
+    "SETUP_",
+    "SERVICE_",
+    "PORT_",
+)
 
 
-def env_settings(environ: Mapping[str, str] | None = None) -> dict[str, Any]:
+def is_setting_variable(name: str) -> bool:
+    """Whether an environment variable is read as a setting (``KUBECRAWL_<KEY>``, not in :data:`NOT_SETTINGS`)."""
+    if not name.startswith(ENV_PREFIX):
+        return False
+    rest = name[len(ENV_PREFIX) :]
+    return rest not in NOT_SETTINGS and not rest.startswith(NOT_SETTINGS_PREFIXES)
+
+
+def env_settings(environ: Mapping[str, str] | None = None, found: _Collected | None = None) -> dict[str, Any]:
+    """Settings from ``KUBECRAWL_<KEY>`` variables; an unknown key is an error (exit 2) like in any
+    other source, so a misspelt variable is never silently ignored."""
     environ = os.environ if environ is None else environ
-    found = {
-        k[len(ENV_PREFIX) :]: v
-        for k, v in environ.items()
-        if k.startswith(ENV_PREFIX) and _known_key(k[len(ENV_PREFIX) :]) and v != ""
-    }
-    return _normalise("environment", found)
+    values = {k[len(ENV_PREFIX) :]: v for k, v in environ.items() if is_setting_variable(k) and v != ""}
+    return _normalise("environment, KUBECRAWL_<KEY>", values, found)
 
 
 def file_settings(path: Path, found: _Collected | None = None) -> dict[str, Any]:
@@ -404,19 +511,29 @@ def build_settings(
     cli: Mapping[str, Any] | None = None,
     spider_settings: Mapping[str, Any] | None = None,
     environ: Mapping[str, str] | None = None,
+    project_settings: Mapping[str, Any] | None = None,
 ) -> Settings:
-    """Merge every source by precedence and validate the result."""
+    """Merge every source by precedence and validate the result. ``project_settings`` (a Scrapy
+    project's settings module, kubecrawl/project.py) rank lowest, below ``custom_settings``, as in Scrapy."""
     found = _Collected()
+    project = _normalise("project settings.py", project_settings or {}, found)
     cli_norm = _normalise("command line", {k: v for k, v in (cli or {}).items() if v is not None}, found)
-    env = env_settings(environ)
+    env = env_settings(environ, found)
     file_path = cli_norm.get("settings_file") or env.get("settings_file")
     from_file = file_settings(Path(file_path), found) if file_path else {}
     merged: dict[str, Any] = {}
-    for layer in (_normalise("spider custom_settings", spider_settings or {}, found), from_file, env, cli_norm):
+    for layer in (
+        project,
+        _normalise("spider custom_settings", spider_settings or {}, found),
+        from_file,
+        env,
+        cli_norm,
+    ):
         merged.update(layer)
     found.raise_if_any()
-    if found.inert:
-        log.info("Scrapy settings with no effect in kubecrawl: %s", ", ".join(sorted(found.inert)))
+    inert = set(found.inert) - (SCRAPY_PROJECT_KEYS if project_settings is not None else set())
+    if inert:
+        log.info("Scrapy settings with no effect in kubecrawl: %s", ", ".join(sorted(inert)))
     try:
         settings = Settings.model_validate(merged)
         settings._scrapy_extra.update(found.inert)

@@ -17,6 +17,8 @@ class Stats:
         self.started = time.time()
         self._cpu0 = time.process_time()
         self.finished: float | None = None
+        #: why the last crawl stopped (finished, max_pages, max_items, max_seconds, max_errors, a signal...)
+        self.finish_reason: str | None = None
 
     def inc(self, key: str, n: int = 1) -> None:
         self.counts[key] += n
@@ -59,7 +61,17 @@ class Stats:
             "cpu_ms_per_page": round(cpu * 1000 / pages, 3) if pages else None,
             "peak_rss_mb": round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024, 1),
         }
-        for key in ("offsite", "depth_limited"):  # Scrapy-style filters, when a spider uses them
+        if self.finish_reason is not None:
+            out["finish_reason"] = self.finish_reason
+        for key in (
+            "offsite",
+            "depth_limited",
+            "cookies_refused",
+            "meta_refresh",
+        ):  # Scrapy-style filters, when a spider uses them
+            if self.counts[key]:
+                out[key] = self.counts[key]
+        for key in ("csv_rows_skipped", "httpcache/hit", "httpcache/miss"):  # CSVFeedSpider, the HTTP cache
             if self.counts[key]:
                 out[key] = self.counts[key]
         out["errors_by_kind"] = {k[6:]: v for k, v in sorted(self.counts.items()) if k.startswith("error:")}

@@ -46,6 +46,11 @@ class CrawlStatus(BaseModel):
     pages_per_min: float = 0.0
     round_trips: int = 0
     round_trips_per_page: float | None = None
+    #: URLs put into the crawl from outside (``kubecrawl push``, ``RequestQueue.put``, a RedisSpider's
+    #: list) and queued; those already known, and those refused as invalid
+    pushed: int = 0
+    pushed_duplicate: int = 0
+    pushed_invalid: int = 0
     stats: dict[str, int] = {}
     exists: bool = False
 
@@ -119,6 +124,9 @@ def read_status(client: redis.Redis, crawl: str) -> CrawlStatus:
         pages_per_min=round(pages_per_minute(stats, now_ms), 1),
         round_trips=rt,
         round_trips_per_page=round(rt / pages, 4) if pages else None,
+        pushed=stats.get("pushed", 0),
+        pushed_duplicate=stats.get("pushed_duplicate", 0),
+        pushed_invalid=stats.get("pushed_invalid", 0),
         stats={kk: v for kk, v in sorted(stats.items()) if not kk.startswith("pm:")},
         exists=bool(raw_meta or raw_stats or queued),
     )
@@ -152,6 +160,13 @@ def format_status(st: CrawlStatus) -> str:
         f"errors         {st.errors:,}"
         + (f"  ({errors})" if errors else "")
         + f", {st.retries:,} retries, {st.rejected:,} rejected",
+        *(
+            [
+                f"pushed         {st.pushed:,} from outside ({st.pushed_duplicate:,} duplicate, {st.pushed_invalid:,} invalid)"
+            ]
+            if st.pushed or st.pushed_duplicate or st.pushed_invalid
+            else []
+        ),
         f"workers        {st.live_workers} live" + (f": {', '.join(st.workers)}" if st.workers else ""),
         f"redis          {st.round_trips:,} round trips ({rtp} per page)",
     ]

@@ -5,6 +5,7 @@ from __future__ import annotations
 import base64
 from typing import TYPE_CHECKING, Any
 
+from kubecrawl_operator.builders.podtemplate import apply_pod_template
 from kubecrawl_operator.builders.resources import redis_maxmemory
 from kubecrawl_operator.builders.security import container_security_context, pod_security_context
 from kubecrawl_operator.models import CrawlSpec
@@ -126,29 +127,37 @@ def redis_statefulset(crawl: CrawlRef, spec: CrawlSpec, ctx: BuildContext) -> di
             "serviceName": crawl.redis,
             "replicas": 1,
             "selector": {"matchLabels": pod_labels},
-            "template": {
-                "metadata": {
-                    "labels": pod_labels,
-                    "annotations": {AUTH_HASH_ANNOTATION: ctx.auth_hash},
-                },
-                "spec": {
-                    "automountServiceAccountToken": False,
-                    "enableServiceLinks": False,
-                    "securityContext": pod_security_context(REDIS_USER),
-                    "terminationGracePeriodSeconds": 30,
-                    "containers": [container],
-                    "volumes": [
-                        {
-                            "name": "config",
-                            "secret": {
-                                "secretName": crawl.secret,
-                                "items": [{"key": CONFIG_KEY, "path": CONFIG_KEY}],
-                            },
-                        },
-                        {"name": "tmp", "emptyDir": {}},
-                    ],
-                },
+            # The PVC goes with the Crawl (the StatefulSet, which the Crawl owns, owns it) unless retained.
+            "persistentVolumeClaimRetentionPolicy": {
+                "whenDeleted": "Retain" if spec.redis.retain_on_delete else "Delete",
+                "whenScaled": "Retain",
             },
+            "template": apply_pod_template(
+                {
+                    "metadata": {
+                        "labels": pod_labels,
+                        "annotations": {AUTH_HASH_ANNOTATION: ctx.auth_hash},
+                    },
+                    "spec": {
+                        "automountServiceAccountToken": False,
+                        "enableServiceLinks": False,
+                        "securityContext": pod_security_context(REDIS_USER),
+                        "terminationGracePeriodSeconds": 30,
+                        "containers": [container],
+                        "volumes": [
+                            {
+                                "name": "config",
+                                "secret": {
+                                    "secretName": crawl.secret,
+                                    "items": [{"key": CONFIG_KEY, "path": CONFIG_KEY}],
+                                },
+                            },
+                            {"name": "tmp", "emptyDir": {}},
+                        ],
+                    },
+                },
+                spec.redis.pod_template,
+            ),
             "volumeClaimTemplates": [{"metadata": {"name": "data", "labels": pod_labels}, "spec": claim_spec}],
         },
     }

@@ -39,6 +39,7 @@ CONTROLLERS = (
     "ttl-after-finished",
     "podgc",
     "disruption",
+    "pvc-protection",  # removes kubernetes.io/pvc-protection from a deleted PVC once no pod uses it
     "resourcequota",  # quota admission enforces a ResourceQuota only once this controller filled its status
 )
 

@@ -68,6 +68,9 @@ class Outcome:
     answered: float | None = None
     #: the slot's robots.txt ``Crawl-delay`` (seconds) as this worker read it, if it has one
     crawl_delay: float | None = None
+    #: fingerprints to record as seen without enqueuing anything (``kubecrawl.queue.FingerprintSet.add``):
+    #: the same admission rule as ``requests``, counted in :attr:`CommitResult.marked` when new
+    mark: list[Request] = field(default_factory=list)
 
 
 #: stored expiry of a fingerprint seen without an age: it never expires
@@ -99,6 +102,8 @@ class CommitResult:
     filtered: int = 0
     items_stored: int = 0
     items_duplicate: int = 0
+    #: fingerprints of :attr:`Outcome.mark` that were new (recorded now)
+    marked: int = 0
 
 
 @dataclass(slots=True)
@@ -252,6 +257,15 @@ class Backend(ABC):
         """
         info = await self.round_info()
         return info.round >= 1 and not info.seeding and await self.queued() == 0 and await self.in_flight() == 0
+
+    async def has_fingerprints(self, requests: list[Request]) -> list[bool]:
+        """For each request, whether the store holds its fingerprint now: a commit would filter it
+        (``dont_filter`` aside). Read only; ``kubecrawl.queue.FingerprintSet`` is the caller."""
+        raise NotImplementedError(f"{type(self).__name__} cannot read fingerprints")
+
+    async def fingerprint_count(self) -> int:
+        """How many request fingerprints the crawl has recorded (Redis: its ``seen`` counter)."""
+        raise NotImplementedError(f"{type(self).__name__} cannot count fingerprints")
 
     async def heartbeat(self, worker_id: str) -> None:
         """Record that this worker is alive (shared stores only; local stores do nothing).

@@ -54,6 +54,11 @@ class SeenSet:
             self._expires[fp] = new
         return admit
 
+    def holds(self, fp: bytes, now: float) -> bool:
+        """Whether ``fp`` is recorded and its age (if any) has not run out: a request with it is filtered."""
+        expires = self._expires.get(fp)
+        return expires is not None and expires > now
+
     def __len__(self) -> int:
         return len(self._expires)
 
@@ -180,6 +185,7 @@ class MemoryBackend(Backend):
         now = self.clock()
         # all or nothing: a fingerprint that cannot be computed fails the commit before anything changes
         [req.fingerprint for oc in outcomes for req in oc.requests]  # computed (and cached) for the check
+        [req.fingerprint for oc in outcomes for req in oc.mark]
         lines: list[FeedItem] = []
         off = self.item_dedup == "off"
         for oc in outcomes:
@@ -189,6 +195,9 @@ class MemoryBackend(Backend):
                     res.enqueued += 1
                 else:
                     res.filtered += 1
+            for req in oc.mark:
+                if self.seen.check_and_add(req, self.fingerprint_ttl, now):
+                    res.marked += 1
             for rec in oc.items:
                 if self.items.admit(rec):
                     seq = next(self._item_seq)
@@ -241,6 +250,12 @@ class MemoryBackend(Backend):
 
     async def in_flight(self) -> int:
         return len(self._leased)
+
+    async def has_fingerprints(self, requests: list[Request]) -> list[bool]:
+        return [self.seen.holds(req.fingerprint, self.clock()) for req in requests]
+
+    async def fingerprint_count(self) -> int:
+        return len(self.seen)
 
     async def begin_round(self) -> int:
         self._round += 1

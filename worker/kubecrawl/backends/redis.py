@@ -383,7 +383,7 @@ class RedisBackend(Backend):
             )
         return leases
 
-    def _request_args(self, req: Request, keys: list[str], index: dict[str, int]) -> list[Any]:
+    def _request_args(self, req: Request, keys: list[str], index: dict[str, int], mark: bool = False) -> list[Any]:
         fp = req.fingerprint
         if self.bloom is not None:
             shard, offs = bloom_offsets(fp, self.bloom)
@@ -398,6 +398,8 @@ class RedisBackend(Backend):
             keys.append(key)
             kidx = index[key] = len(keys)  # Lua KEYS are 1-based
         ttl = req.fingerprint_ttl if req.fingerprint_ttl is not None else self.fingerprint_ttl
+        if mark:  # a fingerprint to record only (Outcome.mark): no payload, no slot
+            return ["m", kidx, member, "" if ttl is None else int(ttl * 1000), fp, 0, "", ""]
         return [
             "d" if req.dont_filter else "n",
             kidx,
@@ -423,6 +425,9 @@ class RedisBackend(Backend):
         for oc in outcomes:
             for req in oc.requests:
                 req_args.extend(self._request_args(req, keys, index))
+                nreq += 1
+            for req in oc.mark:
+                req_args.extend(self._request_args(req, keys, index, mark=True))
                 nreq += 1
             for rec in oc.items:
                 item_args.extend((rec.key, rec.content_hash, rec.data))
@@ -457,7 +462,9 @@ class RedisBackend(Backend):
         args += req_args + item_args + acks + stat_args
         res = await self._call("commit", self._script("commit", keys, args))
         self._rt_reported = self.round_trips
-        return CommitResult(int(res[0]), int(res[1]), int(res[2]), int(res[3]))
+        # a replayed commit (reply lost, see commit.lua) answers without the marked count: 0
+        marked = int(res[4]) if len(res) > 4 else 0
+        return CommitResult(int(res[0]), int(res[1]), int(res[2]), int(res[3]), marked)
 
     async def release(self, lease_ids: list[str]) -> None:
         if not lease_ids:
@@ -472,6 +479,41 @@ class RedisBackend(Backend):
 
     async def in_flight(self) -> int:
         return int(await self._call("zcard", lambda: self.r.zcard(self.k.leases)))
+
+    async def has_fingerprints(self, requests: list[Request]) -> list[bool]:
+        """commit.lua's filter test, read only: an unexpired age in ``seen:ttl`` decides, else the
+        set bucket or Bloom shard holds it. One pipelined round trip."""
+        k = self.k
+
+        async def run() -> list[Any]:
+            async with self.r.pipeline(transaction=False) as p:
+                p.time()
+                for req in requests:
+                    fp = req.fingerprint
+                    p.zscore(k.seen_ttl, fp)
+                    if self.bloom is not None:
+                        shard, offs = bloom_offsets(fp, self.bloom)
+                        for off in offs:
+                            p.getbit(k.bloom_shard(shard), off)
+                    else:
+                        bucket, member = set_member(fp, self.buckets)
+                        p.sismember(k.seen_bucket(bucket), str(member))
+                return list(await p.execute())
+
+        res = await self._call("fingerprints", run)
+        sec, usec = res[0]
+        now = self.clock() * 1000 if self._client_clock else int(sec) * 1000 + int(usec) // 1000
+        out: list[bool] = []
+        i = 1
+        width = 1 if self.bloom is None else self.bloom.hashes
+        for _ in requests:
+            expires, plain = res[i], res[i + 1 : i + 1 + width]
+            i += 1 + width
+            out.append(float(expires) > now if expires is not None else all(bool(b) for b in plain))
+        return out
+
+    async def fingerprint_count(self) -> int:
+        return int(await self._call("seen", lambda: self.r.hget(self.k.stats, "seen")) or 0)
 
     # -- rounds ----------------------------------------------------------------------------------
     async def begin_round(self) -> int:

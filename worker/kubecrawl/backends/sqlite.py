@@ -419,6 +419,9 @@ class SQLiteBackend(Backend):
                 if new:
                     db.executemany("INSERT INTO queue (prio, data, host) VALUES (?, ?, ?)", new)
                     res.enqueued += len(new)
+                for req in oc.mark:
+                    if self._admit_request(req, now):
+                        res.marked += 1
                 for rec in oc.items:
                     if self._admit_item(rec.key, rec.content_hash):
                         db.execute("INSERT INTO items (data, key) VALUES (?, ?)", (rec.data, rec.key))
@@ -520,6 +523,14 @@ class SQLiteBackend(Backend):
 
     async def in_flight(self) -> int:
         return len(self._leased)
+
+    async def has_fingerprints(self, requests: list[Request]) -> list[bool]:
+        now = self.clock()
+        q = "SELECT 1 FROM seen WHERE fp=? AND (expires IS NULL OR expires>?)"
+        return [self.db.execute(q, (req.fingerprint, now)).fetchone() is not None for req in requests]
+
+    async def fingerprint_count(self) -> int:
+        return int(self.db.execute("SELECT count(*) FROM seen").fetchone()[0])
 
     async def begin_round(self) -> int:
         r = int(self._meta_get("round") or 0) + 1

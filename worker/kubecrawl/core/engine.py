@@ -17,6 +17,7 @@ from typing import Any
 
 from ..backends.base import Backend, Outcome
 from ..downloader import Downloader
+from ..middleware import Hooks
 from ..pipelines import PipelineChain
 from ..request import Request
 from ..settings import Settings
@@ -63,8 +64,10 @@ class Engine:
         *,
         item_key: list[str] | None = None,
         fetch_observers: Iterable[Callable[[float], None]] = (),
+        hooks: Hooks | None = None,
     ) -> None:
         self.spider = spider
+        self.hooks = hooks or Hooks()
         self.s = settings
         self.backend = backend
         self.stats = stats or Stats()
@@ -80,10 +83,12 @@ class Engine:
             wire=wants_wire(backend),
             known_urls=self.scheduler.known_urls,
             fetch_observers=fetch_observers,
+            hooks=self.hooks,
         )
         self.scraper.on_close_spider = self.request_stop  # a callback's CloseSpider: a graceful stop
         self.worker_id = backend.worker_id
         self.fatal: str | None = None
+        self._items_out = 0  # items out of the pipelines (max_items)
         self.on_progress: Callable[[Engine], None] | None = None
         self._running = False
 
@@ -120,7 +125,7 @@ class Engine:
         batch: list[Request] = []
         count = 0
         try:
-            async for req in _start_requests(self.spider):
+            async for req in _start_requests(self.spider, self.hooks):
                 if not isinstance(req, Request):
                     self.stats.error("bad_output")
                     log.error("start requests yielded %s, expected a Request: ignored", type(req).__name__)
@@ -156,6 +161,9 @@ class Engine:
         ticker = asyncio.create_task(sch.tick(self._beat), name="kc-ticker")
         done = asyncio.create_task(sch.done.wait(), name="kc-done")
         watched = {done, feeder, ticker, *workers}
+        timer = None
+        if self.s.max_seconds is not None:  # Scrapy's CLOSESPIDER_TIMEOUT
+            timer = asyncio.get_running_loop().call_later(self.s.max_seconds, self.request_stop, "max_seconds")
         try:
             while True:
                 finished, _ = await asyncio.wait(watched, return_when=asyncio.FIRST_COMPLETED)
@@ -169,6 +177,8 @@ class Engine:
                 if self.fatal:
                     break
         finally:
+            if timer is not None:
+                timer.cancel()
             sch.stop(sch.stop_reason if not self.fatal else "error")
             done.cancel()
             await self._stop_workers(workers)
@@ -188,6 +198,7 @@ class Engine:
             await sch.close()
             self._running = False
             self.stats.finished = time.time()
+            self.stats.finish_reason = self.stop_reason
         return self.stats
 
     def _fail(self, task: asyncio.Task[Any]) -> None:
@@ -215,10 +226,20 @@ class Engine:
         if self.on_progress is not None:
             self.on_progress(self)
 
+    def _limits(self, oc: Outcome) -> None:
+        """Scrapy's CLOSESPIDER_ITEMCOUNT / ERRORCOUNT: a graceful stop once reached (this process)."""
+        s = self.s
+        self._items_out += len(oc.items)
+        if s.max_items is not None and self._items_out >= s.max_items:
+            self.request_stop("max_items")
+        elif s.max_errors is not None and self.stats["errors"] >= s.max_errors:
+            self.request_stop("max_errors")
+
     async def _worker(self) -> None:
         sch = self.scheduler
         scraper = self.scraper
         max_pages = self.s.max_pages
+        limits = self.s.max_items is not None or self.s.max_errors is not None
         while True:
             lease = await sch.next_lease()
             if lease is None:
@@ -235,14 +256,25 @@ class Engine:
             sch.complete(oc)
             if max_pages is not None and self.stats["pages"] >= max_pages:
                 self.request_stop("max_pages")
+            if limits:
+                self._limits(oc)
 
 
-async def _start_requests(spider: Spider) -> Any:
+async def _start_requests(spider: Spider, hooks: Hooks | None = None) -> Any:
     gen = spider.start_requests()
     output = callback_output(gen)
+    if hooks is not None and hooks.spider is not None and hooks.spider.on_start:
+        if not hasattr(output, "__aiter__"):
+            output = _aiter(output)  # type: ignore[arg-type]
+        output = hooks.spider.start(output, spider)  # type: ignore[arg-type]
     if hasattr(output, "__aiter__"):
         async for x in output:  # type: ignore[union-attr]
             yield x
     else:
         for x in output:  # type: ignore[union-attr]
             yield x
+
+
+async def _aiter(it: Iterable[Any]) -> Any:
+    for x in it:
+        yield x

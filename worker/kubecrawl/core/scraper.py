@@ -25,7 +25,8 @@ from urllib.parse import urlsplit
 
 from ..backends.base import ItemRecord, Lease, Outcome
 from ..downloader import Downloader, DownloadError, Redirected
-from ..errors import CloseSpider, IgnoreRequest, SpiderError
+from ..errors import CloseSpider, DropItem, IgnoreRequest, SpiderError
+from ..middleware import Hooks
 from ..pipelines import PipelineChain, PipelineFailed
 from ..request import Request
 from ..response import Response
@@ -38,6 +39,12 @@ log = logging.getLogger(__name__)
 
 #: kinds counted with Stats.inc (expected on real sites) rather than as errors
 NOT_ERRORS = frozenset({"skipped_scheme"})
+
+
+def _sig() -> Any:
+    from ..scrapy import signals
+
+    return signals
 
 
 class RequestRefused(Exception):
@@ -130,7 +137,9 @@ def _one_arg_errback(fn: Callable[..., Any]) -> bool:
     return len(positional) == 1 and not varargs
 
 
-def _handled_statuses(spider: Spider, req: Request) -> tuple[int, ...]:
+def _handled_statuses(spider: Spider, req: Request) -> tuple[int, ...] | range:
+    if req.meta.get("handle_httpstatus_all"):
+        return range(100, 1000)
     meta = req.meta.get("handle_httpstatus_list")
     if isinstance(meta, list):
         return tuple(meta)
@@ -179,6 +188,7 @@ class Scraper:
         wire: bool,
         known_urls: Container[str] = frozenset(),
         fetch_observers: Iterable[Callable[[float], None]] = (),
+        hooks: Hooks | None = None,
     ) -> None:
         self.spider = spider
         self.s = settings
@@ -202,6 +212,12 @@ class Scraper:
         self._errback_style: dict[Any, bool] = {}
         #: called with the reason when a callback raises CloseSpider (the engine's graceful stop)
         self.on_close_spider: Callable[[str], None] | None = None
+        # middlewares, signals, AutoThrottle: None unless configured (the hot path tests one attribute)
+        hooks = hooks or Hooks()
+        self.dmw = hooks.downloader
+        self.smw = hooks.spider
+        self.signals = hooks.signals
+        self.throttle = hooks.throttle
 
     # -- one lease -----------------------------------------------------------------------------
     async def process(self, lease: Lease) -> Outcome:
@@ -220,9 +236,17 @@ class Scraper:
             log.debug("disallowed by robots.txt: %s", req.url)
             return oc
         oc.crawl_delay = self.downloader.crawl_delay(req.url)
+        if self.throttle is not None:
+            await self.throttle.wait(req.url)
         t0 = time.perf_counter()
         try:
-            resp = await self.downloader.fetch(req)
+            if self.dmw is None:
+                resp = await self.downloader.fetch(req)
+            else:
+                got = await self._download_via_middlewares(req, oc)
+                if got is None:
+                    return oc
+                resp = got
         except Redirected as redirect:
             stats.inc("redirects")
             self.add_request(redirect.request, None, oc)
@@ -238,12 +262,17 @@ class Scraper:
                 elapsed = time.perf_counter() - t0
                 for observe in self.fetch_observers:
                     observe(elapsed)
+        if self.throttle is not None:
+            self.throttle.observe(req.url, time.perf_counter() - t0, resp.status)
         stats.inc("pages")
         stats.inc("bytes", len(resp.body))
+        if self.signals is not None and self.signals.has(_sig().response_received):
+            self.signals.send_catch_log(_sig().response_received, response=resp, request=req, spider=self.spider)
         if self.scrapy_api:
             from ..scrapy.http import Headers
 
-            resp.headers = Headers(resp.headers)  # type: ignore[assignment]
+            if not isinstance(resp.headers, Headers):
+                resp.headers = Headers(resp.headers)  # type: ignore[assignment]
         if not 200 <= resp.status < 300 and resp.status not in _handled_statuses(self.spider, req):
             stats.error(f"http_{resp.status}")
             await self._errback(
@@ -258,8 +287,73 @@ class Scraper:
             stats.error("no_callback")
             log.error("%s: %s", req.url, exc)
             return oc
+        if self.smw is not None and self.smw.on_input:
+            try:
+                self.smw.spider_input(resp, self.spider)
+            except Exception as exc:
+                await self._spider_input_failed(req, resp, exc, oc)
+                return oc
         await self._run_callback(callback, (resp,), req.cb_kwargs, resp, oc)
         return oc
+
+    async def _download_via_middlewares(self, req: Request, oc: Outcome) -> Response | None:
+        """The download through the downloader middlewares (kubecrawl/middleware.py has the rules).
+        None when it ended here: a request scheduled instead, or a failure handed to the errback."""
+        assert self.dmw is not None
+
+        async def fetch(r: Request) -> Response | Request:
+            try:
+                resp = await self.downloader.fetch(r)
+            except Redirected as redirect:
+                self.stats.inc("redirects")
+                return redirect.request
+            if self.scrapy_api:  # middlewares written for Scrapy read bytes headers
+                from ..scrapy.http import Headers
+
+                resp.headers = Headers(resp.headers)  # type: ignore[assignment]
+            return resp
+
+        try:
+            got = await self.dmw.download(req, fetch, self.spider)
+        except (DownloadError, Redirected):
+            raise
+        except IgnoreRequest as exc:
+            self.stats.inc("ignored")
+            log.debug("ignored by a downloader middleware: %s (%s)", req.url, exc)
+            await self._errback(req, exc, oc)
+            return None
+        except Exception as exc:
+            self.stats.error(f"middleware:{type(exc).__name__}")
+            log.error("downloader middleware failed on %s: %r", req.url, exc, exc_info=exc)
+            await self._errback(req, exc, oc)
+            return None
+        if isinstance(got, Request):
+            self.stats.inc("rescheduled")
+            self.add_request(got, None, oc)
+            return None
+        return got
+
+    async def _spider_input_failed(self, req: Request, resp: Response, exc: Exception, oc: Outcome) -> None:
+        """Scrapy: the request's errback if it has one, else the process_spider_exception chain."""
+        if req.errback:
+            await self._errback(req, exc, oc)
+            return
+        assert self.smw is not None
+        alt = self.smw.spider_exception(resp, exc, self.spider)
+        if alt is None:
+            self.stats.error(f"spider_input:{type(exc).__name__}")
+            log.error("process_spider_input failed on %s: %r", resp.url, exc, exc_info=exc)
+            return
+        await self._handle_all(alt, resp, oc)
+
+    async def _handle_all(self, output: Any, resp: Response | None, oc: Outcome) -> None:
+        output = callback_output(output)
+        if isinstance(output, AsyncIterator):
+            async for obj in output:
+                await self.handle_output(obj, resp, oc)
+        else:
+            for obj in output:
+                await self.handle_output(obj, resp, oc)
 
     async def _robots_allow(self, req: Request) -> bool:
         """robots.txt's verdict on ``req``. While robots.txt is unavailable (RFC 9309: disallow for
@@ -314,6 +408,8 @@ class Scraper:
         where = resp.url if resp is not None else where
         try:
             output = callback_output(fn(*args, **kwargs))
+            if self.smw is not None and self.smw.on_output:
+                output = self.smw.spider_output(resp, output, self.spider)
             if isinstance(output, AsyncIterator):
                 async for obj in output:
                     if type(obj) is Request:
@@ -334,6 +430,15 @@ class Scraper:
             self.stats.inc("ignored")
             log.debug("callback %s ignored %s: %s", getattr(fn, "__name__", fn), where, exc)
         except Exception as exc:
+            if self.smw is not None and self.smw.on_exception:
+                try:
+                    alt = self.smw.spider_exception(resp, exc, self.spider)
+                except Exception as again:
+                    exc, alt = again, None
+                if alt is not None:
+                    self.stats.inc("spider_exceptions_handled")
+                    await self._handle_all(alt, resp, oc)
+                    return
             self.stats.error(f"spider:{type(exc).__name__}")
             log.error("spider callback %s failed on %s: %r", getattr(fn, "__name__", fn), where, exc, exc_info=exc)
 
@@ -350,6 +455,8 @@ class Scraper:
             and not req.body
         ):
             self.stats.inc("filtered")
+            if self.signals is not None and self.signals.has(_sig().request_dropped):
+                self.signals.send_catch_log(_sig().request_dropped, request=req, spider=self.spider)
             return
         if resp is not None:
             rnd = resp.request.meta.get("round")
@@ -360,6 +467,8 @@ class Scraper:
         if self.refused(req, resp.url if resp is not None else None):
             return
         oc.requests.append(req)
+        if self.signals is not None and self.signals.has(_sig().request_scheduled):
+            self.signals.send_catch_log(_sig().request_scheduled, request=req, spider=self.spider)
 
     def too_deep(self, req: Request, resp: Response) -> bool:
         """Scrapy's depth rule: ``meta['depth']`` is the page's depth + 1; beyond ``depth_limit`` the
@@ -429,11 +538,20 @@ class Scraper:
             self.stats.error(f"pipeline:{type(exc.cause).__name__}")
             log.error("item from %s set aside: %s", where, exc, exc_info=exc.cause)
             return
+        signals = self.signals
         if processed is None:
             self.stats.inc("dropped")
+            if signals is not None and signals.has(_sig().item_dropped):
+                why = self.pipelines.last_drop or DropItem("dropped by an item pipeline")
+                await signals.send_catch_log_async(
+                    _sig().item_dropped, item=item, response=resp, exception=why, spider=self.spider
+                )
             return
         try:
             oc.items.append(ItemRecord.build(processed, self.item_key))
         except (TypeError, ValueError, RecursionError) as exc:
             self.stats.error("unserializable_item")
             log.error("item from %s set aside: it cannot be serialised as JSON (%s)", where, exc)
+            return
+        if signals is not None and signals.has(_sig().item_scraped):
+            await signals.send_catch_log_async(_sig().item_scraped, item=processed, response=resp, spider=self.spider)

@@ -7,6 +7,7 @@ import Y``). What maps to what, what differs and what is not supported: docs/scr
 
 from __future__ import annotations
 
+from . import signals
 from .http import FormRequest, Headers, HtmlResponse, JsonRequest, Request, TextResponse, XmlResponse
 from .item import Field, Item
 from .selector import Selector
@@ -24,4 +25,5 @@ __all__ = [
     "Spider",
     "TextResponse",
     "XmlResponse",
+    "signals",
 ]

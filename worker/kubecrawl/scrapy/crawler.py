@@ -97,4 +97,8 @@ class Crawler:
         self.spidercls = spidercls
         self.spider: Any = None
         self.engine = ExecutionEngine(self)
+        from .signalmanager import SignalManager
+
+        self.signals = SignalManager(self)
+        self.signals.stats = stats
         self._process: CrawlProcess | None = None

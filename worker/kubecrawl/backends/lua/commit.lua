@@ -6,12 +6,14 @@
 -- ARGV: 1 dedup ('set'|'bloom'), 2 item_dedup ('skip'|'update'|'off'), 3 token (worker id),
 --       4 commit id (incarnation.seq), 5 nreq, 6 nitem, 7 nack, 8 nstat, 9 now ms for fingerprint ages
 --       and slot times ('' = the server clock), 10 concurrency per host, 11 host queue key prefix, then
---       nreq x {flag ('n'|'d'), key index, member (int64 | comma-separated bit offsets), ttl ms ('' = none),
+--       nreq x {flag ('n'|'d'|'m': record the fingerprint only, nothing enqueued), key index,
+--               member (int64 | comma-separated bit offsets), ttl ms ('' = none),
 --               raw fingerprint, score, payload, download slot},
 --       nitem x {key, content hash, json}, nack x {id, ms since its fetch was answered ('' = nothing sent),
 --               the slot's robots.txt Crawl-delay ms ('' = none)},
 --       nstat x {name, increment}
--- Returns {enqueued, filtered, items stored, items duplicate}
+-- Returns {enqueued, filtered, items stored, items duplicate, fingerprints marked}
+-- (a replayed commit returns the first four only)
 local dedup, item_dedup = ARGV[1], ARGV[2]
 local nreq, nitem, nack, nstat = tonumber(ARGV[5]), tonumber(ARGV[6]), tonumber(ARGV[7]), tonumber(ARGV[8])
 local F, REQ, LEASES, OWNERS, ITEMS, ITEM_SEEN, STATS, META, TTL, READY, LHOST = unpack(KEYS, 1, 11)
@@ -105,13 +107,15 @@ local function schedule(host)
 end
 
 local seq = tonumber(redis.call('HGET', META, 'seq') or '0')
-local enqueued, filtered, stored, dup = 0, 0, 0, 0
+local enqueued, filtered, stored, dup, marked = 0, 0, 0, 0, 0
 local i = 12
 for _ = 1, nreq do
   local flag, kidx, member, ttl, fp, score, payload, host =
     ARGV[i], tonumber(ARGV[i + 1]), ARGV[i + 2], ARGV[i + 3], ARGV[i + 4], ARGV[i + 5], ARGV[i + 6], ARGV[i + 7]
   i = i + 8
-  if flag == 'd' or admit(KEYS[kidx], member, ttl, fp) then
+  if flag == 'm' then
+    if admit(KEYS[kidx], member, ttl, fp) then marked = marked + 1 end
+  elseif flag == 'd' or admit(KEYS[kidx], member, ttl, fp) then
     seq = seq + 1
     local id = string.format('%012d', seq)
     redis.call('HSET', REQ, id, payload)
@@ -203,4 +207,4 @@ if pages > 0 then
 end
 
 redis.call('HSET', META, token_field, ARGV[4] .. '|' .. enqueued .. '|' .. filtered .. '|' .. stored .. '|' .. dup)
-return {enqueued, filtered, stored, dup}
+return {enqueued, filtered, stored, dup, marked}

@@ -14,6 +14,7 @@ import logging
 from collections.abc import AsyncIterator, Callable, Iterable, Sequence
 from typing import TYPE_CHECKING, Any, ClassVar
 
+from ...redis_spider import RedisStartMixin
 from ...spider import Spider as _KcSpider
 from ..http import Request
 
@@ -299,4 +300,24 @@ class SitemapSpider(Spider):
                             break
 
 
-__all__ = ["CrawlSpider", "Rule", "SitemapSpider", "Spider"]
+from .feed import CSVFeedSpider, XMLFeedSpider  # noqa: E402 -- they subclass Spider above
+
+__all__ = [
+    "CSVFeedSpider",
+    "CrawlSpider",
+    "RedisCrawlSpider",
+    "RedisSpider",
+    "Rule",
+    "SitemapSpider",
+    "Spider",
+    "XMLFeedSpider",
+]
+
+
+class RedisSpider(RedisStartMixin, Spider):
+    """scrapy-redis's ``RedisSpider``: slaves also take start URLs from ``redis_key`` (default
+    ``<name>:start_urls``); see kubecrawl/redis_spider.py and docs/queue.md."""
+
+
+class RedisCrawlSpider(RedisStartMixin, CrawlSpider):
+    """scrapy-redis's ``RedisCrawlSpider``: a :class:`CrawlSpider` fed from ``redis_key``."""
