@@ -28,7 +28,7 @@ def spider_rules_schema() -> dict[str, Any] | None:
 
 def spec_schema() -> dict[str, Any]:
     schema = to_structural(CrawlSpec.model_json_schema(by_alias=True, mode="validation"))
-    schema.pop("description", None)
+    schema["description"] = (CrawlSpec.__doc__ or "").strip()
     spider = schema["properties"]["spider"]
     spider["oneOf"] = [{"required": ["rules"]}, {"required": ["module"]}, {"required": ["file"]}]
     spider["x-kubernetes-validations"] = [
@@ -63,11 +63,23 @@ def _condition_schema() -> dict[str, Any]:
             "type": string(
                 "Ready, Seeded, Progressing, Degraded, RoundStuck, Complete, SecurityContextEnforced, ExistingData or DeliveryFailed."
             ),
-            "status": {"type": "string", "enum": ["True", "False", "Unknown"]},
+            "status": {
+                "type": "string",
+                "enum": ["True", "False", "Unknown"],
+                "description": "True, False or Unknown.",
+            },
             "reason": string("CamelCase reason."),
             "message": string("What happened and what to do."),
-            "lastTransitionTime": {"type": "string", "format": "date-time"},
-            "observedGeneration": {"type": "integer", "format": "int64"},
+            "lastTransitionTime": {
+                "type": "string",
+                "format": "date-time",
+                "description": "When the status last flipped.",
+            },
+            "observedGeneration": {
+                "type": "integer",
+                "format": "int64",
+                "description": "The .metadata.generation the condition describes.",
+            },
         },
     }
 
@@ -78,11 +90,17 @@ def status_schema() -> dict[str, Any]:
 
     return {
         "type": "object",
+        "description": "What the operator observed; written by the operator only (the status subresource).",
         # kopf keeps its own bookkeeping under status; without this the API server prunes it.
         "x-kubernetes-preserve-unknown-fields": True,
         "properties": {
-            "phase": {"type": "string", "enum": PHASES},
+            "phase": {
+                "type": "string",
+                "enum": PHASES,
+                "description": "Where the crawl is: " + ", ".join(PHASES) + ".",
+            },
             "conditions": {
+                "description": "Ready, Seeded, Progressing, Degraded, RoundStuck and Complete (metav1.Condition).",
                 "type": "array",
                 "items": _condition_schema(),
                 "x-kubernetes-list-type": "map",
@@ -90,9 +108,13 @@ def status_schema() -> dict[str, Any]:
             },
             "observedGeneration": counter("The .metadata.generation the status describes."),
             "replicas": {"type": "integer", "format": "int32", "description": "Slave pods now."},
-            "readyReplicas": {"type": "integer", "format": "int32"},
+            "readyReplicas": {"type": "integer", "format": "int32", "description": "Slave pods Ready now."},
             "selector": {"type": "string", "description": "Label selector of the slave pods (scale)."},
-            "lastScheduleTime": {"type": "string", "format": "date-time"},
+            "lastScheduleTime": {
+                "type": "string",
+                "format": "date-time",
+                "description": "When the schedule last started a round.",
+            },
             "seededSpiderHash": {"type": "string", "description": "Spider hash of the last finished seed Job."},
             "existingData": {
                 "type": "string",
@@ -116,6 +138,7 @@ def status_schema() -> dict[str, Any]:
             },
             "stats": {
                 "type": "object",
+                "description": "Counters read from the crawl's Redis on every pass.",
                 "properties": {
                     "queued": counter("Requests waiting in the queue."),
                     "inFlight": counter("Requests leased by a worker."),
@@ -200,8 +223,9 @@ def crawl_crd() -> dict[str, Any]:
                                 }
                             ],
                             "properties": {
-                                "apiVersion": {"type": "string"},
-                                "kind": {"type": "string"},
+                                "apiVersion": {"type": "string", "description": f"{GROUP}/{VERSION}"},
+                                "kind": {"type": "string", "description": KIND},
+                                # only {type: object}: the API server refuses anything else under metadata
                                 "metadata": {"type": "object"},
                                 "spec": spec_schema(),
                                 "status": status_schema(),

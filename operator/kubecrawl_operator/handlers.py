@@ -6,12 +6,15 @@ import dataclasses
 import importlib
 import logging
 import threading
+import time
+from collections.abc import Mapping
 from typing import Any
 
 import kopf
 
 from kubecrawl_operator.config import OperatorConfig
 from kubecrawl_operator.kube import Kube, load_api_client
+from kubecrawl_operator.metrics import METRICS
 from kubecrawl_operator.models import GROUP, PLURAL, VERSION
 from kubecrawl_operator.reconcile import reconcile
 
@@ -65,7 +68,13 @@ def _run(body: kopf.Body, patch: kopf.Patch, memo: kopf.Memo, wait: bool) -> Non
 
 
 def _reconcile(body: kopf.Body, patch: kopf.Patch, memo: kopf.Memo) -> None:
-    outcome = reconcile(memo.kube, body, memo.config)
+    started = time.monotonic()
+    try:
+        outcome = reconcile(memo.kube, body, memo.config)
+    except Exception as exc:
+        METRICS.record_error(exc, time.monotonic() - started)
+        raise
+    METRICS.record_pass(body.metadata, outcome.status, time.monotonic() - started)
     current = body.get("status") or {}
     changed = {k: v for k, v in outcome.status.items() if current.get(k) != v}
     if changed:  # a quiet crawl costs no writes
@@ -74,12 +83,40 @@ def _reconcile(body: kopf.Body, patch: kopf.Patch, memo: kopf.Memo) -> None:
         kopf.event(body, type=event_type, reason=reason, message=message)
 
 
-@kopf.on.resume(GROUP, VERSION, PLURAL)
-@kopf.on.create(GROUP, VERSION, PLURAL)
-@kopf.on.update(GROUP, VERSION, PLURAL, field="spec")
-def on_change(body: kopf.Body, patch: kopf.Patch, memo: kopf.Memo, **_: Any) -> None:
-    """A spec change (or the operator's start) converges at once instead of at the next tick."""
-    _run(body, patch, memo, wait=True)
+def needs_pass(event_type: str | None, body: Mapping[str, Any]) -> bool:
+    """A watch event worth a pass now: the first sight of a Crawl, or a spec the status does not describe yet.
+
+    Spec changes are found by `metadata.generation` (bumped by the API server on every spec change) against
+    `status.observedGeneration` (written by each pass), not by kopf's change detection: that keeps a copy of
+    the whole spec in an annotation, which breaks on specs over 256 KiB (all annotations share that limit).
+    Status-only events (our own writes) have equal generations and are skipped, so a quiet crawl stays quiet.
+
+    No finalizer is involved: no handler requires one, so kopf adds none, and it strips the one an earlier
+    version left (FINALIZER) in the same cycle, after this pass's status write (its JSON patch tests the
+    resourceVersion the status write returned; on a conflict kopf keeps it and retries on the next event).
+    A Crawl being deleted gets no pass: its children go with it by owner references.
+    """
+    if event_type == "DELETED":
+        return False
+    meta = body.get("metadata") or {}
+    if meta.get("deletionTimestamp"):
+        return False
+    if event_type in (None, "ADDED"):  # None: the initial listing (operator start, like on.resume)
+        return True
+    generation = meta.get("generation")
+    return generation is None or (body.get("status") or {}).get("observedGeneration") != generation
+
+
+@kopf.on.event(GROUP, VERSION, PLURAL)
+def on_change(type: str | None, body: kopf.Body, patch: kopf.Patch, memo: kopf.Memo, **_: Any) -> None:
+    """A new Crawl, a spec change or the operator's start converges at once instead of at the next tick.
+
+    Errors are logged, not retried here: the timer's next pass (level-based) retries.
+    """
+    if type == "DELETED":
+        METRICS.crawls.forget(str(body.metadata.uid))
+    elif needs_pass(type, body):
+        _run(body, patch, memo, wait=True)
 
 
 @kopf.timer(GROUP, VERSION, PLURAL, interval=CONFIG.interval, initial_delay=CONFIG.interval)

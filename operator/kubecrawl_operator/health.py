@@ -3,6 +3,7 @@
 - liveness (`/healthz`, the path of `--liveness`): 200 while the process does its job: a standby
   keeps trying the Lease, an active replica's kopf event loop answers within a few seconds. 503 when
   kopf's loop is stuck, so the kubelet restarts the container.
+- metrics (`/metrics`): Prometheus text of metrics.py (passes, errors, crawls by phase, queue depth).
 - readiness (`/readyz`): 200 only on the active replica (holds the Lease, kopf started); a standby
   answers 503 `standby: lease NS/NAME held by POD`. `kubectl get pods` therefore shows the active
   replica READY 1/1 and each standby 0/1.
@@ -18,9 +19,13 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
 from urllib.parse import urlsplit
 
+from kubecrawl_operator.metrics import CONTENT_TYPE as METRICS_CONTENT_TYPE
+from kubecrawl_operator.metrics import METRICS
+
 logger = logging.getLogger(__name__)
 
 READY_PATH = "/readyz"
+METRICS_PATH = "/metrics"
 LOOP_TIMEOUT = 5.0
 
 
@@ -90,11 +95,16 @@ class HealthServer:
                     code, text = server.state.liveness(stall_after)
                 elif path == READY_PATH:
                     code, text = server.state.readiness()
+                elif path == METRICS_PATH:
+                    self._send(200, METRICS.render(), METRICS_CONTENT_TYPE)
+                    return
                 else:
                     code, text = 404, "not found"
-                body = (text + "\n").encode()
+                self._send(code, (text + "\n").encode(), "text/plain; charset=utf-8")
+
+            def _send(self, code: int, body: bytes, content_type: str) -> None:
                 self.send_response(code)
-                self.send_header("Content-Type", "text/plain; charset=utf-8")
+                self.send_header("Content-Type", content_type)
                 self.send_header("Content-Length", str(len(body)))
                 self.end_headers()
                 self.wfile.write(body)
@@ -106,7 +116,12 @@ class HealthServer:
     def start(self) -> HealthServer:
         self._thread.start()
         logger.info(
-            "probes on http://%s:%s (liveness %s, readiness %s)", self.host, self.port, self.live_path, READY_PATH
+            "probes on http://%s:%s (liveness %s, readiness %s, metrics %s)",
+            self.host,
+            self.port,
+            self.live_path,
+            READY_PATH,
+            METRICS_PATH,
         )
         return self
 

@@ -39,6 +39,7 @@ KINDS: dict[str, Kind] = {
     "Job": Kind("batch", "v1", "jobs"),
     "CronJob": Kind("batch", "v1", "cronjobs"),
     "NetworkPolicy": Kind("networking.k8s.io", "v1", "networkpolicies"),
+    "PodDisruptionBudget": Kind("policy", "v1", "poddisruptionbudgets"),
 }
 
 

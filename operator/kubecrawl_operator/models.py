@@ -6,9 +6,11 @@ Field names are camelCase on the wire (Kubernetes convention) and snake_case in 
 
 from __future__ import annotations
 
+import ipaddress
+import re
 from typing import Annotated, Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, model_validator
+from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 from pydantic.alias_generators import to_camel
 
 GROUP = "kubecrawl.io"
@@ -48,27 +50,39 @@ class ResourceRequirements(_Model):
     """Requests and limits of a container, merged key by key over the operator's defaults
     (docs/operator.md, "Resources"): set only what differs, e.g. `limits: {memory: 2Gi}`."""
 
-    requests: dict[str, Quantity] | None = None
-    limits: dict[str, Quantity] | None = None
+    requests: dict[str, Quantity] | None = Field(
+        default=None, description="Minimum resources the scheduler reserves, e.g. {cpu: 250m, memory: 256Mi}."
+    )
+    limits: dict[str, Quantity] | None = Field(
+        default=None, description="Maximum resources the container may use, e.g. {cpu: '2', memory: 1Gi}."
+    )
 
 
 class SecretKeyRef(_Model):
-    name: str = Field(min_length=1, max_length=253)
-    key: str = Field(min_length=1, max_length=253)
+    """A key of a Secret in the Crawl's namespace."""
+
+    name: str = Field(min_length=1, max_length=253, description="Name of the Secret.")
+    key: str = Field(min_length=1, max_length=253, description="Key in the Secret's data.")
 
 
 class LocalObjectReference(_Model):
-    name: str = Field(min_length=1, max_length=253)
+    """An object in the Crawl's namespace, by name."""
+
+    name: str = Field(min_length=1, max_length=253, description="Name of the object.")
 
 
 class Toleration(_Model):
     """core/v1 Toleration."""
 
-    key: str | None = None
-    operator: Literal["Exists", "Equal"] | None = None
-    value: str | None = None
-    effect: Literal["NoSchedule", "PreferNoSchedule", "NoExecute"] | None = None
-    toleration_seconds: int | None = None
+    key: str | None = Field(default=None, description="Taint key the toleration matches; unset with Exists: all.")
+    operator: Literal["Exists", "Equal"] | None = Field(default=None, description="Exists or Equal (default).")
+    value: str | None = Field(default=None, description="Taint value to match with Equal.")
+    effect: Literal["NoSchedule", "PreferNoSchedule", "NoExecute"] | None = Field(
+        default=None, description="Taint effect to match; unset: all effects."
+    )
+    toleration_seconds: int | None = Field(
+        default=None, description="With NoExecute: how long the pod stays bound after the taint appears."
+    )
 
 
 class PodSecurityOverrides(_Model):
@@ -77,15 +91,19 @@ class PodSecurityOverrides(_Model):
     Crawl's `SecurityContextEnforced` condition."""
 
     run_as_user: int | None = Field(default=None, description="Non-zero uid; 0 is ignored (the pod stays non-root).")
-    run_as_group: int | None = None
-    fs_group: int | None = None
-    supplemental_groups: list[int] | None = None
+    run_as_group: int | None = Field(default=None, description="Primary gid of the containers' processes.")
+    fs_group: int | None = Field(default=None, description="Group that owns the pod's volumes.")
+    supplemental_groups: list[int] | None = Field(default=None, description="Extra gids of the containers' processes.")
     run_as_non_root: bool | None = Field(default=None, description="false is ignored: always true.")
     seccomp_profile: dict[str, Any] | None = Field(
         default=None, description="RuntimeDefault or Localhost; Unconfined is ignored."
     )
-    se_linux_options: dict[str, Any] | None = None
-    fs_group_change_policy: Literal["OnRootMismatch", "Always"] | None = None
+    se_linux_options: dict[str, Any] | None = Field(
+        default=None, description="core/v1 SELinuxOptions, checked by the API server."
+    )
+    fs_group_change_policy: Literal["OnRootMismatch", "Always"] | None = Field(
+        default=None, description="When the kubelet changes volume ownership to fsGroup: OnRootMismatch or Always."
+    )
 
 
 class PodTemplate(_Model):
@@ -97,13 +115,15 @@ class PodTemplate(_Model):
     annotations: dict[str, str] = Field(
         default_factory=dict, description="Extra pod annotations; the operator's kubecrawl.io/* annotations win."
     )
-    node_selector: dict[str, str] = Field(default_factory=dict)
-    tolerations: list[Toleration] = Field(default_factory=list)
+    node_selector: dict[str, str] = Field(
+        default_factory=dict, description="Node labels the pods must be scheduled on."
+    )
+    tolerations: list[Toleration] = Field(default_factory=list, description="Taints the pods tolerate.")
     affinity: dict[str, Any] | None = Field(default=None, description="core/v1 Affinity, checked by the API server.")
     topology_spread_constraints: list[dict[str, Any]] = Field(
         default_factory=list, description="core/v1 TopologySpreadConstraint list, checked by the API server."
     )
-    priority_class_name: str | None = None
+    priority_class_name: str | None = Field(default=None, description="PriorityClass of the pods.")
     image_pull_secrets: list[LocalObjectReference] = Field(
         default_factory=list, description="Secrets for pulling the image from a private registry."
     )
@@ -114,8 +134,15 @@ class PodTemplate(_Model):
 
 
 class ConfigMapItem(_Model):
-    key: str = Field(min_length=1, max_length=253)
-    path: str = Field(min_length=1, max_length=253, pattern=r"^[^/.][^\\]*$")
+    """One key of the source ConfigMap and where it is mounted."""
+
+    key: str = Field(min_length=1, max_length=253, description="Key in the ConfigMap's data.")
+    path: str = Field(
+        min_length=1,
+        max_length=253,
+        pattern=r"^[^/.][^\\]*$",
+        description="Relative path under /etc/kubecrawl/source.",
+    )
 
 
 class SpiderSource(_Model):
@@ -163,18 +190,22 @@ class SpiderSpec(_Model):
 
 
 class Politeness(_Model):
-    """Each field reaches the workers only when set: unset, the spider's custom_settings (or the worker's
+    """How hard the slaves crawl: concurrency, per-host limits, delays, robots.txt. Each field reaches the workers only when set: unset, the spider's custom_settings (or the worker's
     default: 32, 8, 0, true) apply."""
 
     concurrency: int | None = Field(default=None, ge=1, le=1024, description="Concurrent requests per slave.")
     per_host: int | None = Field(default=None, ge=1, le=256, description="Concurrent requests per host.")
     delay_seconds: float | None = Field(default=None, ge=0, le=3600, description="Delay between requests to one host.")
-    obey_robots: bool | None = None
+    obey_robots: bool | None = Field(default=None, description="Fetch and obey each host's robots.txt.")
 
 
 class Dedup(_Model):
+    """Duplicate filtering of requests (URL fingerprints) and of items (content fingerprints)."""
+
     requests: Literal["set", "bloom"] | None = Field(
-        default=None, description="Request fingerprint store; unset: the spider's setting, else set."
+        default=None,
+        description="Request fingerprint store: set (exact) or bloom (less memory, rare false positives skip a "
+        "URL); unset: the spider's setting, else set.",
     )
     item_key: list[Annotated[str, Field(min_length=1)]] | None = Field(
         default=None,
@@ -190,8 +221,10 @@ class RedisSpec(_Model):
     url: str | None = Field(default=None, pattern=r"^rediss?://", description="External Redis; no Redis is deployed.")
     password_secret_ref: SecretKeyRef | None = Field(default=None, description="Password of the external Redis.")
     storage: str = Field(default="1Gi", pattern=QUANTITY_PATTERN, description="PVC size of the crawl's Redis.")
-    storage_class_name: str | None = None
-    image: str = Field(default=DEFAULT_REDIS_IMAGE, pattern=IMAGE_PATTERN)
+    storage_class_name: str | None = Field(
+        default=None, description="StorageClass of the Redis PVC; the cluster's default when unset."
+    )
+    image: str = Field(default=DEFAULT_REDIS_IMAGE, pattern=IMAGE_PATTERN, description="Redis image (7.x).")
     resources: ResourceRequirements | None = Field(
         default=None,
         description="Redis container resources over the operator's defaults; maxmemory is 3/4 of limits.memory.",
@@ -208,6 +241,57 @@ class RedisSpec(_Model):
         if self.password_secret_ref is not None and self.url is None:
             raise ValueError("redis.passwordSecretRef needs redis.url")
         return self
+
+
+Cidr = Annotated[str, Field(min_length=2, max_length=64, json_schema_extra={"format": "cidr"})]
+
+
+class NetworkPolicySpec(_Model):
+    """The workers' egress NetworkPolicy: a second wall behind the SSRF guard (docs/operator.md)."""
+
+    enabled: bool = Field(
+        default=True,
+        description="Create the policy: workers reach DNS, their Redis and public addresses only.",
+    )
+    allow_cidrs: list[Cidr] = Field(
+        default_factory=list,
+        max_length=64,
+        description="Extra destinations (e.g. a private site you crawl, 10.1.2.0/24); IP and CIDR entries of "
+        "ssrfAllow are added as well.",
+    )
+    deny_cidrs: list[Cidr] = Field(
+        default_factory=list,
+        max_length=64,
+        description="Also denied besides the private, loopback, link-local and multicast ranges: the cluster's "
+        "own public pod or service ranges, if it has any.",
+    )
+
+    @field_validator("allow_cidrs", "deny_cidrs")
+    @classmethod
+    def _networks(cls, values: list[str]) -> list[str]:
+        for value in values:
+            ipaddress.ip_network(value, strict=False)  # ValueError names the bad entry
+        return values
+
+
+class DisruptionBudgetSpec(_Model):
+    """The slaves' PodDisruptionBudget: a node drain evicts a few slaves at a time, not all at once."""
+
+    enabled: bool = Field(default=True, description="Create the PodDisruptionBudget.")
+    max_unavailable: Quantity = Field(
+        default="25%",
+        description="Slaves a voluntary disruption may take at once: a number or a percentage (rounded up, so "
+        "one slave can always be evicted).",
+    )
+
+    @field_validator("max_unavailable")
+    @classmethod
+    def _count_or_percent(cls, value: int | str) -> int | str:
+        if isinstance(value, str) and not re.fullmatch(r"[0-9]+%", value):
+            raise ValueError(f"maxUnavailable {value!r} is neither a number nor a percentage like '25%'")
+        if isinstance(value, int) and value < 0:
+            raise ValueError("maxUnavailable must not be negative")
+        return value
 
 
 class OutputSink(_Model):
@@ -233,17 +317,19 @@ class OutputSink(_Model):
 class EnvVar(_Model):
     """core/v1 EnvVar: a value, or valueFrom (secretKeyRef, configMapKeyRef...)."""
 
-    name: str = Field(pattern=ENV_NAME_PATTERN, max_length=253)
-    value: str | None = None
-    value_from: dict[str, Any] | None = None
+    name: str = Field(pattern=ENV_NAME_PATTERN, max_length=253, description="Variable name.")
+    value: str | None = Field(default=None, description="Literal value.")
+    value_from: dict[str, Any] | None = Field(
+        default=None, description="core/v1 EnvVarSource (secretKeyRef, configMapKeyRef...), checked by the API server."
+    )
 
 
 class EnvFromSource(_Model):
     """core/v1 EnvFromSource: every key of a Secret or ConfigMap."""
 
-    prefix: str | None = None
-    secret_ref: dict[str, Any] | None = None
-    config_map_ref: dict[str, Any] | None = None
+    prefix: str | None = Field(default=None, description="Prepended to every variable name.")
+    secret_ref: dict[str, Any] | None = Field(default=None, description="The Secret (name, optional).")
+    config_map_ref: dict[str, Any] | None = Field(default=None, description="The ConfigMap (name, optional).")
 
 
 class CrawlSpec(_Model):
@@ -254,7 +340,9 @@ class CrawlSpec(_Model):
     image: str | None = Field(
         default=None, pattern=IMAGE_PATTERN, description="Worker image; the operator's default when unset."
     )
-    image_pull_policy: Literal["Always", "IfNotPresent", "Never"] | None = None
+    image_pull_policy: Literal["Always", "IfNotPresent", "Never"] | None = Field(
+        default=None, description="imagePullPolicy of the worker containers; Kubernetes' default when unset."
+    )
     schedule: str | None = Field(default=None, pattern=CRON_PATTERN, description="Cron schedule of incremental rounds.")
     time_zone: str | None = Field(default=None, description="IANA time zone of the schedule.")
     suspend: bool = Field(default=False, description="Slaves to 0 and the schedule paused; resume continues.")
@@ -296,6 +384,12 @@ class CrawlSpec(_Model):
     )
     termination_grace_period_seconds: int = Field(
         default=60, ge=5, le=3600, description="Time a slave gets to hand back in-flight work."
+    )
+    network_policy: NetworkPolicySpec = Field(
+        default_factory=NetworkPolicySpec, description="Egress NetworkPolicy of the seed, round and slave pods."
+    )
+    disruption_budget: DisruptionBudgetSpec = Field(
+        default_factory=DisruptionBudgetSpec, description="PodDisruptionBudget of the slave pods."
     )
 
     @property

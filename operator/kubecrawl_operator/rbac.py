@@ -34,6 +34,7 @@ RULES: list[dict[str, Any]] = [
         "resources": ["networkpolicies"],
         "verbs": ["get", "create", "patch", "delete"],
     },
+    {"apiGroups": ["policy"], "resources": ["poddisruptionbudgets"], "verbs": ["get", "create", "patch", "delete"]},
 ]
 
 #: Leader election (`--leader-elect`): the operator's own Lease, in the operator's namespace only (the

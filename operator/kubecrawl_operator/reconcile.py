@@ -19,6 +19,7 @@ from kubernetes.utils import parse_quantity
 
 from kubecrawl_operator.builders import BuildContext, desired_children, redis_secret
 from kubecrawl_operator.builders.podtemplate import ignored_security
+from kubecrawl_operator.builders.policy import slave_pdb_name, worker_network_policy_name
 from kubecrawl_operator.builders.redis import PASSWORD_KEY
 from kubecrawl_operator.config import OperatorConfig
 from kubecrawl_operator.kube import Kube, KubeError, PassCache
@@ -299,6 +300,10 @@ def _converge(
             ensure_absent(kube, kind, crawl.namespace, name)
     if spec.spider.rules is None:
         ensure_absent(kube, "ConfigMap", crawl.namespace, crawl.spider_configmap)
+    if not spec.network_policy.enabled:
+        ensure_absent(kube, "NetworkPolicy", crawl.namespace, worker_network_policy_name(crawl))
+    if not spec.disruption_budget.enabled:
+        ensure_absent(kube, "PodDisruptionBudget", crawl.namespace, slave_pdb_name(crawl))
     return problems
 
 

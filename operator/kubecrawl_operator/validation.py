@@ -10,12 +10,21 @@ from urllib.parse import urlsplit
 import pydantic
 from croniter import croniter
 
-from kubecrawl_operator.builders.workers import RESERVED_SETTINGS, SETTINGS_WITH_SPEC_FIELDS, user_settings
+from kubecrawl_operator.builders.workers import (
+    RESERVED_SETTINGS,
+    SETTINGS_WITH_SPEC_FIELDS,
+    spider_configmap,
+    user_settings,
+)
 from kubecrawl_operator.models import MAX_NAME_LENGTH, CrawlSpec, parse_spec
+from kubecrawl_operator.naming import CrawlRef
 from kubecrawl_operator.phase import Problem
 from kubecrawl_operator.worker_settings import SCRAPY_ALIASES, SETTINGS
 
 logger = logging.getLogger(__name__)
+
+#: A ConfigMap's data may hold at most 1 MiB (the API server refuses more); spec.spider.rules goes into one.
+CONFIGMAP_LIMIT = 1024 * 1024
 
 
 def _pydantic_message(exc: pydantic.ValidationError, prefix: str) -> str:
@@ -68,7 +77,26 @@ def check_spec(raw_spec: dict[str, Any], name: str = "") -> tuple[CrawlSpec | No
         problem = check_rules(spec.spider.rules)
         if problem is not None:
             return None, problem
+    problem = check_size(spec, name)
+    if problem is not None:
+        return None, problem
     return spec, None
+
+
+def check_size(spec: CrawlSpec, name: str = "") -> Problem | None:
+    """spec.spider.rules must fit the spider ConfigMap; refused here, before any child is written."""
+    configmap = spider_configmap(CrawlRef(name=name or "crawl", namespace="", uid=""), spec)
+    if configmap is None:
+        return None
+    size = sum(len(v.encode()) for v in configmap["data"].values())
+    if size <= CONFIGMAP_LIMIT:
+        return None
+    return Problem(
+        "SpiderTooLarge",
+        f"spec.spider.rules is {size} bytes as YAML, over the {CONFIGMAP_LIMIT} bytes a ConfigMap holds: "
+        "use start.template with pages instead of a long start.urls list, or a Python spider (spec.spider.module) "
+        "(docs/operator.md, 'Large specs')",
+    )
 
 
 def _closest(key: str) -> str:

@@ -23,6 +23,7 @@ OPTIONS: dict[str, dict[str, Any] | None] = {
         "imagePullSecrets": [{"name": "regcred"}],
     },
     "existing-serviceaccount": {"serviceAccount": {"create": False, "name": "crawler-operator"}},
+    "crd-managed-outside": {"crds": {"install": False}},
     "interval-and-scheduling": {
         "operator": {
             "replicas": 1,

@@ -87,7 +87,7 @@ PODMONITOR_SCHEMA: dict[str, Any] = {
 def _crd_schemas() -> dict[tuple[str, str], dict[str, Any]]:
     """(apiVersion, kind) -> openAPIV3Schema for every CRD the chart ships."""
     schemas: dict[tuple[str, str], dict[str, Any]] = {}
-    for path in sorted((CHART / "crds").glob("*.yaml")):
+    for path in sorted((CHART / "files").glob("*.yaml")):  # the CRD a template renders (templates/crd.yaml)
         for crd in yaml.safe_load_all(Path(path).read_text()):
             if not crd:
                 continue

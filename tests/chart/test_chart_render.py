@@ -148,9 +148,14 @@ def test_an_existing_service_account_is_bound_instead_of_created(helm: Helm) -> 
     assert one(objects, "ClusterRoleBinding")["subjects"][0]["name"] == "crawler-operator"
 
 
+def slave_monitor(objects: list[dict[str, Any]]) -> dict[str, Any]:
+    (monitor,) = [m for m in by_kind(objects, "PodMonitor") if m["metadata"]["name"].endswith("-slaves")]
+    return monitor
+
+
 def test_podmonitor_scrapes_slave_metrics_when_enabled(helm: Helm) -> None:
     assert not by_kind(helm.render(), "PodMonitor")
-    monitor = one(helm.render(OPTIONS["podmonitor"]), "PodMonitor")
+    monitor = slave_monitor(helm.render(OPTIONS["podmonitor"]))
     assert monitor["metadata"]["labels"]["release"] == "prometheus"
     assert monitor["spec"]["namespaceSelector"] == {"any": True}
     assert monitor["spec"]["selector"]["matchLabels"]["app.kubernetes.io/component"] == "slave"
@@ -160,8 +165,20 @@ def test_podmonitor_scrapes_slave_metrics_when_enabled(helm: Helm) -> None:
 
 def test_podmonitor_in_namespaced_mode_looks_only_at_watched_namespaces(helm: Helm) -> None:
     values = {**OPTIONS["namespaced"], **OPTIONS["podmonitor"]}  # type: ignore[dict-item]
-    monitor = one(helm.render(values), "PodMonitor")
+    monitor = slave_monitor(helm.render(values))
     assert monitor["spec"]["namespaceSelector"] == {"matchNames": ["crawls-a", "crawls-b"]}
+
+
+def test_podmonitor_also_scrapes_the_operator_whose_metrics_autoscaling_uses(helm: Helm) -> None:
+    objects = helm.render(OPTIONS["podmonitor"])
+    (monitor,) = [m for m in by_kind(objects, "PodMonitor") if m["metadata"]["name"].endswith("-operator")]
+    assert monitor["spec"]["namespaceSelector"] == {"matchNames": ["kubecrawl-system"]}
+    deployment = one(objects, "Deployment")
+    pod_labels = deployment["spec"]["template"]["metadata"]["labels"]
+    assert monitor["spec"]["selector"]["matchLabels"].items() <= pod_labels.items()
+    (endpoint,) = monitor["spec"]["podMetricsEndpoints"]
+    ports = {p["name"] for p in deployment["spec"]["template"]["spec"]["containers"][0]["ports"]}
+    assert endpoint["port"] in ports and endpoint["path"] == "/metrics"
 
 
 def test_notes_tell_the_user_what_to_do_next(helm: Helm) -> None:

@@ -38,6 +38,7 @@ RESOURCES: dict[str, dict[str, Any]] = {
     "batch/v1/jobs": {"kind": "Job", "namespaced": True},
     "batch/v1/cronjobs": {"kind": "CronJob", "namespaced": True},
     "networking.k8s.io/v1/networkpolicies": {"kind": "NetworkPolicy", "namespaced": True},
+    "policy/v1/poddisruptionbudgets": {"kind": "PodDisruptionBudget", "namespaced": True},
     "coordination.k8s.io/v1/leases": {
         "kind": "Lease", "namespaced": True, "verbs": {"get", "list", "watch", "create", "update", "patch", "delete"},
     },

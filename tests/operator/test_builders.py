@@ -256,8 +256,11 @@ def test_redis_is_durable_password_protected_and_fenced() -> None:
 
 
 def test_external_redis_means_no_redis_children() -> None:
-    kinds = {m["kind"] for m in desired_children(CRAWL, parse_spec(SPECS["external-redis"]), CTX, 1).mutable}
-    assert kinds == {"ConfigMap", "Deployment"}
+    children = desired_children(CRAWL, parse_spec(SPECS["external-redis"]), CTX, 1).mutable
+    kinds = {m["kind"] for m in children}
+    assert kinds == {"ConfigMap", "Deployment", "NetworkPolicy", "PodDisruptionBudget"}
+    # the one NetworkPolicy is the workers' egress policy, not the (absent) Redis' ingress policy
+    assert [m["metadata"]["name"] for m in children if m["kind"] == "NetworkPolicy"] == ["news-workers"]
 
 
 def test_children_are_owned_and_labelled() -> None:

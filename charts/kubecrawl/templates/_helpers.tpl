@@ -86,4 +86,7 @@ each watched namespace (watch.mode=namespaces).
 - apiGroups: [networking.k8s.io]
   resources: [networkpolicies]
   verbs: [get, create, patch, delete]
+- apiGroups: [policy]
+  resources: [poddisruptionbudgets]
+  verbs: [get, create, patch, delete]
 {{- end -}}

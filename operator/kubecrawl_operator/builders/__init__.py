@@ -5,6 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any
 
+from kubecrawl_operator.builders.policy import slave_disruption_budget, worker_network_policy
 from kubecrawl_operator.builders.redis import (
     redis_config,
     redis_network_policy,
@@ -35,8 +36,10 @@ __all__ = [
     "schedule_cronjob",
     "seed_job",
     "slave_deployment",
+    "slave_disruption_budget",
     "spider_configmap",
     "worker_env",
+    "worker_network_policy",
 ]
 
 
@@ -63,6 +66,8 @@ def desired_children(
     configmap = spider_configmap(crawl, spec)
     if configmap is not None:
         mutable.append(configmap)
+    # Before the slaves: their egress policy and disruption budget exist by the time the first slave does.
+    mutable += [m for m in (worker_network_policy(crawl, spec), slave_disruption_budget(crawl, spec)) if m]
     mutable.append(slave_deployment(crawl, spec, ctx, slave_replicas))
     cronjob = schedule_cronjob(crawl, spec, ctx, seeded) if spec.schedule else None
     return Children(mutable=mutable, seed_job=seed_job(crawl, spec, ctx), cronjob=cronjob)
