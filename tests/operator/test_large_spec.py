@@ -14,7 +14,7 @@ import pytest
 from kubecrawl_operator.handlers import FINALIZER, needs_pass
 from kubecrawl_operator.validation import CONFIGMAP_LIMIT, check_spec
 from tests.operator.cluster import Cluster, eventually
-from tests.operator.conftest import KubeApi, OperatorProcess
+from tests.operator.conftest import OperatorProcess
 
 
 def big_rules(kib: int) -> dict[str, Any]:
@@ -59,20 +59,3 @@ def test_a_crawl_over_256_kib_is_reconciled_and_updated_without_a_spec_copy_in_a
     annotations = (cluster.get("Crawl", "big") or {})["metadata"].get("annotations") or {}
     assert sum(len(k) + len(v) for k, v in annotations.items()) < 4096, sorted(annotations)
     assert not any("last-handled-configuration" in k for k in annotations)
-
-
-def test_a_spider_too_big_for_its_configmap_gets_a_condition_and_no_children(
-    kube_api: KubeApi, cluster: Cluster, operator: OperatorProcess
-) -> None:
-    if kube_api.emulated:
-        pytest.skip(
-            "kmock's emulator refuses request bodies over 1 MiB (aiohttp's limit); this flow runs against a real "
-            "API server (KUBECRAWL_OPERATOR_TEST_API=controlplane, and tests/e2e/test_kubecrawl_large_spec.py)"
-        )
-    cluster.create_crawl("huge", {"spider": {"rules": big_rules(1100)}})
-    ready = eventually(
-        lambda: (c := cluster.condition("huge", "Ready")) and c.get("reason") == "SpiderTooLarge" and c,
-        "Ready=False SpiderTooLarge",
-    )
-    assert ready["status"] == "False" and "1048576 bytes" in ready["message"]
-    assert cluster.get("ConfigMap", "huge-spider") is None and cluster.get("Deployment", "huge-slave") is None
