@@ -67,10 +67,15 @@ def test_a_local_crawl_delivers_every_item_exactly_once(
 ) -> None:
     pages = {http_server.url(p) for p in generated_site(http_server, 150, links=5)}
     spider = write_spider(tmp_path / "site_spider.py", http_server.url("/gen/0.html"))
-    feeds = ("s3://local/jsonl/%(name)s/items.jsonl", "s3://local/csv/items.csv", "s3://local/json/")
+    feeds = (
+        "s3://local/jsonl/%(name)s/items.jsonl",
+        "s3://local/csv/items.csv",
+        "s3://local/json/items.json",
+        "s3://local/plain/",  # a prefix: objects named <batch>.jsonl
+    )
     proc = subprocess.run(crawl_cmd(spider, tmp_path / "state", *feeds), env=s3_env, capture_output=True, timeout=300)
     assert proc.returncode == 0, proc.stderr[-3000:]
-    for prefix in ("jsonl/site/", "csv/", "json/"):
+    for prefix in ("jsonl/site/", "csv/", "json/", "plain/"):
         got, n_objects = urls_in(s3_server, "local", prefix)
         assert set(got) == pages, (prefix, len(pages - set(got)))
         assert max(got.values()) == 1, prefix
