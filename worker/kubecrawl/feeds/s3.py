@@ -155,7 +155,8 @@ class S3Sink(Sink):
                 },
             )
         except Exception as exc:  # obstore raises its own exception types (network, auth, no bucket)
-            raise StorageError(f"S3 feed s3://{self.bucket}/{key}: {type(exc).__name__}: {exc}".strip()) from None
+            first = (str(exc).strip().splitlines() or [""])[0]  # the rest is a debug dump
+            raise StorageError(f"S3 feed s3://{self.bucket}/{key}: {type(exc).__name__}: {first}") from None
         for attr in ("replaced", "illegal", "dropped_fields"):
             setattr(self.enc, attr, getattr(self.enc, attr) + getattr(enc, attr))
         self.objects += 1
