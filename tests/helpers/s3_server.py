@@ -88,7 +88,7 @@ class SeaweedS3:
             "-ip=127.0.0.1", "-ip.bind=127.0.0.1", f"-dir={self.data}",
             f"-master.port={p['master']}", f"-master.port.grpc={p['master_grpc']}", "-master.telemetry=false",
             "-master.volumeSizeLimitMB=64",
-            f"-volume.port={p['volume']}", f"-volume.port.grpc={p['volume_grpc']}", "-volume.max=8",
+            f"-volume.port={p['volume']}", f"-volume.port.grpc={p['volume_grpc']}", "-volume.max=100",
             "-filer", f"-filer.port={p['filer']}", f"-filer.port.grpc={p['filer_grpc']}",
             "-s3", f"-s3.port={p['s3']}", f"-s3.port.grpc={p['s3_grpc']}", f"-s3.config={self._config()}",
             "-s3.port.iceberg=0", "-s3.port.lance=0",
@@ -168,9 +168,13 @@ class SeaweedS3:
 
         store = self.store(bucket)
         out: dict[str, bytes] = {}
-        for chunk in obstore.list(store, prefix=prefix or None):
-            for meta in chunk:
-                out[meta["path"]] = bytes(obstore.get(store, meta["path"]).bytes())
+        try:
+            for chunk in obstore.list(store, prefix=prefix or None):
+                for meta in chunk:
+                    out[meta["path"]] = bytes(obstore.get(store, meta["path"]).bytes())
+        except Exception as exc:  # the bucket is created by the first upload
+            if "NoSuchBucket" not in str(exc):
+                raise
         return out
 
 
