@@ -101,8 +101,8 @@ def test_an_s3_feed_without_the_extra_is_a_configuration_error(tmp_path: Path) -
 
 @pytest.mark.slow
 @pytest.mark.xfail(
-    reason="not yet made to work: in the runs so far the crawl ended before the first S3 object was seen, "
-    "so the outage never fell mid-crawl (every item still arrived once); the pacing needs fixing",
+    reason="open bug, not diagnosed yet: after SeaweedFS is stopped and started again mid-crawl, the "
+    "bucket ends with none of the items (they are still in the SQLite outbox: kubecrawl export has them)",
     strict=False,
 )
 def test_the_s3_server_stopped_mid_crawl_delays_delivery_and_loses_nothing(
@@ -121,9 +121,9 @@ def test_the_s3_server_stopped_mid_crawl_delays_delivery_and_loses_nothing(
         return local.read_bytes().count(b"\n") if local.exists() else 0
 
     deadline = time.monotonic() + 120
-    while not urls_in(s3_server, "outage", "items")[0]:  # the first object (the outbox writes S3 every 5 s)
+    while stored() < 40:  # mid-crawl (S3 may have an object or none yet: the outbox holds it 5 s)
         assert proc.poll() is None and time.monotonic() < deadline
-        time.sleep(0.1)
+        time.sleep(0.02)
     s3_server.stop()
     at_stop = stored()
     while stored() < at_stop + 60 and proc.poll() is None:  # the crawl goes on while S3 is down
