@@ -101,8 +101,9 @@ def test_an_s3_feed_without_the_extra_is_a_configuration_error(tmp_path: Path) -
 
 @pytest.mark.slow
 @pytest.mark.xfail(
-    reason="open bug, not diagnosed yet: after SeaweedFS is stopped and started again mid-crawl, the "
-    "bucket ends with none of the items (they are still in the SQLite outbox: kubecrawl export has them)",
+    reason="open, not diagnosed: after SeaweedFS is stopped and started again mid-crawl, the outbox records "
+    "all 600 items written (one PUT at close, acknowledged), yet listing the bucket right after shows none: "
+    "either the read-back races SeaweedFS's restart or an acknowledged PUT was lost; the items stay in the outbox",
     strict=False,
 )
 def test_the_s3_server_stopped_mid_crawl_delays_delivery_and_loses_nothing(
