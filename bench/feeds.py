@@ -3,16 +3,22 @@
 Commits ``--items`` items (about 300 bytes of JSON each, in commits of ``--batch``) into a
 ``--state-dir`` store with one feed, and reports the process CPU seconds (``time.process_time``: this
 process only, so a PostgreSQL server's own CPU is not counted) per feed against no feed at all.
-``--postgres URL`` adds a ``postgresql://`` feed. See docs/feeds.md.
+``--postgres URL`` adds a ``postgresql://`` feed, ``--s3 s3://BUCKET/PREFIX/`` an S3 feed (endpoint and
+credentials from the ``AWS_*`` variables), and ``--seaweedfs`` starts a SeaweedFS for it from the
+tests' cached build (tests/helpers/s3_server.py): ``python -m bench feeds --seaweedfs`` is one command.
+The S3 client's own threads count (``process_time`` is the whole process). See docs/feeds.md.
 """
 
 from __future__ import annotations
 
 import argparse
 import asyncio
+import contextlib
 import json
+import os
 import tempfile
 import time
+from collections.abc import Iterator
 from pathlib import Path
 
 from kubecrawl.backends.base import ItemRecord, Outcome
@@ -35,7 +41,7 @@ async def _run(feed: str | None, n: int, batch: int, table: str) -> float:
         specs = []
         if feed is not None:
             uri = feed if "://" in feed else str(Path(tmp) / feed)
-            specs = [make_spec(uri, {"table": table} if "://" in feed else None)]
+            specs = [make_spec(uri, {"table": table} if feed.startswith("postgres") else None)]
         b = SQLiteBackend(Path(tmp) / "state", item_dedup="off", feeds=specs, feed_name="bench")
         await b.open()
         recs = [ItemRecord.build(_item(i), []) for i in range(n)]
@@ -51,15 +57,39 @@ def main(argv: list[str]) -> int:
     p.add_argument("--items", type=int, default=20_000)
     p.add_argument("--batch", type=int, default=32)
     p.add_argument("--postgres", help="postgresql://... to include the PostgreSQL feed")
+    p.add_argument("--s3", help="s3://bucket/prefix/ to include an S3 feed (AWS_* variables for the endpoint)")
+    p.add_argument("--seaweedfs", action="store_true", help="start a SeaweedFS (tests' cached build) for --s3")
     args = p.parse_args(argv)
     feeds: list[str | None] = [None, "items.jsonl", "items.csv", "items.json", "items.xml"]
     if args.postgres:
         feeds.append(args.postgres)
+    with contextlib.ExitStack() as stack:
+        if args.seaweedfs:
+            os.environ.update(stack.enter_context(_seaweedfs()))
+            args.s3 = args.s3 or "s3://bench/items.jsonl"
+        if args.s3:
+            feeds.append(args.s3)
+        return _report(args, feeds)
+
+
+@contextlib.contextmanager
+def _seaweedfs() -> Iterator[dict[str, str]]:
+    from tests.helpers.s3_server import SeaweedS3
+
+    with tempfile.TemporaryDirectory() as tmp:
+        server = SeaweedS3(Path(tmp)).start()
+        try:
+            yield server.env
+        finally:
+            server.stop()
+
+
+def _report(args: argparse.Namespace, feeds: list[str | None]) -> int:
     base = asyncio.run(_run(None, args.items, args.batch, "bench"))
     rows = []
     for i, feed in enumerate(feeds[1:]):
         cpu = asyncio.run(_run(feed, args.items, args.batch, f"bench_{i}"))
-        name = "postgresql" if feed and "://" in feed else str(feed).split(".")[1]
+        name = str(feed).split(":", 1)[0] if feed and "://" in feed else str(feed).split(".")[1]
         rows.append({"feed": name, "cpu_s": round(cpu, 3), "items_per_cpu_s": round(args.items / cpu),
                      "feed_cpu_s_per_10k": round((cpu - base) / args.items * 10_000, 3)})  # fmt: skip
     print(json.dumps({"items": args.items, "batch": args.batch, "store_only_cpu_s": round(base, 3), "feeds": rows}))

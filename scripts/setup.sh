@@ -40,7 +40,7 @@ if [ ! -x .venv/bin/python ]; then
   "$PY" -m venv .venv
 fi
 .venv/bin/pip install -q --upgrade pip
-.venv/bin/pip install -q -e "worker[dev,postgres]"
+.venv/bin/pip install -q -e "worker[dev,postgres,s3]"
 if [ -f operator/pyproject.toml ]; then
   .venv/bin/pip install -q -e "operator[dev]"
 fi

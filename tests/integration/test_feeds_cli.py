@@ -114,7 +114,8 @@ def test_templates_name_and_round(http_server: TestHTTPServer, spider: Path, tmp
 @pytest.mark.parametrize(
     ("feed", "message"),
     [
-        ("s3://bucket/items.jsonl", b"unsupported scheme s3://"),
+        ("gs://bucket/items.jsonl", b"unsupported scheme gs://"),
+        ("s3://key:secret@bucket/items.jsonl", b"never the URI"),
         ("ftp://host/items.jsonl", b"unsupported scheme ftp://"),
         ("items.csv:parquet", b"unknown format 'parquet'"),
         ("items-%(nope)s.jsonl", b"unknown template"),

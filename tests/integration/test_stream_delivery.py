@@ -75,7 +75,7 @@ def test_killed_slave_mid_delivery_loses_nothing_and_writes_nothing_twice(
         assert time.monotonic() < deadline, cluster.logs_tail()
         got = client.xreadgroup(GROUP, "ghost", {Keys("feeds").items: ">"}, count=40 - len(taken), block=50)
         taken += got[0][1] if got else []
-    items, ids = ghost._items(taken)
+    items, ids, _unknown = ghost._items(taken)
     ghost.sinks[0].write(items[: len(items) // 2])
     ghost.sinks[0].close()
     cluster.kill("slave-0")  # and a real kill mid-crawl

@@ -188,6 +188,8 @@ def test_xml_field_names_that_are_not_xml_names(tmp_path: Path) -> None:
         ("-:csv", "csv", "stdout"),
         ("postgresql://u@127.0.0.1:5432/db", "postgresql", "postgresql"),
         ("items-%(name)s-%(round)s.csv", "csv", "file"),
+        ("s3://bucket/prefix/items.csv", "csv", "s3"),
+        ("s3://bucket/prefix/", "jsonl", "s3"),
     ],
 )
 def test_format_by_extension_or_suffix(uri: str, fmt: str, kind: str) -> None:
@@ -198,7 +200,9 @@ def test_format_by_extension_or_suffix(uri: str, fmt: str, kind: str) -> None:
 @pytest.mark.parametrize(
     ("uri", "message"),
     [
-        ("s3://bucket/items.jsonl", "unsupported scheme s3://"),
+        ("s3://user:pw@bucket/items.jsonl", "never the URI"),
+        ("s3:///items.jsonl", "s3://BUCKET/KEY"),
+        ("items-%(batch)s.jsonl", "needs both batch_item_count"),
         ("ftp://host/items.jsonl", "unsupported scheme ftp://"),
         ("gs://bucket/x.csv", "unsupported scheme gs://"),
         ("items.csv:parquet", "unknown format 'parquet'"),

@@ -124,7 +124,13 @@ class MemoryBackend(Backend):
 
     def _bind(self, round_no: int) -> list[Sink]:
         return [
-            make_sink(spec, spec.resolve(self.feed_name, round_no), name=self.feed_name, item_dedup=self.item_dedup)
+            make_sink(
+                spec,
+                spec.resolve(self.feed_name, round_no),
+                name=self.feed_name,
+                item_dedup=self.item_dedup,
+                origin=self._run_id[:12],
+            )
             for spec in self.feed_specs
         ]
 

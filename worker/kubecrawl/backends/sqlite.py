@@ -31,7 +31,7 @@ from typing import IO, Any
 import orjson
 
 from ..errors import ConfigurationError, StorageError, WireFormatError, is_disk_full
-from ..feeds.sink import FeedItem, FileSink, Sink, make_sink
+from ..feeds.sink import FeedItem, FileSink, Sink, can_finish, make_sink
 from ..feeds.spec import FeedSpec, make_spec, redact
 from ..request import Request
 from .base import (
@@ -99,6 +99,8 @@ class SQLiteBackend(Backend):
         self._sinks: list[Sink] = []
         self._failing: dict[str, float] = {}  # sink key -> when it may be tried again
         self._store_id = ""
+        #: when each sink that holds items for bigger batches (``Sink.hold_s``) was last written
+        self._written_at: dict[str, float] = {}
         self._leased: dict[int, str] = {}  # row id -> its download slot
         self._freed: set[int] = set()  # leases whose slot place fetch_done already gave back
         self.rejected = 0
@@ -200,7 +202,13 @@ class SQLiteBackend(Backend):
 
     def _bind(self, round_no: int) -> list[Sink]:
         return [
-            make_sink(spec, spec.resolve(self.feed_name, round_no), name=self.feed_name, item_dedup=self.item_dedup)
+            make_sink(
+                spec,
+                spec.resolve(self.feed_name, round_no),
+                name=self.feed_name,
+                item_dedup=self.item_dedup,
+                origin=self._store_id[:12],
+            )
             for spec in self.feed_specs
         ]
 
@@ -249,11 +257,13 @@ class SQLiteBackend(Backend):
         key = rec["key"]
         recorded = self._meta_get(f"exported_size:{key}")
         spec = FeedSpec.from_dict(rec["spec"])
-        if spec.kind == "file" and recorded is not None and Path(rec["uri"]).exists():
-            sink = make_sink(spec, rec["uri"], name=self.feed_name, item_dedup=self.item_dedup)
+        if recorded is not None and can_finish(spec, rec["uri"]):
+            sink = make_sink(
+                spec, rec["uri"], name=self.feed_name, item_dedup=self.item_dedup, origin=self._store_id[:12]
+            )
             sink.open(recorded)
             try:
-                self._export_to([sink])
+                self._export_to([sink], final=True)
             finally:
                 sink.close()
             return
@@ -280,7 +290,7 @@ class SQLiteBackend(Backend):
         for i, (old, new) in enumerate(zip(self._sinks, fresh, strict=True)):
             if old.key == new.key:
                 continue
-            self._export_to([old])
+            self._export_to([old], final=True)
             if self._pending_count(old.key):
                 continue  # that sink is failing: it keeps its items; the next run catches it up
             old.close()
@@ -291,7 +301,7 @@ class SQLiteBackend(Backend):
     async def close(self) -> None:
         if self._db is not None and self._sinks:
             self._failing.clear()  # one last attempt at every sink
-            self._export()
+            self._export(final=True)
             behind = [s for s in self._sinks if self._pending_count(s.key)]
             for sink in self._sinks:
                 try:
@@ -478,21 +488,34 @@ class SQLiteBackend(Backend):
             self._export()
         return res
 
-    def _export(self) -> None:
+    def _export(self, final: bool = False) -> None:
         """Write to every sink the items it has not had yet, then record how far each got."""
         if self._sinks:
-            self._export_to(self._sinks)
+            self._export_to(self._sinks, final)
 
-    def _export_to(self, sinks: list[Sink]) -> None:
+    def _held(self, sink: Sink, now: float) -> bool:
+        """A sink that wants big batches (S3: one object each) waits for them, or for ``hold_s``."""
+        if not sink.hold_s or now - self._written_at.setdefault(sink.key, now) >= sink.hold_s:
+            return False
+        want = sink.room() or _EXPORT_BATCH
+        last = int(self._meta_get(f"exported_id:{sink.key}") or 0)
+        row = self.db.execute("SELECT count(*) FROM (SELECT 1 FROM items WHERE id>? LIMIT ?)", (last, want)).fetchone()
+        return int(row[0]) < want
+
+    def _export_to(self, sinks: list[Sink], final: bool = False) -> None:
         now = time.monotonic()
         for sink in sinks:
             if self._failing.get(sink.key, 0.0) > now:
                 continue
+            if not final and self._held(sink, now):
+                continue
+            self._written_at[sink.key] = now
             try:
                 while True:
                     last = int(self._meta_get(f"exported_id:{sink.key}") or 0)
+                    limit = min(_EXPORT_BATCH, sink.room() or _EXPORT_BATCH)  # a write never spans a rotation
                     rows = self.db.execute(
-                        "SELECT id, data, key FROM items WHERE id>? ORDER BY id LIMIT ?", (last, _EXPORT_BATCH)
+                        "SELECT id, data, key FROM items WHERE id>? ORDER BY id LIMIT ?", (last, limit)
                     ).fetchall()
                     if not rows:
                         break
@@ -510,7 +533,7 @@ class SQLiteBackend(Backend):
                             self.db.execute("ROLLBACK")
                         sink.rewind(recorded)
                         raise
-                    if len(rows) < _EXPORT_BATCH:
+                    if len(rows) < limit:
                         break
             except (StorageError, OSError, sqlite3.Error) as exc:
                 self._failing[sink.key] = now + _SINK_RETRY_S
@@ -551,6 +574,11 @@ class SQLiteBackend(Backend):
         ago = None if oc.answered is None else time.monotonic() - oc.answered
         self.frontier.finished(host, self.clock(), ago, False, oc.crawl_delay)
         self._save_slot(host)
+
+    async def heartbeat(self, worker_id: str) -> None:
+        """Every few seconds: sinks holding items for a bigger batch, or failing, get them (no commit needed)."""
+        if self._db is not None and self._sinks:
+            self._export()
 
     async def queued(self) -> int:
         return int(self.db.execute("SELECT count(*) FROM queue WHERE leased=0").fetchone()[0])

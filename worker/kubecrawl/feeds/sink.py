@@ -21,18 +21,22 @@ from typing import IO
 
 from ..errors import ConfigurationError, StorageError
 from .formats import Encoder, encoder_for
-from .spec import FeedSpec, local_path, redact
+from .spec import FeedSpec, fill_batch, local_path, redact
 
 log = logging.getLogger(__name__)
 
 
 @dataclass(slots=True)
 class FeedItem:
-    """One stored item on its way out: its place in the store's outbox, its JSON and its upsert key."""
+    """One stored item on its way out: its place in the store's outbox, its JSON and its upsert key.
+
+    ``ref``, when set, is the item's id in a store whose ids are not numbers (a Redis stream entry id):
+    sinks that name batches (S3) use it, or ``seq``, so that a batch sent again gets the same name."""
 
     seq: int
     data: bytes
     key: bytes
+    ref: str = ""
 
 
 class Sink(ABC):
@@ -40,6 +44,9 @@ class Sink(ABC):
 
     #: a sink whose checkpoint lets a resumed run continue it (files); stdout cannot be resumed
     resumable: bool = True
+    #: a store that keeps items durably (the SQLite outbox) may hold them up to this many seconds, or
+    #: until :meth:`room` (else its export batch) items wait, to write bigger batches; 0: every commit
+    hold_s: float = 0.0
 
     def __init__(self, spec: FeedSpec, uri: str) -> None:
         self.spec = spec
@@ -65,6 +72,13 @@ class Sink(ABC):
 
     def close(self) -> None:
         """Flush and release; log what the format could not carry."""
+
+    def room(self) -> int | None:
+        """How many items the next :meth:`write` may take (a file rotated every N items); None: any number.
+
+        A store that resumes a feed from a checkpoint (the SQLite outbox) never gives a write more, so a
+        write never spans two files and a rotation is recorded before the next file gets an item."""
+        return None
 
 
 class FileSink(Sink):
@@ -199,6 +213,109 @@ def _write_all(f: IO[bytes], data: bytes) -> None:
         view = view[n:]
 
 
+def batch_file_name(n: int) -> str:
+    """``%(batch)s`` of the n-th file of a rotated feed: zero-padded so that names sort in order."""
+    return f"{n:06d}"
+
+
+class RotatingFileSink(Sink):
+    """A file feed with ``%(batch)s`` in its name and ``batch_item_count`` N: a new file every N items.
+
+    The checkpoint is ``<file number>:<items in it>:<the file's own checkpoint>``. The write that fills
+    a file closes it and opens the next one before it returns (no item goes to the next file in that
+    write), so the checkpoint recorded after it names the new file; a write repeated after a crash
+    truncates the old file back and opens the new one again, which has no item yet. Every file of a
+    rotation is complete (its format's footer) once the next one is opened."""
+
+    def __init__(self, spec: FeedSpec, uri: str) -> None:
+        super().__init__(spec, uri)
+        self.limit = spec.batch_item_count or 0
+        if self.limit < 1 or "%(batch)s" not in uri:
+            raise ConfigurationError(f"feed {redact(uri)!r}: rotation needs %(batch)s and batch_item_count")
+        self.number = 1
+        self.count = 0
+        self.files = 0
+        self._inner: FileSink | None = None
+        self._created: bool = False
+
+    @property
+    def key(self) -> str:
+        return str(local_path(self.uri).resolve())
+
+    def path_of(self, n: int) -> Path:
+        return local_path(fill_batch(self.uri, batch_file_name(n)))
+
+    def _checkpoint(self, inner: str) -> str:
+        return f"{self.number}:{self.count}:{inner}"
+
+    def _open_file(self, inner_checkpoint: str | None) -> str:
+        inner = FileSink(self.spec, fill_batch(self.uri, batch_file_name(self.number)))
+        self._created = not inner.path.exists()
+        checkpoint = inner.open(inner_checkpoint)
+        self._inner = inner
+        self.files += 1
+        return checkpoint
+
+    def open(self, checkpoint: str | None) -> str:
+        if checkpoint:
+            number, count, inner = checkpoint.split(":", 2)
+            self.number, self.count = int(number), int(count)
+            return self._checkpoint(self._open_file(inner))
+        return self._checkpoint(self._open_file(None))
+
+    def room(self) -> int | None:
+        return self.limit - self.count
+
+    def write(self, batch: list[FeedItem]) -> str:
+        inner = self._inner
+        if inner is None:
+            raise StorageError(f"feed {self.uri} is not open")
+        checkpoint = ""
+        i = 0
+        while i < len(batch) or not checkpoint:
+            take = batch[i : i + self.limit - self.count]
+            checkpoint = inner.write(take)
+            self.count += len(take)
+            self.written += len(take)
+            i += len(take)
+            if self.count >= self.limit:  # full: the next file, before this write returns
+                inner.close()
+                self.number += 1
+                self.count = 0
+                checkpoint = self._open_file(None)
+                inner = self._inner
+                assert inner is not None
+        return self._checkpoint(checkpoint)
+
+    def rewind(self, checkpoint: str | None) -> None:
+        """Back to ``checkpoint`` after the store could not record a later one (a full disk): within
+        the same file the file is cut back; across a rotation the new file goes and the old reopens."""
+        if not checkpoint:
+            return
+        number, count, inner_checkpoint = checkpoint.split(":", 2)
+        inner = self._inner
+        if inner is not None and int(number) == self.number:
+            self.count = int(count)
+            inner.rewind(inner_checkpoint)
+            return
+        if inner is not None:
+            inner.close()
+            if self._created and self.count == 0:
+                inner.path.unlink(missing_ok=True)
+        self.number, self.count = int(number), int(count)
+        self._open_file(inner_checkpoint)
+
+    def close(self) -> None:
+        inner = self._inner
+        if inner is None:
+            return
+        inner.close()
+        self._inner = None
+        if self.count == 0 and self._created and self.files > 1:
+            # the file opened when the last one filled up, never written to: not left behind empty
+            inner.path.unlink(missing_ok=True)
+
+
 class StdoutSink(Sink):
     """``-``: items to standard output; the footer at close. Not resumable (a new stream every run)."""
 
@@ -232,19 +349,36 @@ class StdoutSink(Sink):
         self._out.flush()
 
 
-def make_sink(spec: FeedSpec, uri: str, *, name: str, item_dedup: str) -> Sink:
-    """The sink of a resolved feed URI."""
+def make_sink(spec: FeedSpec, uri: str, *, name: str, item_dedup: str, origin: str = "") -> Sink:
+    """The sink of a resolved feed URI. ``origin`` names the store (S3 batch names: unique per store)."""
     if spec.kind == "stdout":
         return StdoutSink(spec, uri)
     if spec.kind == "postgresql":
         from .postgres import PostgresSink
 
         return PostgresSink(spec, uri, table=spec.table or name, item_dedup=item_dedup)
+    if spec.kind == "s3":
+        from .s3 import S3Sink
+
+        return S3Sink(spec, uri, origin=origin)
+    if spec.batch_item_count is not None:
+        return RotatingFileSink(spec, uri)
     return FileSink(spec, uri)
+
+
+def can_finish(spec: FeedSpec, uri: str) -> bool:
+    """Whether a killed run's feed can still be caught up: S3 always, a file if it (or its folder) is there."""
+    if spec.kind == "s3":
+        return True
+    if spec.kind != "file":
+        return False
+    if spec.batch_item_count is not None:
+        return local_path(uri).parent.is_dir()
+    return local_path(uri).exists()
 
 
 def describe(sink: Sink) -> str:
     return redact(sink.uri)
 
 
-__all__ = ["FeedItem", "FileSink", "Path", "Sink", "StdoutSink", "make_sink"]
+__all__ = ["FeedItem", "FileSink", "Path", "RotatingFileSink", "Sink", "StdoutSink", "can_finish", "make_sink"]

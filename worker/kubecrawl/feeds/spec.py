@@ -1,10 +1,11 @@
-"""What a feed is: a URI (a file, ``-`` for stdout, or ``postgresql://``), a format and its options.
+"""What a feed is: a URI (a file, ``-`` for stdout, ``postgresql://`` or ``s3://``), a format and its options.
 
 Feeds come from ``-o``/``-O`` (``FILE``, ``FILE:FORMAT``, a URI) and from the ``feeds`` setting, a
 mapping URI → options as Scrapy's ``FEEDS``. Everything is checked at start-up: an unknown scheme or
 format is a :class:`~kubecrawl.errors.ConfigurationError` (exit 2), never a local file with a strange
-name. URIs are templates: ``%(name)s`` (spider), ``%(time)s`` (UTC, at the start of the run or round)
-and ``%(round)s`` (round number); a template that changes between rounds rotates the feed.
+name. URIs are templates: ``%(name)s`` (spider), ``%(time)s`` (UTC, at the start of the run or round),
+``%(round)s`` (round number) and ``%(batch)s`` (a file's number with ``batch_item_count``, an S3
+object's batch); a template that changes between rounds rotates the feed.
 """
 
 from __future__ import annotations
@@ -22,14 +23,14 @@ from ..errors import ConfigurationError
 FORMATS = ("jsonl", "json", "csv", "xml")
 #: file extensions that name a format (anything else: jsonl, as ``-o`` always wrote)
 EXTENSIONS = {".jsonl": "jsonl", ".jl": "jsonl", ".ndjson": "jsonl", ".json": "json", ".csv": "csv", ".xml": "xml"}
-#: URI schemes with a sink; every other ``scheme://`` is refused (S3 is not built yet: docs/feeds.md)
-SCHEMES = ("file", "postgresql", "postgres")
-OPTIONS = ("format", "overwrite", "fields", "encoding", "table")
+#: URI schemes with a sink; every other ``scheme://`` is refused (docs/feeds.md)
+SCHEMES = ("file", "postgresql", "postgres", "s3")
+OPTIONS = ("format", "overwrite", "fields", "encoding", "table", "batch_item_count", "endpoint", "region")
 
 _SCHEME = re.compile(r"^([A-Za-z][A-Za-z0-9+.-]*)://")
 _FORMAT_SUFFIX = re.compile(r":([A-Za-z0-9_-]+)$")
 _TEMPLATE = re.compile(r"%\((\w+)\)s")
-_TEMPLATE_KEYS = ("name", "time", "round")
+_TEMPLATE_KEYS = ("name", "time", "round", "batch")
 
 
 @dataclass(frozen=True, slots=True)
@@ -42,15 +43,22 @@ class FeedSpec:
     fields: tuple[str, ...] | None = None
     encoding: str = "utf-8"
     table: str | None = None
+    #: a new file (``%(batch)s`` in the URI) every N items; an S3 object holds at most N
+    batch_item_count: int | None = None
+    #: S3: the endpoint URL (S3-compatible servers) and region; else ``AWS_ENDPOINT_URL``/``AWS_REGION``
+    endpoint: str | None = None
+    region: str | None = None
 
     @property
     def kind(self) -> str:
-        """``file``, ``stdout`` or ``postgresql``."""
+        """``file``, ``stdout``, ``postgresql`` or ``s3``."""
         if self.uri == "-":
             return "stdout"
         m = _SCHEME.match(self.uri)
         if m and m.group(1).lower() in ("postgresql", "postgres"):
             return "postgresql"
+        if m and m.group(1).lower() == "s3":
+            return "s3"
         return "file"
 
     @property
@@ -58,10 +66,16 @@ class FeedSpec:
         return bool(_TEMPLATE.search(self.uri))
 
     def resolve(self, name: str, round_no: int, now: float | None = None) -> str:
-        """The URI with its template filled in: the spider name, the round and the UTC time (``:`` → ``-``)."""
+        """The URI with its template filled in: the spider name, the round and the UTC time (``:`` → ``-``).
+
+        ``%(batch)s`` stays: the sink fills it in per file or object (:func:`fill_batch`)."""
         stamp = time.strftime("%Y-%m-%dT%H-%M-%S", time.gmtime(time.time() if now is None else now))
-        values = {"name": name, "time": stamp, "round": str(round_no)}
+        values = {"name": name, "time": stamp, "round": str(round_no), "batch": "%(batch)s"}
         return _TEMPLATE.sub(lambda m: values[m.group(1)], self.uri)
+
+    def uses(self, key: str) -> bool:
+        """Whether the URI holds the template ``%(key)s``."""
+        return key in _TEMPLATE.findall(self.uri)
 
     def as_dict(self) -> dict[str, Any]:
         return {
@@ -71,6 +85,9 @@ class FeedSpec:
             "fields": list(self.fields) if self.fields is not None else None,
             "encoding": self.encoding,
             "table": self.table,
+            "batch_item_count": self.batch_item_count,
+            "endpoint": self.endpoint,
+            "region": self.region,
         }
 
     @classmethod
@@ -83,7 +100,15 @@ class FeedSpec:
             fields=tuple(fields) if fields is not None else None,
             encoding=str(d.get("encoding") or "utf-8"),
             table=d.get("table"),
+            batch_item_count=d.get("batch_item_count"),
+            endpoint=d.get("endpoint"),
+            region=d.get("region"),
         )
+
+
+def fill_batch(uri: str, batch: str) -> str:
+    """A resolved URI with its ``%(batch)s`` filled in."""
+    return uri.replace("%(batch)s", batch)
 
 
 def local_path(resolved_uri: str) -> Path:
@@ -114,7 +139,9 @@ def _check_template(uri: str) -> None:
             )
     rest = _TEMPLATE.sub("", uri)
     if "%(" in rest:
-        raise ConfigurationError(f"feed {redact(uri)!r}: a template is written %(name)s, %(time)s or %(round)s")
+        raise ConfigurationError(
+            f"feed {redact(uri)!r}: a template is written %(name)s, %(time)s, %(round)s or %(batch)s"
+        )
 
 
 def _format_of(uri: str, explicit: str | None) -> str:
@@ -143,8 +170,9 @@ def make_spec(uri: str, options: Mapping[str, Any] | None = None, *, overwrite: 
     if m:
         scheme = m.group(1).lower()
         if scheme not in SCHEMES:
-            hint = " (S3 is not supported yet: write to a file or postgresql://)" if scheme == "s3" else ""
-            raise ConfigurationError(f"feed {redact(uri)!r}: unsupported scheme {scheme}://{hint}")
+            raise ConfigurationError(
+                f"feed {redact(uri)!r}: unsupported scheme {scheme}:// (known: file://, postgresql://, s3://)"
+            )
     elif uri != "-":
         suffix = _FORMAT_SUFFIX.search(uri)
         if suffix and fmt_opt is None:
@@ -161,6 +189,30 @@ def make_spec(uri: str, options: Mapping[str, Any] | None = None, *, overwrite: 
         fmt = _format_of(uri, None if fmt_opt is None else str(fmt_opt))
     if spec_kind == "file":
         local_path(uri)  # file://host/... is refused here
+    if spec_kind == "s3":
+        parts = urlsplit(uri)
+        if not parts.netloc or parts.password is not None or "@" in parts.netloc:
+            raise ConfigurationError(
+                f"feed {redact(uri)!r}: an S3 feed is s3://BUCKET/KEY (credentials come from AWS_ACCESS_KEY_ID/"
+                "AWS_SECRET_ACCESS_KEY, never the URI)"
+            )
+    batch_n = opts.get("batch_item_count")
+    if batch_n is not None:
+        if isinstance(batch_n, bool) or not isinstance(batch_n, int | str) or not str(batch_n).isdigit():
+            raise ConfigurationError(f"feed {redact(uri)!r}: batch_item_count must be a positive integer")
+        batch_n = int(batch_n)
+        if batch_n < 1:
+            raise ConfigurationError(f"feed {redact(uri)!r}: batch_item_count must be a positive integer")
+    has_batch = "batch" in _TEMPLATE.findall(uri)
+    if spec_kind in ("file", "stdout") and has_batch != (batch_n is not None):
+        raise ConfigurationError(
+            f"feed {redact(uri)!r}: a file rotated every N items needs both batch_item_count and %(batch)s in its name"
+        )
+    if spec_kind == "postgresql" and (has_batch or batch_n is not None):
+        raise ConfigurationError(f"feed {redact(uri)!r}: %(batch)s and batch_item_count apply to files and s3://")
+    for opt in ("endpoint", "region"):
+        if opts.get(opt) is not None and spec_kind != "s3":
+            raise ConfigurationError(f"feed {redact(uri)!r}: {opt!r} applies to s3:// feeds only")
     fields = opts.get("fields")
     if isinstance(fields, str):
         fields = [f.strip() for f in fields.split(",") if f.strip()]
@@ -181,7 +233,19 @@ def make_spec(uri: str, options: Mapping[str, Any] | None = None, *, overwrite: 
     if spec_kind == "stdout" and (overwrite or opts.get("overwrite")):
         overwrite = False  # nothing to overwrite on stdout
     ow = bool(opts.get("overwrite", False)) if overwrite is None else overwrite
-    return FeedSpec(uri, fmt, ow, tuple(fields) if fields is not None else None, encoding, table)
+    endpoint = opts.get("endpoint")
+    region = opts.get("region")
+    return FeedSpec(
+        uri,
+        fmt,
+        ow,
+        tuple(fields) if fields is not None else None,
+        encoding,
+        table,
+        batch_n,
+        None if endpoint is None else str(endpoint),
+        None if region is None else str(region),
+    )
 
 
 def feeds_from_settings(

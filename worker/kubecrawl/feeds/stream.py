@@ -6,8 +6,15 @@ still pending (or just past the last one delivered). An entry leaves Redis only 
 it, so Redis keeps only undelivered items however many rounds run. A slave SIGKILLed mid-batch leaves
 its entries pending: any slave takes them over with ``XAUTOCLAIM`` once they have been idle
 ``claim_idle_s``, and writes them again; the sinks' writes are idempotent by the item's key (the
-content key, or the stream id), so nothing is written twice. Only idempotent sinks (PostgreSQL) are
-delivered to this way; files of a distributed crawl come from ``kubecrawl export``.
+content key, or the stream id), so nothing is written twice. Only idempotent sinks are delivered to
+this way: PostgreSQL (upsert by key) and S3 (one object per batch, named by the batch's first entry
+id: a batch taken over is the dead consumer's whole batch, claimed by owner, so it is written to the
+same object); files of a distributed crawl come from ``kubecrawl export``.
+
+Entries carry ``v`` (:data:`ITEM_WIRE_VERSION`), the version of their envelope; entries without one
+(written before it existed) are version 1. An entry of an unknown version is not delivered: it is
+moved, as it is, to the stream ``<stream>:unknown-version`` (never trimmed) for a newer worker or
+``redis-cli``, then acked; counted and logged.
 """
 
 from __future__ import annotations
@@ -23,6 +30,9 @@ from .spec import FeedSpec, redact
 log = logging.getLogger(__name__)
 
 GROUP = "feeds"
+#: the version of an item stream entry's envelope (fields j, k, v); commit.lua writes it
+ITEM_WIRE_VERSION = 1
+IDEMPOTENT_KINDS = ("postgresql", "s3")
 
 
 def _s(v: Any) -> str:
@@ -50,11 +60,17 @@ class StreamDelivery:
         batch: int = 500,
         claim_idle_s: float = 30.0,
     ) -> None:
-        bad = [redact(s.uri) for s in specs if s.kind != "postgresql"]
+        bad = [redact(s.uri) for s in specs if s.kind not in IDEMPOTENT_KINDS]
         if bad:
             raise ConfigurationError(
-                f"feeds {', '.join(bad)}: a distributed crawl delivers to postgresql:// feeds only "
+                f"feeds {', '.join(bad)}: a distributed crawl delivers to postgresql:// and s3:// feeds only "
                 "(files: kubecrawl export --redis-url ... --crawl ...)"
+            )
+        moving = [redact(s.uri) for s in specs if s.uses("round") or s.uses("time")]
+        if moving:
+            raise ConfigurationError(
+                f"feeds {', '.join(moving)}: a distributed crawl's feeds cannot use %(round)s or %(time)s "
+                "(slaves deliver the stream across rounds; a batch sent again must go to the same place)"
             )
         self.r = client
         self.stream = stream
@@ -63,8 +79,12 @@ class StreamDelivery:
         self.item_dedup = item_dedup
         self.batch = batch
         self.claim_idle_ms = int(claim_idle_s * 1000)
-        self.sinks: list[Sink] = [make_sink(s, s.uri, name=name, item_dedup=item_dedup) for s in specs]
+        self.sinks: list[Sink] = [
+            make_sink(s, s.resolve(name, 0), name=name, item_dedup=item_dedup, origin=crawl) for s in specs
+        ]
         self.delivered = 0
+        #: entries of an envelope version this worker does not know (left in the stream)
+        self.unknown_version = 0
         self.trimmed = 0
         self.redelivered = 0
         self._stop = asyncio.Event()
@@ -81,25 +101,44 @@ class StreamDelivery:
     def stop(self) -> None:
         self._stop.set()
 
-    def _items(self, entries: list[Any]) -> tuple[list[FeedItem], list[str]]:
+    def _items(self, entries: list[Any]) -> tuple[list[FeedItem], list[str], list[Any]]:
+        """The entries' items, the ids to ack, and the entries of an unknown envelope version."""
         items: list[FeedItem] = []
         ids: list[str] = []
+        unknown: list[Any] = []
         for eid, fields in entries:
             sid = _s(eid)
-            ids.append(sid)
             if not fields or b"j" not in fields:
+                ids.append(sid)
                 continue  # trimmed under us (XAUTOCLAIM reports deleted entries as nil)
+            ids.append(sid)
+            version = fields.get(b"v", b"1")
+            if version != str(ITEM_WIRE_VERSION).encode():
+                unknown.append((sid, version, fields))
+                continue
             hexkey = fields.get(b"k")
             key = None if hexkey is None else _unhex(hexkey)
             if key is None or self.item_dedup == "off":
                 key = f"{self.crawl}:{sid}".encode()
-            items.append(FeedItem(len(items), bytes(fields[b"j"]), bytes(key)))
-        return items, ids
+            items.append(FeedItem(len(items), bytes(fields[b"j"]), bytes(key), ref=_padded(sid)))
+        return items, ids, unknown
 
     async def _deliver(self, entries: list[Any]) -> int:
-        items, ids = self._items(entries)
+        items, ids, unknown = self._items(entries)
         if not ids:
             return 0
+        for sid, version, fields in unknown:
+            await self.r.xadd(f"{self.stream}:unknown-version", {b"id": sid, **fields})
+            self.unknown_version += 1
+            log.error(
+                "item stream entry %s has envelope version %r (this worker reads %d): moved to %s:unknown-version "
+                "for a newer worker (%d so far)",
+                sid,
+                version,
+                ITEM_WIRE_VERSION,
+                self.stream,
+                self.unknown_version,
+            )
         for sink in self.sinks:
             await asyncio.to_thread(sink.write, items)  # raises StorageError: entries stay pending
         await self.r.xack(self.stream, GROUP, *ids)
@@ -121,12 +160,10 @@ class StreamDelivery:
 
     async def _step(self, block_ms: int | None) -> int:
         # first what a dead consumer left pending, then new entries
-        claimed = await self.r.xautoclaim(
-            self.stream, GROUP, self.consumer, self.claim_idle_ms, start_id="0-0", count=self.batch
-        )
-        if claimed and claimed[1]:
-            self.redelivered += len(claimed[1])
-            return await self._deliver(claimed[1])
+        claimed = await self._claim()
+        if claimed:
+            self.redelivered += len(claimed)
+            return await self._deliver(claimed)
         # entries this consumer read before a restart (same stable name): "0" re-reads its own pending
         own = await self.r.xreadgroup(GROUP, self.consumer, {self.stream: "0"}, count=self.batch)
         if own and own[0][1]:
@@ -134,6 +171,22 @@ class StreamDelivery:
             return await self._deliver(own[0][1])
         got = await self.r.xreadgroup(GROUP, self.consumer, {self.stream: ">"}, count=self.batch, block=block_ms)
         return await self._deliver(got[0][1]) if got else 0
+
+    async def _claim(self) -> list[Any]:
+        """The pending entries of one consumer idle ``claim_idle_s``: its whole batch, taken over.
+
+        A consumer holds at most one batch unacked (it reads, writes, acks, and re-reads its own pending
+        before new entries), so claiming by owner keeps batches as they were read: a sink that names
+        objects by a batch's first entry (S3) writes a taken-over batch to the same object again."""
+        rows = await self.r.xpending_range(
+            self.stream, GROUP, min="-", max="+", count=self.batch, idle=self.claim_idle_ms
+        )
+        if not rows:
+            return []
+        owner = rows[0]["consumer"]
+        ids = [r["message_id"] for r in rows if r["consumer"] == owner]
+        claimed = await self.r.xclaim(self.stream, GROUP, self.consumer, self.claim_idle_ms, ids)
+        return list(claimed or [])
 
     async def run(self) -> None:
         delay = 0.5
@@ -191,6 +244,12 @@ class StreamDelivery:
             self.redelivered,
             self.trimmed,
         )
+
+
+def _padded(stream_id: str) -> str:
+    """A stream id whose names sort as the ids do: ``1733000000000-7`` → ``001733000000000-0000000007``."""
+    ms, _, seq = stream_id.partition("-")
+    return f"{int(ms):015d}-{int(seq or 0):010d}"
 
 
 def _unhex(raw: bytes) -> bytes | None:

@@ -162,9 +162,10 @@ for _ = 1, nitem do
     ok = redis.call('SADD', ITEM_SEEN, key) == 1
   end
   if ok then
-    -- k: the content key (hex: stream entries stay text for every reader), for idempotent sinks
+    -- k: the content key (hex: stream entries stay text for every reader), for idempotent sinks;
+    -- v: the entry's envelope version (feeds/stream.py ITEM_WIRE_VERSION; readers take none as 1)
     local hexkey = string.gsub(key, '.', function(c) return string.format('%02x', string.byte(c)) end)
-    redis.call('XADD', ITEMS, '*', 'j', data, 'k', hexkey)
+    redis.call('XADD', ITEMS, '*', 'j', data, 'k', hexkey, 'v', '1')
     stored = stored + 1
   else
     dup = dup + 1
