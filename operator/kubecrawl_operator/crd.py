@@ -149,6 +149,10 @@ def status_schema() -> dict[str, Any]:
                     "pagesPerMin": {"type": "number", "description": "Recent download rate."},
                     "workers": counter("Workers with a live heartbeat."),
                     "seededRound": counter("Last round a master finished seeding."),
+                    "pushed": counter(
+                        "Requests queued from outside the crawl (kubecrawl push, kubecrawl.queue, a RedisSpider's"
+                        " start URL list), duplicates not included."
+                    ),
                 },
             },
         },

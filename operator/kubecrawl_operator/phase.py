@@ -118,6 +118,14 @@ def decide(obs: Observed) -> Decision:
         phase = "Running"
         ready = (True, "Running", f"{stats.queued} queued, {stats.in_flight} in flight")
 
+    lost = getattr(stats, "lost", None) if stats is not None else None
+    if lost and phase != "Suspended":
+        # the crawl's Redis lost acknowledged data (restarted empty, or from an older snapshot): the
+        # workers stop (exit 1) and the crawl is never reported complete (docs/distributed.md)
+        phase = "Failed"
+        msg = f"the crawl's Redis lost data: {lost}"
+        ready, degraded = (False, "StoreLostData", msg), (True, "StoreLostData", msg)
+
     for problem in (obs.pod_problem, obs.create_problem, *obs.problems):
         if problem is not None and phase not in ("Suspended",):
             ready = (False, problem.reason, problem.message)
@@ -220,4 +228,5 @@ def stats_status(stats: CrawlStats) -> dict[str, Any]:
         "pagesPerMin": round(float(stats.pages_per_min), 2),
         "workers": int(stats.live_workers),
         "seededRound": int(stats.seeded_round),
+        "pushed": int(getattr(stats, "pushed", 0)),
     }

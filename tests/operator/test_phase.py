@@ -159,3 +159,24 @@ def test_drift_check_treats_zero_values_the_server_omits_as_equal() -> None:
     }
     stored["spec"].pop("publishNotReadyAddresses", None)
     assert is_subset(desired, stored)
+
+
+@dataclass
+class StoreStats(Stats):
+    lost: str | None = None
+    pushed: int = 0
+
+
+def test_a_crawl_whose_redis_lost_data_fails_and_is_never_complete() -> None:
+    """The workers' `lost` flag (Redis restarted empty or from an older snapshot) is a failure, with the reason."""
+    d = decide(obs(StoreStats(seeded_round=1, complete=False, lost="worker w1 had commit 3.7 acknowledged")))
+    assert d.phase == "Failed"
+    assert d.conditions["Ready"][:2] == (False, "StoreLostData")
+    assert d.conditions["Degraded"][0] is True and "commit 3.7" in d.conditions["Degraded"][2]
+
+
+def test_requests_pushed_from_outside_are_counted_in_status() -> None:
+    from kubecrawl_operator.phase import stats_status
+
+    assert stats_status(StoreStats(pushed=12))["pushed"] == 12
+    assert stats_status(Stats())["pushed"] == 0  # an older worker's status has no such counter
