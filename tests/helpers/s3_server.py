@@ -169,9 +169,12 @@ class SeaweedS3:
         store = self.store(bucket)
         out: dict[str, bytes] = {}
         try:
-            for chunk in obstore.list(store, prefix=prefix or None):
+            # the prefix is applied here, not by the server: SeaweedFS lists nothing for a prefix that
+            # is not a whole path segment ("items" for "items-000001.jsonl" at the bucket's root)
+            for chunk in obstore.list(store):
                 for meta in chunk:
-                    out[meta["path"]] = bytes(obstore.get(store, meta["path"]).bytes())
+                    if meta["path"].startswith(prefix):
+                        out[meta["path"]] = bytes(obstore.get(store, meta["path"]).bytes())
         except Exception as exc:  # the bucket is created by the first upload
             if "NoSuchBucket" not in str(exc):
                 raise
