@@ -69,6 +69,8 @@ SETTINGS = frozenset(
         "retry_max_wait",
         "role",
         "settings_file",
+        "shared_cookies",
+        "shared_cookies_refresh",
         "slot_key",
         "spider",
         "spider_middlewares",

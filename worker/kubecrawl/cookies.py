@@ -7,11 +7,14 @@ counted ``cookies_refused`` (logged once per jar), never stored silently or drop
 response with more ``Set-Cookie`` fields than a jar could ever keep for it has the excess counted
 without parsing it, so 10,000 of them cost as little as a few hundred.
 
-Jars are per process: in a distributed crawl each slave keeps its own (docs/scrapy.md).
+Jars are per process: in a distributed crawl each slave keeps its own (docs/scrapy.md), unless
+``shared_cookies`` keeps them in Redis (``shared_cookies.py``; cookies cross processes as the JSON of
+:func:`cookie_to_json`, never pickled).
 """
 
 from __future__ import annotations
 
+import json
 import logging
 from http.cookiejar import Cookie, CookieJar
 from typing import Any
@@ -32,6 +35,83 @@ def _cookie_size(c: Cookie) -> int:
     return len(c.name) + len(c.value or "") + len(c.domain) + len(c.path)
 
 
+def cookie_identity(domain: str, path: str, name: str) -> str:
+    """A cookie's identity in a shared jar (RFC 6265 §5.3 step 11: domain, path and name), as JSON."""
+    return json.dumps([domain, path, name], ensure_ascii=False, separators=(",", ":"))
+
+
+_BOOL_ATTRS = ("port_specified", "domain_specified", "domain_initial_dot", "path_specified", "secure", "discard")
+
+
+def cookie_to_json(c: Cookie) -> str:
+    """Every attribute of ``c`` as JSON (``rest`` holds HttpOnly, SameSite...); :func:`cookie_from_json` reverses it."""
+    d = {
+        "version": c.version,
+        "name": c.name,
+        "value": c.value,
+        "port": c.port,
+        "domain": c.domain,
+        "path": c.path,
+        "expires": c.expires,
+        "comment": c.comment,
+        "comment_url": c.comment_url,
+        "rest": c._rest,  # type: ignore[attr-defined]  # the stdlib keeps the non-standard attributes there
+        "rfc2109": c.rfc2109,
+        **{a: getattr(c, a) for a in _BOOL_ATTRS},
+    }
+    return json.dumps(d, ensure_ascii=False, separators=(",", ":"), sort_keys=True)
+
+
+def _opt_str(d: dict[str, Any], k: str) -> str | None:
+    v = d.get(k)
+    if v is not None and not isinstance(v, str):
+        raise ValueError(f"{k} is not a string")
+    return v
+
+
+def cookie_from_json(raw: str | bytes) -> Cookie:
+    """The :class:`Cookie` of :func:`cookie_to_json`; ``ValueError`` for anything else (types checked)."""
+    d = json.loads(raw)
+    if not isinstance(d, dict):
+        raise ValueError("not a JSON object")
+    name, domain, path = d.get("name"), d.get("domain"), d.get("path")
+    if not (isinstance(name, str) and isinstance(domain, str) and isinstance(path, str)):
+        raise ValueError("name, domain and path must be strings")
+    expires = d.get("expires")
+    if expires is not None and (isinstance(expires, bool) or not isinstance(expires, int | float)):
+        raise ValueError("expires is not a number")
+    version = d.get("version")
+    if version is not None and (isinstance(version, bool) or not isinstance(version, int)):
+        raise ValueError("version is not an integer")
+    rest = d.get("rest") or {}
+    if not isinstance(rest, dict) or not all(
+        isinstance(k, str) and (v is None or isinstance(v, str)) for k, v in rest.items()
+    ):
+        raise ValueError("rest is not an object of strings")
+    flags = {a: d.get(a, False) for a in _BOOL_ATTRS}
+    if not all(isinstance(v, bool) for v in flags.values()) or not isinstance(d.get("rfc2109", False), bool):
+        raise ValueError("a flag is not a boolean")
+    return Cookie(
+        version,
+        name,
+        _opt_str(d, "value"),
+        _opt_str(d, "port"),
+        flags["port_specified"],
+        domain,
+        flags["domain_specified"],
+        flags["domain_initial_dot"],
+        path,
+        flags["path_specified"],
+        flags["secure"],
+        None if expires is None else int(expires),
+        flags["discard"],
+        _opt_str(d, "comment"),
+        _opt_str(d, "comment_url"),
+        rest,
+        d.get("rfc2109", False),
+    )
+
+
 class BoundedCookieJar(CookieJar):
     """A :class:`http.cookiejar.CookieJar` that refuses cookies past RFC 6265's bounds (counted)."""
 
@@ -43,6 +123,9 @@ class BoundedCookieJar(CookieJar):
         self.name = name
         self.count = 0
         self._logged = False
+        #: while a response's Set-Cookie fields are read for a shared jar: ('s', cookie) for each cookie
+        #: kept, ('d', (domain, path, name)) for each deletion asked (Max-Age=0, an expiry in the past)
+        self.tracking: list[tuple[str, Any]] | None = None
 
     def _refuse(self, cookie: Cookie, why: str) -> None:
         self.stats.inc("cookies_refused")
@@ -73,14 +156,30 @@ class BoundedCookieJar(CookieJar):
                     return
             self.count += 1
         super().set_cookie(cookie)
+        if self.tracking is not None:
+            self.tracking.append(("s", cookie))
 
     def clear(self, domain: str | None = None, path: str | None = None, name: str | None = None) -> None:
+        if self.tracking is not None and domain is not None and path is not None and name is not None:
+            # http.cookiejar deletes this way for a Set-Cookie that expires it; the local copy may lack it
+            self.tracking.append(("d", (domain, path, name)))
         super().clear(domain, path, name)
+        self.count = len(self)
+
+    def replace_all(self, cookies: list[Cookie]) -> None:
+        """Hold exactly ``cookies`` (a shared jar's contents, bounded where they were stored)."""
+        with self._cookies_lock:  # type: ignore[attr-defined]
+            self._cookies = {}  # type: ignore[attr-defined,var-annotated]
+            for c in cookies:
+                CookieJar.set_cookie(self, c)
         self.count = len(self)
 
 
 class CookieJars:
     """The jars of one process, by ``meta['cookiejar']`` (``None``: the default jar)."""
+
+    #: jars kept in a store too (:class:`~kubecrawl.shared_cookies.SharedCookieJars`): awaited around each request
+    shared = False
 
     def __init__(self, per_domain: int, total: int, stats: Stats) -> None:
         self.per_domain = per_domain

@@ -532,11 +532,16 @@ class Downloader:
         req = httpx.Request(method, url, headers=headers, content=body or None, extensions={"timeout": timeout})
         jars = self.jars
         if jars is not None and merge:
+            if jars.shared:  # shared_cookies: the store's copy first (kubecrawl/shared_cookies.py)
+                await jars.sync(jar_key)  # type: ignore[attr-defined]
             jars.add_header(jar_key, req)
         resp = await transport.handle_async_request(req)
         if jars is not None and merge and "set-cookie" in resp.headers:
             resp.request = req  # httpx's own transport leaves it unset (AsyncClient.send sets it)
-            jars.extract(jar_key, resp)
+            if jars.shared:
+                await jars.extract_shared(jar_key, resp)  # type: ignore[attr-defined]
+            else:
+                jars.extract(jar_key, resp)
         return resp
 
     def _spider_auth(self, url: str, headers: httpx.Headers) -> httpx.Headers:

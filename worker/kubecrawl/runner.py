@@ -120,6 +120,8 @@ class CrawlProcess:
         self.backend = backend or make_backend(settings, spider)
         guard = SSRFGuard(settings.ssrf_allow) if guard_enabled(settings.ssrf_guard) else None
         self.downloader = Downloader(settings, guard, self.stats)
+        if settings.shared_cookies:
+            self._share_cookies()
         refs = [*settings.item_pipelines, *spider.pipelines]
         loaded = [load_pipeline(p, self._crawler) for p in refs]
         self.pipelines = PipelineChain([p for p in loaded if p is not None])
@@ -131,6 +133,20 @@ class CrawlProcess:
         self.fetch_observers: list[Callable[[float], None]] = []
         self.item_key = item_key_of(settings, spider)
         self.hooks = self._build_hooks()
+
+    def _share_cookies(self) -> None:
+        """Setting shared_cookies: the downloader's jars live in Redis too (kubecrawl/shared_cookies.py)."""
+        from .backends.redis import RedisBackend
+
+        s = self.s
+        if not isinstance(self.backend, RedisBackend) or self.downloader.jars is None:
+            log.info("shared_cookies has no effect with role %s: one process already shares its cookie jars", s.role)
+            return
+        from .shared_cookies import SharedCookieJars
+
+        self.downloader.jars = SharedCookieJars(
+            s.cookies_per_domain, s.cookies_total, self.stats, self.backend, s.shared_cookies_refresh
+        )
 
     def _build_hooks(self) -> Any:
         """Middlewares, signals and AutoThrottle, built once per process; each None when unused."""

@@ -150,6 +150,10 @@ class Settings(BaseModel):
     """Cookies one jar keeps for one domain (RFC 6265: at least 50); more are refused and counted cookies_refused."""
     cookies_total: int = Field(3000, ge=1, le=1_000_000)
     """Cookies one jar keeps in all (RFC 6265: at least 3000); more are refused and counted cookies_refused."""
+    shared_cookies: bool = False
+    """master/slave: keep every cookie jar in Redis (kc:{crawl}:cookies:<jar>), so a login made by one slave serves every slave; role none: no effect (one process shares its jars already)."""
+    shared_cookies_refresh: float = Field(1.0, ge=0, le=3600)
+    """shared_cookies: seconds a slave's copy of a shared jar is used before it is read again (one round trip per jar; 0: before every request)."""
     downloader_middlewares: dict[str, int | None] = {}
     """Downloader middlewares {path: order} (Scrapy's DOWNLOADER_MIDDLEWARES): process_request in rising order, process_response/process_exception falling; None disables."""
     spider_middlewares: dict[str, int | None] = {}
@@ -252,6 +256,12 @@ class Settings(BaseModel):
     @classmethod
     def _upper(cls, v: Any) -> Any:
         return v.upper() if isinstance(v, str) else v
+
+    @model_validator(mode="after")
+    def _shared_needs_cookies(self) -> Settings:
+        if self.shared_cookies and not self.cookies:
+            raise ValueError("shared_cookies needs cookies (COOKIES_ENABLED): there are no jars to share")
+        return self
 
     @model_validator(mode="after")
     def _valid_feeds(self) -> Settings:

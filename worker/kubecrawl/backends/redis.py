@@ -114,6 +114,10 @@ class Keys:
         self.meta = p + "meta"
         self.seen_ttl = p + "seen:ttl"
 
+    def cookie_jar(self, token: str) -> str:
+        """HASH of one shared cookie jar (setting shared_cookies; kubecrawl/shared_cookies.py)."""
+        return f"{self.prefix}cookies:{token}"
+
     def host_queue(self, slot: str) -> str:
         return self.host_queue_prefix + slot
 
