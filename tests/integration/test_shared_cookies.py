@@ -176,6 +176,8 @@ def test_jar_tokens() -> None:
     assert jar_token(None) == "null"
     assert jar_token("a") == '"a"' and jar_token(1) == "1"
     assert jar_token(("a", 1)) == "repr:('a', 1)"
+    assert jar_token(1.0) == jar_token(True) == "1" and jar_token(1.5) == "1.5"
+    assert jar_token(float("nan")) == "NaN" and jar_token(float("inf")) == "Infinity"
     assert jar_token("x" * 1000).startswith("sha1:") and len(jar_token("x" * 1000)) == 45
 
 

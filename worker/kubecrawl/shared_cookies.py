@@ -52,8 +52,11 @@ _MAX_TOKEN = 200
 
 def jar_token(key: Any) -> str:
     """The jar's part of its Redis key: JSON of a str/int/bool/None jar name, else ``repr:``
-    (what :meth:`CookieJars.get` keys an unhashable one by); long names by SHA1."""
-    if key is None or isinstance(key, str | int | float | bool):
+    (what :meth:`CookieJars.get` keys an unhashable one by); long names by SHA1. Names a process
+    takes for one jar (``1``, ``1.0``, ``True``) are one jar in the store too."""
+    if isinstance(key, bool) or (isinstance(key, float) and key.is_integer()):
+        key = int(key)  # one jar in a process (True == 1 == 1.0 as dict keys): one in the store too
+    if key is None or isinstance(key, str | int | float):
         token = json.dumps(key, ensure_ascii=False)
     else:
         token = "repr:" + repr(key)
