@@ -71,13 +71,15 @@ def test_worker_image_runs_as_a_non_root_numeric_user(worker_image: Build) -> No
 
 def test_worker_image_entrypoint_is_kubecrawl_as_the_operator_expects(worker_image: Build) -> None:
     from kubecrawl_operator.builders import workers
+    from kubecrawl_operator.models import parse_spec
 
     config = inspect(worker_image.image)["Config"]
     assert config["Entrypoint"] == ["kubecrawl"]
     assert config["Cmd"] == ["--help"]
-    # The operator's pods pass only args (`crawl --role ...`) and rely on this entrypoint.
-    source = Path(workers.__file__).read_text()
-    assert '"args": ["crawl", "--role", role]' in source
+    # The operator's pods pass only args (`crawl --role ... [-a k=v] [-s feeds=...]`) and rely on this entrypoint.
+    spec = parse_spec({"spider": {"module": "pkg.mod:Spider", "args": {"tag": "love"}}})
+    for role in ("master", "slave"):
+        assert workers._args(spec, role)[:5] == ["crawl", "--role", role, "-a", "tag=love"]
 
 
 def test_worker_image_carries_oci_labels(worker_image: Build) -> None:
