@@ -34,14 +34,14 @@ extra call.
 
 from __future__ import annotations
 
-import importlib
 import inspect
 import logging
 from collections.abc import AsyncIterator, Awaitable, Callable, Iterable
 from dataclasses import dataclass
 from typing import Any
 
-from .errors import ConfigurationError, NotConfigured
+from .errors import NotConfigured
+from .pipelines import import_object
 from .request import Request
 from .response import Response
 
@@ -75,11 +75,7 @@ def build_component(ref: Any, crawler: Any, what: str) -> Any:
         if ref.startswith("scrapy."):
             log.info("%s %s is built into kubecrawl (docs/scrapy.md): not loaded", what, ref)
             return None
-        mod_name, _, attr = ref.replace(":", ".").rpartition(".")
-        try:
-            ref = getattr(importlib.import_module(mod_name), attr)
-        except (ImportError, AttributeError, ValueError) as exc:
-            raise ConfigurationError(f"cannot load {what} {ref!r}: {exc}") from None
+        ref = import_object(ref, what)
     if not inspect.isclass(ref):
         return ref
     try:

@@ -34,16 +34,21 @@ class ItemPipeline:
         return None
 
 
+def import_object(ref: str, what: str) -> Any:
+    """The object named ``pkg.module.Name`` (or ``pkg.module:Name``); a configuration error naming ``what``."""
+    mod_name, _, attr = ref.replace(":", ".").rpartition(".")
+    try:
+        return getattr(importlib.import_module(mod_name), attr)
+    except (ImportError, AttributeError, ValueError) as exc:
+        raise ConfigurationError(f"cannot load {what} {ref!r}: {exc}") from None
+
+
 def load_pipeline(ref: Any, crawler: Callable[[], Any] | None = None) -> Any:
     """The pipeline object for ``ref`` (a class, an object or ``pkg.module.Class``). A class with
     ``from_crawler`` is built by it with ``crawler()`` (Scrapy's :class:`~kubecrawl.scrapy.crawler.Crawler`).
     Returns ``None`` when the pipeline raises :class:`NotConfigured` (it is then left out)."""
     if isinstance(ref, str):
-        mod_name, _, attr = ref.replace(":", ".").rpartition(".")
-        try:
-            ref = getattr(importlib.import_module(mod_name), attr)
-        except (ImportError, AttributeError, ValueError) as exc:
-            raise ConfigurationError(f"cannot load item pipeline {ref!r}: {exc}") from None
+        ref = import_object(ref, "item pipeline")
     if not inspect.isclass(ref):
         return ref
     try:
