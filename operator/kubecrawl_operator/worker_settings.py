@@ -42,6 +42,7 @@ SETTINGS = frozenset(
         "item_key",
         "item_pipelines",
         "lease_seconds",
+        "liveness_commit_timeout",
         "log_file",
         "log_format",
         "log_level",

@@ -7,6 +7,8 @@ The HTTP server's request log is the witness for "fetched exactly once"; the Red
 from __future__ import annotations
 
 import subprocess
+import time
+import urllib.error
 import urllib.request
 from collections import Counter
 from collections.abc import Iterator
@@ -15,6 +17,7 @@ from typing import TYPE_CHECKING
 
 import orjson
 import pytest
+import redis
 
 from tests.helpers.httpserver import TestHTTPServer, generated_site
 from tests.helpers.redis_server import enqueue_raw
@@ -202,3 +205,54 @@ def test_stopped_crawl_resumes_from_redis_without_fetching_a_page_twice(
     fetched = page_fetches(http_server)
     assert set(fetched) == paths and max(fetched.values()) == 1
     assert_items_once(cluster, http_server, paths)
+
+
+def _healthz(port: int) -> tuple[int, str]:
+    try:
+        with urllib.request.urlopen(f"http://127.0.0.1:{port}/healthz", timeout=10) as resp:
+            return resp.status, resp.read().decode()
+    except urllib.error.HTTPError as exc:
+        return exc.code, exc.read().decode()
+
+
+def _poll_healthz(port: int, want: int, deadline_s: float) -> str:
+    deadline = time.monotonic() + deadline_s
+    seen: tuple[int, str] = (0, "")
+    while time.monotonic() < deadline:
+        seen = _healthz(port)
+        if seen[0] == want:
+            return seen[1]
+        time.sleep(0.2)
+    raise AssertionError(f"/healthz never answered {want} within {deadline_s}s; last {seen}")
+
+
+def test_healthz_fails_while_commits_are_wedged_and_recovers(
+    http_server: TestHTTPServer, redis_server: RedisServer, cluster_factory
+) -> None:
+    """The liveness rule: finished pages waiting and no commit for ``liveness_commit_timeout`` is 503.
+
+    Redis keeps answering PING (reads go on) while ``CLIENT PAUSE WRITE`` holds every script, so only
+    the commit rule can turn /healthz red; once writes resume the slave commits, /healthz is 200 again
+    and the crawl completes with every page fetched once."""
+    paths = generated_site(http_server, 80, links=5, delay=0.2)
+    cluster: Cluster = cluster_factory(
+        http_server, redis_server.url, "wedged", liveness_commit_timeout=2, concurrency=4
+    )
+    port = free_port()
+    cluster.start("slave", "slave", "slave-w", port, exit_when_idle=False)
+    cluster.start("master", "master")
+    cluster.wait_for(lambda st: st.pages >= 5, 120, "5 pages")
+    assert _healthz(port)[0] == 200
+    admin = redis.Redis.from_url(redis_server.url)
+    admin.execute_command("CLIENT", "PAUSE", 60_000, "WRITE")
+    try:
+        why = _poll_healthz(port, 503, 30)
+        assert "no commit for" in why and "pending" in why, why
+    finally:
+        admin.execute_command("CLIENT", "UNPAUSE")
+    _poll_healthz(port, 200, 60)
+    cluster.wait_for(lambda st: st.complete and st.pages == len(paths), 180, "the crawl to complete")
+    fetched = page_fetches(http_server)
+    assert set(fetched) == paths and max(fetched.values()) == 1, fetched.most_common(3)
+    cluster.procs["slave"].terminate()
+    assert cluster.procs["slave"].wait(timeout=60) == 0

@@ -20,8 +20,6 @@ from prometheus_client.registry import Collector
 log = logging.getLogger(__name__)
 
 _PROBE_TIMEOUT = 2.0
-#: a process with outcomes waiting that has not committed for this long is not live (the store wedged it)
-COMMIT_STALE_S = 300.0
 LATENCY_BUCKETS = (0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0)
 
 
@@ -125,7 +123,8 @@ class HealthServer:
             snap = engine.snapshot()
             if snap.fatal:
                 return web.Response(status=503, text=f"failed: {snap.fatal}\n")
-            if snap.running and snap.pending and snap.seconds_since_commit > COMMIT_STALE_S:
+            stale = self.proc.s.liveness_commit_timeout
+            if snap.running and snap.pending and snap.seconds_since_commit > stale:
                 return web.Response(
                     status=503,
                     text=f"no commit for {snap.seconds_since_commit:.0f}s with {snap.pending} outcome(s) pending\n",

@@ -81,6 +81,8 @@ class Settings(BaseModel):
     """Slave: exit 0 once the round is complete (seeded, queue empty, nothing in flight)."""
     health_port: int | None = Field(None, ge=0, le=65535)
     """Serve /healthz, /readyz and /metrics on this port (slaves in Kubernetes default to 8080; elsewhere off)."""
+    liveness_commit_timeout: float = Field(300.0, ge=1.0, le=86_400.0)
+    """/healthz answers 503 when the process has finished pages waiting to be committed and has not committed for this many seconds (the store wedged it; Kubernetes restarts the pod, its leases go back to the queue)."""
 
     # politeness and downloading
     concurrency: int = Field(32, ge=1, le=10_000)
