@@ -23,8 +23,8 @@ from pathlib import Path
 
 from aiohttp import web
 
-#: one record per request: (address, path, arrival, response written, in flight at arrival incl. this one)
-Record = tuple[str, str, float, float, int]
+#: one record per request: (address, path, arrival, response written, in flight at arrival incl. this one, status)
+Record = tuple[str, str, float, float, int, int]
 
 
 def page_bodies(pages: int, links: int, page_kb: int) -> list[bytes]:
@@ -50,6 +50,7 @@ async def serve(hosts: list[str], bodies: list[bytes], latency_s: float, ready: 
         t0 = time.monotonic()
         in_flight[host] += 1
         n = in_flight[host]
+        status = 0  # 0: the handler failed before it had an answer
         try:
             if latency_s:
                 await asyncio.sleep(latency_s)
@@ -67,7 +68,7 @@ async def serve(hosts: list[str], bodies: list[bytes], latency_s: float, ready: 
             return resp
         finally:
             in_flight[host] -= 1
-            records.append((host, request.path, t0, time.monotonic(), n))
+            records.append((host, request.path, t0, time.monotonic(), n, status))
 
     app = web.Application()
     app.router.add_route("GET", "/{tail:.*}", handle)

@@ -66,26 +66,27 @@ class WitnessServer:
     def start_urls(self) -> list[str]:
         return [f"http://{h}:{p}/p/0.html" for h, p in self.ports.items()]
 
-    def stop(self) -> tuple[list[tuple[str, str, float, float, int]], float]:
+    def stop(self) -> tuple[list[tuple[str, str, float, float, int, int]], float]:
         self.proc.send_signal(signal.SIGTERM)
         ((_code, cpu, _rss),) = _wait_rusage([self.proc], 60)
         records = [tuple(r) for r in json.loads(self.log.read_text())] if self.log.exists() else []
         return records, cpu  # type: ignore[return-value]
 
 
-def host_figures(records: list[tuple[str, str, float, float, int]]) -> dict[str, dict[str, Any]]:
-    """Per address: requests, distinct pages, peak in flight, mean and minimum gap between arrivals."""
-    by_host: dict[str, list[tuple[str, float, float, int]]] = {}
-    for host, path, start, end, n in records:
+def host_figures(records: list[tuple[str, str, float, float, int, int]]) -> dict[str, dict[str, Any]]:
+    """Per address: requests, distinct pages answered 200, others, peak in flight, mean and minimum gap between arrivals."""
+    by_host: dict[str, list[tuple[str, float, float, int, int]]] = {}
+    for host, path, start, end, n, status in records:
         if path != "/robots.txt":
-            by_host.setdefault(host, []).append((path, start, end, n))
+            by_host.setdefault(host, []).append((path, start, end, n, status))
     out = {}
     for host, rows in sorted(by_host.items()):
         starts = sorted(r[1] for r in rows)
         gaps = [b - a for a, b in pairwise(starts)]
         out[host] = {
             "requests": len(rows),
-            "distinct": len({r[0] for r in rows}),
+            "distinct": len({r[0] for r in rows if r[4] == 200}),
+            "not_200": sum(1 for r in rows if r[4] != 200),
             "peak": max(r[3] for r in rows),
             "mean_gap_s": statistics.fmean(gaps) if gaps else None,
             "min_gap_s": min(gaps) if gaps else None,
