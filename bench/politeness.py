@@ -20,6 +20,7 @@ import os
 import shutil
 import signal
 import statistics
+import subprocess
 import sys
 import tempfile
 import time
@@ -28,6 +29,7 @@ from pathlib import Path
 from typing import Any
 
 from kubecrawl.backends.frontier import DELAY_SPREAD
+from kubecrawl.backends.redis import Keys
 from kubecrawl.status import read_status
 
 from .distributed import KUBECRAWL, RedisProc, _spawn, _wait_rusage
@@ -94,24 +96,32 @@ def host_figures(records: list[tuple[str, str, float, float, int, int]]) -> dict
     return out
 
 
+def _wait_slaves_up(r: RedisProc, crawl: str, ps: list[subprocess.Popen[bytes]], timeout_s: float) -> None:
+    """Seed only once every slave has sent its first heartbeat, so start-up skew is not read as scaling."""
+    key = Keys(crawl).workers
+    deadline = time.monotonic() + timeout_s
+    while int(r.client.zcard(key)) < len(ps):
+        if any(p.poll() is not None for p in ps) or time.monotonic() > deadline:
+            log.warning("only %d of %d slaves came up; seeding anyway", r.client.zcard(key), len(ps))
+            return
+        time.sleep(0.05)
+
+
 def run_one(shape: str, slaves: int, args: argparse.Namespace, workdir: Path) -> dict[str, Any]:
     """One crawl: witness server, redis-server, master + ``slaves`` slaves; the figures of the run."""
     tag = f"{shape}{slaves}"
     if shape == "A":
-        hosts, pages, delay, per_host = ["127.0.0.2"], args.pages, args.delay, 1
+        hosts, pages, delay, per_host, latency = ["127.0.0.2"], args.pages, args.delay, 1, args.latency_a_ms
     else:
-        hosts, pages, delay, per_host = (
-            [f"127.0.1.{i + 1}" for i in range(args.hosts)],
-            args.host_pages,
-            0.0,
-            args.per_host,
-        )
-    server = WitnessServer(hosts, pages, args.latency_ms, args.page_kb, workdir, tag)
+        hosts = [f"127.0.1.{i + 1}" for i in range(args.hosts)]
+        pages, delay, per_host, latency = args.host_pages, 0.0, args.per_host, args.latency_ms
+    server = WitnessServer(hosts, pages, latency, args.page_kb, workdir, tag)
     r = RedisProc(workdir)
     try:
         crawl = f"polite-{tag}"
         settings = {"concurrency": args.concurrency, "concurrency_per_host": per_host, "download_delay": delay,
-                    "obey_robots": "false", "progress": "off", "log_format": "text"}  # fmt: skip
+                    "obey_robots": "false", "progress": "off", "log_format": "text",
+                    **dict(kv.split("=", 1) for kv in args.set)}  # fmt: skip
         base = [KUBECRAWL, "crawl", SPIDER, "--redis-url", r.url, "--crawl", crawl]
         for k, v in settings.items():
             base += ["-s", f"{k}={v}"]
@@ -122,6 +132,7 @@ def run_one(shape: str, slaves: int, args: argparse.Namespace, workdir: Path) ->
                    {**env, "KC_BENCH_RESULT": str(workdir / f"{tag}-s{i}.json"), "KUBECRAWL_WORKER_ID": f"s{i}"})
             for i in range(slaves)
         ]  # fmt: skip
+        _wait_slaves_up(r, crawl, ps, args.timeout)
         master = _spawn([*base, "--role", "master"], workdir / f"{tag}-m.log",
                         {**env, "KC_BENCH_RESULT": str(workdir / f"{tag}-m.json")})  # fmt: skip
         results = _wait_rusage([master, *ps], args.timeout)
@@ -143,7 +154,7 @@ def run_one(shape: str, slaves: int, args: argparse.Namespace, workdir: Path) ->
     min_gaps = [h["min_gap_s"] for h in hosts_fig.values() if h["min_gap_s"] is not None]
     exits = [code for code, _cpu, _rss in results]
     row = {
-        "shape": shape, "slaves": slaves, "hosts": len(hosts), "pages_per_host": pages,
+        "shape": shape, "slaves": slaves, "hosts": len(hosts), "pages_per_host": pages, "latency_ms": latency,
         "download_delay": delay, "concurrency_per_host": per_host, "concurrency_per_slave": args.concurrency,
         "exit": max(exits), "expected_pages": len(hosts) * pages, "pages_served": pages_served,
         "distinct_pages": sum(h["distinct"] for h in hosts_fig.values()), "status_pages": st.pages,
@@ -195,8 +206,21 @@ def parser() -> argparse.ArgumentParser:
     p.add_argument("--host-pages", type=int, default=40, help="shape B: pages per host")
     p.add_argument("--per-host", type=int, default=2, help="shape B: concurrency_per_host")
     p.add_argument("--concurrency", type=int, default=8, help="concurrency of each slave")
-    p.add_argument("--latency-ms", type=float, default=50.0,
-                   help="time the server takes per response (a crawl of real sites waits on the network)")  # fmt: skip
+    p.add_argument(
+        "--latency-ms",
+        type=float,
+        default=50.0,
+        help="shape B: time the server takes per response (a crawl of real sites waits on the network)",
+    )
+    p.add_argument(
+        "--latency-a-ms",
+        type=float,
+        default=5.0,
+        help="shape A: time per response; keep it well under 0.4 x d, or it alone would space the "
+        "arrivals and the gap targets would say nothing about the delay",
+    )
+    p.add_argument("--set", action="append", default=[], metavar="KEY=VALUE",
+                   help="another crawl setting for every process (e.g. pop_batch=8); repeatable")  # fmt: skip
     p.add_argument("--page-kb", type=int, default=2)
     p.add_argument("--timeout", type=float, default=900, help="seconds before a run's processes are killed")
     p.add_argument("--json", type=Path, default=None)
@@ -207,6 +231,8 @@ def main(argv: list[str] | None = None) -> int:
     args = parser().parse_args(argv)
     if not 1 <= args.hosts <= 254:
         raise SystemExit("--hosts must be 1..254 (one 127.0.1.x address each)")
+    if bad := [kv for kv in args.set if "=" not in kv]:
+        raise SystemExit(f"--set takes KEY=VALUE, got {bad}")
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     slave_counts = [int(x) for x in args.slaves.split(",")]
     shapes = [s.strip().upper() for s in args.shapes.split(",")]
@@ -214,7 +240,8 @@ def main(argv: list[str] | None = None) -> int:
     load0 = os.getloadavg()
     res: dict[str, Any] = {"date": dt.datetime.now(dt.UTC).isoformat(timespec="seconds"),
                            "command": "python -m bench politeness " + " ".join(argv if argv is not None else sys.argv[2:]),
-                           "cpus": os.cpu_count(), "delay_spread": DELAY_SPREAD, "latency_ms": args.latency_ms,
+                           "cpus": os.cpu_count(), "delay_spread": DELAY_SPREAD,
+                           "latency_ms": {"A": args.latency_a_ms, "B": args.latency_ms},
                            "load_before": load0, "rows": []}  # fmt: skip
     try:
         for shape in shapes:
@@ -242,19 +269,21 @@ def _f(v: float | None, fmt: str) -> str:
 def _print(res: dict[str, Any]) -> None:
     w = sys.stdout.write
     la, lb = res["load_before"], res["load_after"]
-    w(f"\n{res['command']}  ({res['cpus']} CPUs, server latency {res['latency_ms']:g} ms, "
+    lat = res["latency_ms"]
+    w(f"\n{res['command']}  ({res['cpus']} CPUs, server latency A {lat['A']:g} ms, B {lat['B']:g} ms, "
       f"load avg {la[0]:.1f} before, {lb[0]:.1f} after)\n\n")  # fmt: skip
     w(
         "| shape | slaves | hosts × pages | d s | per host limit | pages served | pages/s | pages per slave "
-        "| peak per host | mean gap s (worst host) | min gap s | round trips/page | slave crawl CPU ms/page |\n"
+        "| peak per host | mean gap s (worst host) | min gap s | round trips/page | slave crawl CPU ms/page | server CPU ms/page |\n"
     )
-    w("|---|---|---|---|---|---|---|---|---|---|---|---|---|\n")
+    w("|---|---|---|---|---|---|---|---|---|---|---|---|---|---|\n")
     for r in res["rows"]:
         w(f"| {r['shape']} | {r['slaves']} | {r['hosts']} × {r['pages_per_host']} | {r['download_delay']:g} | "
           f"{r['concurrency_per_host']} | {r['pages_served']} | {_f(r['pages_per_s'], '.0f')} | "
           f"{'/'.join('-' if p is None else str(p) for p in r['pages_per_slave'])} | {r['peak_per_host']} | "
           f"{_f(r['worst_mean_gap_s'], '.3f')} | {_f(r['min_gap_s'], '.3f')} | "
-          f"{_f(r['round_trips_per_page'], '.3f')} | {r['slave_cpu_ms_per_page']:.2f} |\n")  # fmt: skip
+          f"{_f(r['round_trips_per_page'], '.3f')} | {r['slave_cpu_ms_per_page']:.2f} | "
+          f"{r['server_cpu_ms_per_page']:.2f} |\n")  # fmt: skip
     b = {r["slaves"]: r["pages_per_s"] for r in res["rows"] if r["shape"] == "B" and r["pages_per_s"]}
     if 1 in b:
         w("\nshape B, pages/s against one slave: "
