@@ -1,11 +1,16 @@
-"""``python -m bench local|distributed ...``: the benchmark entry point (see docs/benchmarks.md)."""
+"""``python -m bench local|distributed|feeds|politeness ...``: the benchmark entry point (see docs/benchmarks.md)."""
 
 from __future__ import annotations
 
 import importlib
 import sys
 
-COMMANDS = {"local": "bench.local", "distributed": "bench.distributed", "feeds": "bench.feeds"}
+COMMANDS = {
+    "local": "bench.local",
+    "distributed": "bench.distributed",
+    "feeds": "bench.feeds",
+    "politeness": "bench.politeness",
+}
 
 
 def main() -> int:
