@@ -257,7 +257,10 @@ async def test_an_unavailable_robots_is_shared_only_for_retry_backoff(
     with pytest.raises(DownloadError) as caught:
         await a.allowed_by_robots(http_server.url("/gen/1.html"))
     assert caught.value.kind == "robots_unavailable"
-    assert redis_server.client().hget(Keys("robots").robots, origin) is None  # retry_backoff 0: not shared
+    gone = robots_entry_from_json(redis_server.client().hget(Keys("robots").robots, origin))
+    assert gone.expires == gone.fetched_at  # retry_backoff 0: not shared (expired as written; it ends the claim)
+    assert a.robots_store is not None and await a.robots_store.robots_get(origin) is None
+    assert await a.robots_store.robots_claim(origin, 1)  # a's claim is over
 
     b = make_worker("w2", retry_backoff=30.0)
     with pytest.raises(DownloadError):

@@ -321,11 +321,12 @@ class Downloader:
         kind, body, why = await self._fetch_robots(origin)
         self.stats.inc("robots_fetched")
         ttl = self._robots_ttl(kind)
-        if ttl > 0:
-            try:
-                await store.robots_put(origin, kind, body, ttl, why)
-            except Exception as exc:
-                self._robots_store_failed(origin, "put", exc)
+        try:
+            # written even when it is not to be shared (ttl 0: expired at once): the put ends our claim,
+            # so the workers waiting for it fetch at once instead of waiting out download_timeout
+            await store.robots_put(origin, kind, body, ttl, why)
+        except Exception as exc:
+            self._robots_store_failed(origin, "put", exc)
         return self._robots_parsed(origin, kind, body, why, ttl)
 
     async def _robots_stored(self, store: Backend, origin: str) -> _RobotsRules | _RobotsUnavailable | None:
