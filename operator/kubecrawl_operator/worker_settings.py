@@ -68,6 +68,7 @@ SETTINGS = frozenset(
         "retry_backoff",
         "retry_http_codes",
         "retry_max_wait",
+        "robots_refresh",
         "role",
         "settings_file",
         "shared_cookies",

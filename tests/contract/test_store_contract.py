@@ -519,3 +519,82 @@ async def test_the_status_reader_agrees_with_the_redis_store_on_rounds(redis_sto
     assert "round 2, seeding" in await agree()
     await b.end_seeding(2)
     assert "round 2, complete" in await agree()
+
+
+# -- robots.txt shared by the crawl's workers (docs/contracts.md, "robots.txt") ------------------------
+
+ORIGIN = "http://127.0.0.1:9"
+ROBOTS = "User-agent: *\nDisallow: /private/\nCrawl-delay: 2\n"
+
+
+async def test_robots_entries_round_trip_age_out_and_survive_a_reopen(stores: Stores) -> None:
+    b = await stores.open()
+    assert await b.robots_get(ORIGIN) is None
+    await b.robots_put(ORIGIN, "ok", ROBOTS, ttl=3600)
+    got = await b.robots_get(ORIGIN)
+    if not stores.persistent:
+        # memory keeps nothing: one process, and its downloader's own copy is the only one it needs
+        assert b.shares_robots is False and got is None
+        assert await b.robots_claim(ORIGIN, 10) is True
+        return
+    assert b.shares_robots is True
+    assert got is not None
+    assert (got.kind, got.body, got.why) == ("ok", ROBOTS, "")
+    assert got.fetched_at == stores.clock.now and got.expires == stores.clock.now + 3600
+    await b.robots_put("https://other.example", "unavailable", "", ttl=1, why="HTTP 503")
+    other = await b.robots_get("https://other.example")
+    assert other is not None and (other.kind, other.why) == ("unavailable", "HTTP 503")
+    assert await b.robots_get("http://127.0.0.1:10") is None  # origins are apart, port included
+
+    # a restarted process (a resumed --state-dir crawl, another slave) reads the same entry
+    await stores.close(b)
+    again = await stores.open()
+    kept = await again.robots_get(ORIGIN)
+    assert kept is not None and kept.body == ROBOTS
+    stores.clock.advance(2)
+    assert await again.robots_get("https://other.example") is None  # the unavailable one aged out
+    stores.clock.advance(3600)
+    assert await again.robots_get(ORIGIN) is None  # robots_refresh has passed: fetched again
+    await again.robots_put(ORIGIN, "allow", "", ttl=60)  # a refetch replaces it
+    fresh = await again.robots_get(ORIGIN)
+    assert fresh is not None and (fresh.kind, fresh.body) == ("allow", "")
+
+
+async def test_one_redis_worker_at_a_time_claims_an_origin_and_its_put_ends_the_claim(redis_stores: Stores) -> None:
+    a = await redis_stores.open(worker_id="w1")
+    b = await redis_stores.open(worker_id="w2")
+    assert await a.robots_claim(ORIGIN, 30) is True
+    assert await b.robots_claim(ORIGIN, 30) is False  # w1 is fetching it: w2 polls robots_get
+    assert await b.robots_claim("http://127.0.0.1:10", 30) is True  # another origin
+    await a.robots_put(ORIGIN, "ok", ROBOTS, ttl=3600)
+    got = await b.robots_get(ORIGIN)
+    assert got is not None and got.body == ROBOTS
+    assert await b.robots_claim(ORIGIN, 30) is True  # the put ended w1's claim
+    await a.robots_put(ORIGIN, "ok", ROBOTS, ttl=3600)  # w1 no longer holds it: w2's claim stays
+    assert await a.robots_claim(ORIGIN, 30) is False
+
+
+@pytest.mark.parametrize(
+    "raw",
+    [
+        b"\x80\x04\x95pickle",  # not JSON
+        b'["ok", "User-agent: *"]',  # JSON, not an object
+        b'{"kind": "maybe", "body": "", "at": 1, "exp": 9e99}',  # a kind nobody writes
+        b'{"kind": "ok", "body": 12, "at": 1, "exp": 9e99}',  # body not text
+        b'{"kind": "ok", "body": "", "at": "now", "exp": 9e99}',  # times not numbers
+        b'{"kind": "ok", "body": "' + b"D" * (4 << 20) + b'", "at": 1, "exp": 9e99}',  # 4 MiB
+    ],
+    ids=["not-json", "not-object", "unknown-kind", "body-not-text", "at-not-number", "huge"],
+)
+async def test_a_hostile_redis_robots_entry_is_refused_as_a_wire_format_error(redis_stores: Stores, raw: bytes) -> None:
+    from kubecrawl.backends.redis import Keys
+    from kubecrawl.errors import WireFormatError
+
+    b = await redis_stores.open()
+    assert redis_stores.server is not None
+    redis_stores.server.client().hset(Keys(redis_stores.crawl).robots, ORIGIN, raw)
+    with pytest.raises(WireFormatError):
+        await b.robots_get(ORIGIN)
+    await b.robots_put(ORIGIN, "ok", ROBOTS, ttl=60)  # the worker that fetched it overwrites it
+    got = await b.robots_get(ORIGIN)
+    assert got is not None and got.body == ROBOTS

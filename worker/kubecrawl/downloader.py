@@ -16,7 +16,7 @@ import random
 import time
 from dataclasses import dataclass
 from email.utils import parsedate_to_datetime
-from typing import Any
+from typing import TYPE_CHECKING, Any
 from urllib.parse import SplitResult, urlsplit
 
 import httpx
@@ -25,7 +25,7 @@ from protego import Protego
 from .backends.frontier import DELAY_SPREAD
 from .compression import ACCEPT_ENCODING, decode_body
 from .cookies import CookieJars
-from .errors import DownloadError
+from .errors import DownloadError, WireFormatError
 from .netguard import SSRFGuard, SSRFRefused, is_ssrf_error
 from .request import Request, canonical_url
 from .response import Response
@@ -33,6 +33,9 @@ from .settings import Settings
 from .stats import Stats
 from .urls import check_request_url
 from .urls import resolve as resolve_url
+
+if TYPE_CHECKING:
+    from .backends.base import Backend
 
 log = logging.getLogger(__name__)
 
@@ -101,8 +104,10 @@ class Downloader:
         self.s = settings
         self.stats = stats if stats is not None else Stats()
         self.guard = guard
-        self._robots: dict[str, Protego | _RobotsUnavailable | object] = {}
+        self._robots: dict[str, _RobotsRules | _RobotsUnavailable] = {}
         self._robots_locks: dict[str, asyncio.Lock] = {}
+        #: the crawl's store, where robots.txt is shared by every worker (set by the process; None: this process only)
+        self.robots_store: Backend | None = None
         self.client = self._make_client()
         self.deadline = download_deadline(settings)
 
@@ -238,6 +243,12 @@ class Downloader:
             await self.guard.resolve_and_check(url)
 
     # -- robots.txt --------------------------------------------------------------------------
+    # Each origin's robots.txt is read once per crawl, not once per worker: this process's own copy
+    # first, then the store (Backend.robots_get: one round trip), then the network, whose answer goes
+    # to the store for every other worker (docs/distributed.md, "robots.txt"). Two workers that start
+    # on one origin together: one claims it (Backend.robots_claim), the other polls the store for its
+    # answer, never longer than download_timeout, then fetches itself. A store that fails or holds a
+    # hostile entry never costs the page: the worker fetches robots.txt itself (counted).
     async def allowed_by_robots(self, url: str) -> bool:
         """Whether robots.txt of ``url``'s origin lets us fetch it.
 
@@ -256,17 +267,17 @@ class Downloader:
             return True  # fetch refuses it (skipped_scheme, invalid_url): no robots.txt to ask
         origin = f"{parts.scheme}://{parts.netloc}"
         entry = self._robots.get(origin)
-        if entry is None or (isinstance(entry, _RobotsUnavailable) and entry.until <= time.monotonic()):
+        if entry is None or entry.until <= time.monotonic():
             lock = self._robots_locks.setdefault(origin, asyncio.Lock())
             async with lock:
                 entry = self._robots.get(origin)
-                if entry is None or (isinstance(entry, _RobotsUnavailable) and entry.until <= time.monotonic()):
-                    entry = self._robots[origin] = await self._fetch_robots(origin)
+                if entry is None or entry.until <= time.monotonic():
+                    entry = self._robots[origin] = await self._robots_entry(origin)
         if isinstance(entry, _RobotsUnavailable):
             raise DownloadError("robots_unavailable", f"robots.txt of {origin}: {entry.why}", retryable=True)
-        if not isinstance(entry, Protego):
-            return True  # _ALLOW_ALL
-        return bool(entry.can_fetch(url, self.s.user_agent))
+        if entry.rules is None:
+            return True  # allow all
+        return bool(entry.rules.can_fetch(url, self.s.user_agent))
 
     def crawl_delay(self, url: str) -> float | None:
         """The ``Crawl-delay`` of ``url``'s robots.txt for our user agent, once it has been read."""
@@ -276,16 +287,94 @@ class Downloader:
             parts = urlsplit(url)
         except ValueError:
             return None
-        rp = self._robots.get(f"{parts.scheme}://{parts.netloc}")
-        if not isinstance(rp, Protego):  # not read yet, allow-all or unavailable
+        entry = self._robots.get(f"{parts.scheme}://{parts.netloc}")
+        if not isinstance(entry, _RobotsRules) or entry.rules is None:  # not read yet, allow-all or unavailable
             return None
-        delay = rp.crawl_delay(self.s.user_agent)
+        delay = entry.rules.crawl_delay(self.s.user_agent)
         return None if delay is None else float(delay)
 
-    async def _fetch_robots(self, origin: str) -> Protego | object:
+    async def _robots_entry(self, origin: str) -> _RobotsRules | _RobotsUnavailable:
+        """``origin``'s robots.txt from the store, or fetched (and then stored)."""
+        store = self.robots_store
+        if store is None or not store.shares_robots:
+            kind, body, why = await self._fetch_robots(origin)
+            self.stats.inc("robots_fetched")
+            return self._robots_parsed(origin, kind, body, why, self._robots_ttl(kind))
+        shared = await self._robots_stored(store, origin)
+        if shared is not None:
+            return shared
+        claimed = True
+        try:
+            claimed = await store.robots_claim(origin, self.s.download_timeout + 5)
+        except Exception as exc:
+            self._robots_store_failed(origin, "claim", exc)
+        if not claimed:  # another worker is fetching it: its answer, or ours after download_timeout
+            end = time.monotonic() + self.s.download_timeout
+            pause = 0.02
+            while time.monotonic() < end:
+                await asyncio.sleep(pause)
+                pause = min(pause * 2, 0.5)
+                shared = await self._robots_stored(store, origin)
+                if shared is not None:
+                    return shared
+            log.info("robots.txt of %s: the worker fetching it did not store it in time; fetching it here", origin)
+        kind, body, why = await self._fetch_robots(origin)
+        self.stats.inc("robots_fetched")
+        ttl = self._robots_ttl(kind)
+        try:
+            # written even when it is not to be shared (ttl 0: expired at once): the put ends our claim,
+            # so the workers waiting for it fetch at once instead of waiting out download_timeout
+            await store.robots_put(origin, kind, body, ttl, why)
+        except Exception as exc:
+            self._robots_store_failed(origin, "put", exc)
+        return self._robots_parsed(origin, kind, body, why, ttl)
+
+    async def _robots_stored(self, store: Backend, origin: str) -> _RobotsRules | _RobotsUnavailable | None:
+        """The store's entry for ``origin``, parsed; None when it has none (or fails, or holds a bad one: counted)."""
+        try:
+            got = await store.robots_get(origin)
+        except WireFormatError as exc:
+            self.stats.inc("robots_store_invalid")
+            log.warning("robots.txt of %s: the store's entry is not valid (%s); fetching it here", origin, exc)
+            return None
+        except Exception as exc:
+            self._robots_store_failed(origin, "get", exc)
+            return None
+        if got is None:
+            return None
+        self.stats.inc("robots_shared")
+        left = max(0.0, got.expires - store.clock())
+        return self._robots_parsed(origin, got.kind, got.body, got.why, left)
+
+    def _robots_store_failed(self, origin: str, what: str, exc: BaseException) -> None:
+        self.stats.inc("robots_store_errors")
+        log.warning("robots.txt of %s: the store failed (%s: %r); fetching it here", origin, what, exc)
+
+    def _robots_ttl(self, kind: str) -> float:
+        """How long an answer of ``kind`` is used: robots_refresh, or retry_backoff while unavailable."""
+        return self.s.retry_backoff if kind == "unavailable" else self.s.robots_refresh
+
+    def _robots_parsed(
+        self, origin: str, kind: str, body: str, why: str, ttl: float
+    ) -> _RobotsRules | _RobotsUnavailable:
+        until = time.monotonic() + ttl
+        if kind == "unavailable":
+            return _RobotsUnavailable(why, until)
+        if kind != "ok":
+            return _RobotsRules(None, until)
+        try:
+            return _RobotsRules(Protego.parse(body), until)
+        except Exception as exc:  # protego is lenient; this is a last resort
+            log.warning("unparsable robots.txt at %s (%s): allowing all", origin, exc)
+            return _RobotsRules(None, until)
+
+    async def _fetch_robots(self, origin: str) -> tuple[str, str, str]:
         """robots.txt of ``origin`` as RFC 9309 says: at most 500 KiB parsed, up to five redirects (each
         hop through the SSRF guard), 4xx = allow all, unreachable = disallow for a while; all within
-        one total deadline, so a robots.txt that trickles cannot hold the origin's requests."""
+        one total deadline, so a robots.txt that trickles cannot hold the origin's requests.
+
+        Returns ``(kind, body, why)``: ``ok`` with the text to parse, ``allow`` (everything allowed),
+        or ``unavailable`` with why (backends/base.py RobotsEntry)."""
         url = origin + "/robots.txt"
         try:
             async with asyncio.timeout(self.s.download_timeout):
@@ -299,35 +388,31 @@ class Downloader:
                             nxt = resolve_url(url, location)
                             if nxt is None or check_request_url(nxt) is not None:
                                 log.info("robots.txt of %s redirects to %r: allowing all", origin, location[:200])
-                                return _ALLOW_ALL
+                                return "allow", "", ""
                             url = nxt
                             continue
                         if status == 429 or status >= 500:
                             return self._robots_unavailable(origin, f"HTTP {status}")
                         if status >= 400:
-                            return _ALLOW_ALL  # no robots.txt: everything allowed
+                            return "allow", "", ""  # no robots.txt: everything allowed
                         content = await self._read_limited(resp, url, ROBOTS_MAX_BYTES, truncate=True)
                         break
                 else:
                     log.info("robots.txt of %s: more than %d redirects: allowing all", origin, ROBOTS_REDIRECTS)
-                    return _ALLOW_ALL
+                    return "allow", "", ""
         except SSRFRefused as exc:
             # the guard refuses the hop: never fetched; the pages themselves meet the same guard
             log.info("robots.txt of %s refused by the SSRF guard (%s): allowing all", origin, exc)
-            return _ALLOW_ALL
+            return "allow", "", ""
         except TimeoutError:
             return self._robots_unavailable(origin, f"not read within {self.s.download_timeout:.0f}s")
         except (httpx.HTTPError, httpx.InvalidURL, DownloadError, OSError) as exc:
             return self._robots_unavailable(origin, f"{type(exc).__name__}: {exc}")
-        try:
-            return Protego.parse(content.decode("utf-8", "replace"))
-        except Exception as exc:  # protego is lenient; this is a last resort
-            log.warning("unparsable robots.txt at %s (%s): allowing all", url, exc)
-            return _ALLOW_ALL
+        return "ok", content.decode("utf-8", "replace"), ""
 
-    def _robots_unavailable(self, origin: str, why: str) -> _RobotsUnavailable:
+    def _robots_unavailable(self, origin: str, why: str) -> tuple[str, str, str]:
         log.info("robots.txt of %s unavailable (%s): its requests wait and are tried again", origin, why)
-        return _RobotsUnavailable(why, time.monotonic() + self.s.retry_backoff)
+        return "unavailable", "", why
 
     # -- fetching ----------------------------------------------------------------------------
     async def fetch(self, request: Request) -> Response:
@@ -662,8 +747,15 @@ def _same_origin(a: SplitResult, b: SplitResult, b_port: int | None) -> bool:
 #: RFC 9309: crawlers parse at least the first 500 KiB of robots.txt, and follow at least five redirects
 ROBOTS_MAX_BYTES = 500 * 1024
 ROBOTS_REDIRECTS = 5
-#: robots.txt answered 4xx, redirected off the web, or was refused by the guard: everything allowed
-_ALLOW_ALL = object()
+
+
+@dataclass(slots=True)
+class _RobotsRules:
+    """A read robots.txt: its rules (None: everything allowed: 4xx, a redirect off the web, refused by
+    the guard, unparsable) until ``until`` (monotonic), when it is read again (robots_refresh)."""
+
+    rules: Protego | None
+    until: float
 
 
 @dataclass(slots=True)

@@ -120,6 +120,7 @@ class CrawlProcess:
         self.backend = backend or make_backend(settings, spider)
         guard = SSRFGuard(settings.ssrf_allow) if guard_enabled(settings.ssrf_guard) else None
         self.downloader = Downloader(settings, guard, self.stats)
+        self.downloader.robots_store = self.backend  # robots.txt shared by the crawl's workers
         if settings.shared_cookies:
             self._share_cookies()
         refs = [*settings.item_pipelines, *spider.pipelines]

@@ -111,6 +111,8 @@ class Settings(BaseModel):
     """Bodies larger than this many bytes are refused (counted as too_large)."""
     obey_robots: bool = True
     """Fetch and obey robots.txt of each origin."""
+    robots_refresh: float = Field(86_400.0, ge=1, le=365 * 86_400)
+    """Seconds a robots.txt is used before it is fetched again (one fetch per origin per crawl, shared through the store by every worker; an unavailable one is retried after retry_backoff)."""
     user_agent: str = f"kubecrawl/{__version__}"
     """User-Agent header (and the robots.txt user agent)."""
     default_headers: dict[str, str] = {

@@ -75,5 +75,9 @@ class Stats:
         for key in ("csv_rows_skipped", "httpcache/hit", "httpcache/miss"):  # CSVFeedSpider, the HTTP cache
             if self.counts[key]:
                 out[key] = self.counts[key]
+        # robots.txt read by this process: fetched itself, or shared by the store; the store failing it
+        for key in ("robots_fetched", "robots_shared", "robots_store_errors", "robots_store_invalid"):
+            if self.counts[key]:
+                out[key] = self.counts[key]
         out["errors_by_kind"] = {k[6:]: v for k, v in sorted(self.counts.items()) if k.startswith("error:")}
         return out

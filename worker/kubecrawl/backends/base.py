@@ -120,6 +120,63 @@ class RoundInfo:
     seeded_round: int = 0
 
 
+#: what a robots.txt answer was (RobotsEntry.kind): a body to parse, everything allowed (4xx, a
+#: redirect off the web, refused by the SSRF guard), or unavailable (5xx, 429, network error, timeout)
+ROBOTS_KINDS = frozenset({"ok", "allow", "unavailable"})
+
+
+@dataclass(slots=True, frozen=True)
+class RobotsEntry:
+    """One origin's robots.txt as a worker read it, for the other workers of the crawl (docs/contracts.md).
+
+    ``body`` is the text every worker parses (the first 500 KiB as fetched, decoded as UTF-8 with
+    invalid bytes replaced); empty unless ``kind`` is ``ok``. ``why`` says why it was unavailable.
+    ``fetched_at`` and ``expires`` are the store's clock (epoch seconds)."""
+
+    kind: str
+    body: str
+    fetched_at: float
+    expires: float
+    why: str = ""
+
+
+#: the largest stored robots.txt entry read back: a 500 KiB body as JSON text is at most 6 bytes a
+#: byte (a control character escaped as \u0000), plus room for the other fields
+ROBOTS_ENTRY_MAX = 6 * 500 * 1024 + 4096
+
+
+def robots_entry_json(entry: RobotsEntry) -> bytes:
+    """The stored form of a robots.txt entry: JSON, never pickle (docs/contracts.md §3)."""
+    return orjson.dumps(
+        {"kind": entry.kind, "body": entry.body, "at": entry.fetched_at, "exp": entry.expires, "why": entry.why}
+    )
+
+
+def robots_entry_from_json(raw: bytes | str) -> RobotsEntry:
+    """Parse a stored robots.txt entry; anything else raises :class:`~kubecrawl.errors.WireFormatError`."""
+    from ..errors import WireFormatError
+
+    if len(raw) > ROBOTS_ENTRY_MAX:
+        raise WireFormatError(f"robots.txt entry of {len(raw)} bytes (at most {ROBOTS_ENTRY_MAX})")
+    try:
+        d = orjson.loads(raw)
+    except orjson.JSONDecodeError as exc:
+        raise WireFormatError(f"robots.txt entry is not JSON: {exc}") from None
+    if not isinstance(d, dict):
+        raise WireFormatError(f"robots.txt entry is a JSON {type(d).__name__}, not an object")
+    kind, body, at, exp, why = d.get("kind"), d.get("body"), d.get("at"), d.get("exp"), d.get("why", "")
+    if kind not in ROBOTS_KINDS:
+        raise WireFormatError(f"robots.txt entry of unknown kind {str(kind)[:40]!r}")
+    if not isinstance(body, str) or not isinstance(why, str):
+        raise WireFormatError("robots.txt entry: body and why must be strings")
+    times: list[float] = []
+    for v in (at, exp):
+        if isinstance(v, bool) or not isinstance(v, int | float) or not math.isfinite(v):
+            raise WireFormatError("robots.txt entry: at and exp must be finite numbers")
+        times.append(float(v))
+    return RobotsEntry(kind, body, times[0], times[1], why[:500])
+
+
 @dataclass(slots=True)
 class StoreHealth:
     """What a liveness probe needs to know about the store: reachable and accepting commits."""
@@ -288,6 +345,32 @@ class Backend(ABC):
     async def fingerprint_count(self) -> int:
         """How many request fingerprints the crawl has recorded (Redis: its ``seen`` counter)."""
         raise NotImplementedError(f"{type(self).__name__} cannot count fingerprints")
+
+    #: whether :meth:`robots_put` keeps robots.txt for other processes (memory: no, the downloader's
+    #: own copy is the only one a single process needs)
+    shares_robots: bool = False
+
+    async def robots_get(self, origin: str) -> RobotsEntry | None:
+        """The stored robots.txt of ``origin`` (``scheme://host[:port]``) if it has not expired, else None.
+
+        One attempt, bounded by a short timeout, no outage wait: the caller fetches robots.txt itself
+        when this raises. A stored entry that is not one (corrupt, hostile) raises
+        :class:`~kubecrawl.errors.WireFormatError`; the caller counts it and fetches itself.
+        """
+        return None
+
+    async def robots_put(self, origin: str, kind: str, body: str, ttl: float, why: str = "") -> None:
+        """Keep ``origin``'s robots.txt for ``ttl`` seconds from now (store clock); replaces what was there.
+
+        One attempt, like :meth:`robots_get`. Also ends this worker's :meth:`robots_claim` of the origin.
+        """
+
+    async def robots_claim(self, origin: str, seconds: float) -> bool:
+        """Try to become the one worker that fetches ``origin``'s robots.txt for the next ``seconds``.
+
+        False: another worker holds the claim (the caller polls :meth:`robots_get` for its answer).
+        Local stores: always True (the downloader's own lock serialises one process)."""
+        return True
 
     async def heartbeat(self, worker_id: str) -> None:
         """Record that this worker is alive (shared stores only; local stores do nothing).

@@ -34,7 +34,18 @@ from redis.exceptions import TimeoutError as RedisTimeoutError
 from ..errors import StorageError, StorageFatal, StoreDataLost, WireFormatError
 from ..request import _MAX_WIRE_BYTES, Request
 from ..settings import Settings
-from .base import Backend, CommitResult, Lease, Outcome, RoundInfo, StoreHealth
+from .base import (
+    ROBOTS_ENTRY_MAX,
+    Backend,
+    CommitResult,
+    Lease,
+    Outcome,
+    RobotsEntry,
+    RoundInfo,
+    StoreHealth,
+    robots_entry_from_json,
+    robots_entry_json,
+)
 from .bloom import INTSET_ENTRIES, BloomParams, bloom_offsets, bucket_count, set_member
 from .frontier import MAX_CRAWL_DELAY, Politeness, slot_key
 
@@ -48,6 +59,8 @@ OUTAGE_LIMIT_S = 900.0
 REAP_MAX = 256
 #: a health probe (PING) that takes longer than this reports the store down
 HEALTH_TIMEOUT_S = 2.0
+#: one robots.txt call (robots_get/put/claim) that takes longer than this fails (the worker fetches itself)
+ROBOTS_STORE_TIMEOUT_S = 5.0
 #: Bloom shards up to this many bytes are created by sending them whole
 _BLOOM_SET_MAX = 64 << 20
 _RETRYABLE = (RedisConnectionError, RedisTimeoutError, OSError)
@@ -113,6 +126,11 @@ class Keys:
         self.workers = p + "workers"
         self.meta = p + "meta"
         self.seen_ttl = p + "seen:ttl"
+        self.robots = p + "robots"  # HASH: origin -> JSON of its robots.txt entry (backends/base.py RobotsEntry)
+
+    def robots_claim(self, origin: str) -> str:
+        """STRING (SET NX PX): the worker fetching ``origin``'s robots.txt right now."""
+        return f"{self.prefix}robots_claim:{origin}"
 
     def cookie_jar(self, token: str) -> str:
         """HASH of one shared cookie jar (setting shared_cookies; kubecrawl/shared_cookies.py)."""
@@ -208,7 +226,7 @@ class RedisBackend(Backend):
         self.reclaimed = 0
         guard = _load_lua("guard")
         sources = {n: guard + _load_lua(n) for n in ("pop", "commit", "release", "reject")}
-        sources.update({n: _load_lua(n) for n in ("heartbeat", "migrate")})
+        sources.update({n: _load_lua(n) for n in ("heartbeat", "migrate", "robots_get", "robots_put")})
         sources["cycle"] = (
             f"{guard}local function kc_commit(KEYS, ARGV)\n{_load_lua('commit')}\nend\n"
             f"local function kc_pop(KEYS, ARGV)\n{_load_lua('pop')}\nend\n{_load_lua('cycle')}"
@@ -738,6 +756,41 @@ class RedisBackend(Backend):
             await self._call("pop", self._script("pop", self._pop_keys(), self._pop_args(0)))
             raise StoreDataLost(f"the store lost data of crawl {self.crawl!r}")
         return int(rnd or 0) >= 1 and seeding != b"1" and int(queued or 0) == 0 and leased == 0
+
+    # -- robots.txt (shared by the crawl's workers) ---------------------------------------------
+    shares_robots = True
+
+    async def _once(self, what: str, fn: Callable[[], Awaitable[T]]) -> T:
+        """One round trip with no outage wait, bounded by :data:`ROBOTS_STORE_TIMEOUT_S` (robots.txt:
+        the caller fetches it itself when the store does not answer)."""
+        self.round_trips += 1
+        self.calls[what] = self.calls.get(what, 0) + 1
+        return await asyncio.wait_for(fn(), ROBOTS_STORE_TIMEOUT_S)
+
+    async def robots_get(self, origin: str) -> RobotsEntry | None:
+        script = self._scripts["robots_get"]
+        res = await self._once("robots", lambda: script(keys=[self.k.robots], args=[origin, ROBOTS_ENTRY_MAX]))
+        size = int(res[0])
+        if size == 0:
+            return None
+        if len(res) < 2:
+            raise WireFormatError(
+                f"robots.txt entry of {origin} in {self.k.robots} is {size} bytes (at most {ROBOTS_ENTRY_MAX})"
+            )
+        entry = robots_entry_from_json(res[1])
+        return entry if entry.expires > self.clock() else None
+
+    async def robots_put(self, origin: str, kind: str, body: str, ttl: float, why: str = "") -> None:
+        now = self.clock()
+        data = robots_entry_json(RobotsEntry(kind, body, now, now + ttl, why))
+        script = self._scripts["robots_put"]
+        keys = [self.k.robots, self.k.robots_claim(origin)]
+        await self._once("robots", lambda: script(keys=keys, args=[origin, data, self.worker_id]))
+
+    async def robots_claim(self, origin: str, seconds: float) -> bool:
+        key = self.k.robots_claim(origin)
+        ms = max(1, int(seconds * 1000))
+        return bool(await self._once("robots", lambda: self.r.set(key, self.worker_id, nx=True, px=ms)))
 
     async def heartbeat(self, worker_id: str) -> None:
         """Record this store's worker id (the lease owner), not the engine's per-run id, as alive.

@@ -35,10 +35,13 @@ from ..feeds.sink import FeedItem, FileSink, Sink, can_finish, make_sink
 from ..feeds.spec import FeedSpec, make_spec, redact
 from ..request import Request
 from .base import (
+    ROBOTS_ENTRY_MAX,
+    ROBOTS_KINDS,
     Backend,
     CommitResult,
     Lease,
     Outcome,
+    RobotsEntry,
     RoundInfo,
     StoreHealth,
     local_worker_id,
@@ -58,6 +61,8 @@ CREATE TABLE IF NOT EXISTS meta (k TEXT PRIMARY KEY, v TEXT NOT NULL) WITHOUT RO
 CREATE TABLE IF NOT EXISTS stats (k TEXT PRIMARY KEY, v INTEGER NOT NULL) WITHOUT ROWID;
 CREATE TABLE IF NOT EXISTS slots (host TEXT PRIMARY KEY, next_at REAL NOT NULL, last_delay REAL NOT NULL,
   crawl_delay REAL NOT NULL) WITHOUT ROWID;
+CREATE TABLE IF NOT EXISTS robots (origin TEXT PRIMARY KEY, kind TEXT NOT NULL, body TEXT NOT NULL,
+  fetched_at REAL NOT NULL, expires REAL NOT NULL, why TEXT NOT NULL DEFAULT '') WITHOUT ROWID;
 """
 
 
@@ -617,6 +622,36 @@ class SQLiteBackend(Backend):
         # state dirs from before ``seeded_round``: a round not seeding was seeded
         seeded_round = int(seeded) if seeded is not None else (rnd if not seeding else rnd - 1)
         return RoundInfo(rnd, seeding, seeded_round)
+
+    # -- robots.txt: kept across runs, so a resumed crawl does not fetch it again ---------------
+    shares_robots = True
+
+    async def robots_get(self, origin: str) -> RobotsEntry | None:
+        row = self.db.execute(
+            "SELECT kind, body, fetched_at, expires, why FROM robots WHERE origin=?", (origin,)
+        ).fetchone()
+        if row is None:
+            return None
+        kind, body, at, exp, why = row
+        if (
+            kind not in ROBOTS_KINDS
+            or not isinstance(body, str)
+            or len(body) > ROBOTS_ENTRY_MAX
+            or not isinstance(at, float | int)
+            or not isinstance(exp, float | int)
+            or not isinstance(why, str)
+        ):
+            raise WireFormatError(f"robots.txt entry of {origin} in {self.path} is not one")
+        return RobotsEntry(kind, body, float(at), float(exp), why) if exp > self.clock() else None
+
+    async def robots_put(self, origin: str, kind: str, body: str, ttl: float, why: str = "") -> None:
+        now = self.clock()
+        self.db.execute(
+            "INSERT INTO robots (origin, kind, body, fetched_at, expires, why) VALUES (?, ?, ?, ?, ?, ?) "
+            "ON CONFLICT(origin) DO UPDATE SET kind=excluded.kind, body=excluded.body, "
+            "fetched_at=excluded.fetched_at, expires=excluded.expires, why=excluded.why",
+            (origin, kind, body, now, now + ttl, why),
+        )
 
     def stored_stats(self) -> dict[str, int]:
         return {str(k): int(v) for k, v in self.db.execute("SELECT k, v FROM stats")}
