@@ -306,3 +306,62 @@ async def test_the_frontier_status_counts_slots_with_work_and_names_the_busiest(
     assert st is not None and st.hosts == 2  # c.test has nothing queued or leased any more
     assert [(h.slot, h.queued, h.in_flight) for h in st.busiest] == [("a.test", 3, 1), ("b.test", 1, 0)]
     assert st.busiest[1].crawl_delay == 2.0 and st.busiest[1].delay == 2.0  # the floor, for every worker
+
+
+async def _check_books(b: Any) -> None:
+    """The per-worker counts and the hosts ZSET agree with the leases and queues they summarise."""
+    owners = {k.decode(): v.decode() for k, v in (await b.r.hgetall(b.k.owners)).items()}
+    lhost = {k.decode(): v.decode() for k, v in (await b.r.hgetall(b.k.lease_hosts)).items()}
+    want_held: dict[str, int] = {}
+    busy: dict[str, int] = {}
+    for rid, who in owners.items():
+        want_held[f"w:{who}|{lhost[rid]}"] = want_held.get(f"w:{who}|{lhost[rid]}", 0) + 1
+        busy[lhost[rid]] = busy.get(lhost[rid], 0) + 1
+    held, pending = await _frontier_books(b)
+    assert held == want_held
+    want_pending = {}
+    for slot in {
+        *busy,
+        *[k.decode()[len(b.k.host_queue_prefix) :] async for k in b.r.scan_iter(b.k.host_queue_prefix + "*")],
+    }:
+        n = await b.r.zcard(b.k.host_queue(slot)) + busy.get(slot, 0)
+        if n:
+            want_pending[slot] = n
+    assert pending == want_pending
+
+
+async def test_random_pops_acks_releases_and_expiries_keep_the_books_exact(redis_stores: Stores) -> None:
+    import random
+
+    kit = redis_stores
+    rng = random.Random(17)
+    polite = Politeness(per_host=3)
+    workers = [await kit.open(worker_id=f"w{i}", politeness=polite, worker_cap=2, lease_seconds=30) for i in range(3)]
+    held: dict[int, list[tuple[float, Lease]]] = {0: [], 1: [], 2: []}  # (popped at, lease)
+    n = 0
+    for _ in range(300):
+        i = rng.randrange(3)
+        w = workers[i]
+        op = rng.random()
+        now = kit.clock()
+        held[i] = [(t, x) for t, x in held[i] if now < t + 30]  # expired ones are reaped by this pop
+        if op < 0.3:
+            reqs = [Request(f"http://h{rng.randrange(6)}.test/{n + j}") for j in range(rng.randrange(1, 6))]
+            n += len(reqs)
+            await w.commit([Outcome(None, requests=reqs)])
+        elif op < 0.6:
+            got = await w.pop(rng.randrange(1, 8))
+            mine = [x for _, x in held[i]] + got
+            assert all(sum(1 for x in mine if x.request.url.split("/")[2] == h) <= 2 for h in hosts(got))  # the cap
+            held[i] += [(now, x) for x in got]
+        elif op < 0.8 and held[i]:
+            done = rng.sample(held[i], rng.randrange(1, len(held[i]) + 1))
+            await w.commit([ack(x) for _, x in done])
+            held[i] = [x for x in held[i] if x not in done]
+        elif op < 0.9 and held[i]:
+            back = held[i][: rng.randrange(1, len(held[i]) + 1)]
+            await w.release([x.id for _, x in back])
+            held[i] = held[i][len(back) :]
+        else:
+            kit.clock.advance(rng.choice([1, 5, 31]))  # 31 s: every lease expires, reaped by the next pop
+        await _check_books(workers[0])
