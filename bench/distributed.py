@@ -211,7 +211,11 @@ async def _fill_with_commit(url: str, dedup: str, n: int, capacity: int, error_r
         await b.commit([Outcome(None, requests=_fp_requests(min(5000, n - start), start))])
         # keep only the fingerprints: drop the queued requests as we go
         await b.r.delete(
-            b.k.frontier, b.k.ready, b.k.requests, *[key async for key in b.r.scan_iter(b.k.host_queue_prefix + "*")]
+            b.k.frontier,
+            b.k.ready,
+            b.k.requests,
+            b.k.hosts,
+            *[key async for key in b.r.scan_iter(b.k.host_queue_prefix + "*")],
         )
     await b.close()
 
@@ -229,11 +233,62 @@ def memory_variant(dedup: str, n: int, capacity: int, error_rate: float, workdir
         asyncio.run(_fill_with_commit(r.url, dedup, n, capacity, error_rate))
         k = Keys("mem")
         r.client.delete(
-            k.frontier, k.ready, k.requests, k.meta, k.stats, *r.client.scan_iter(k.host_queue_prefix + "*")
+            k.frontier, k.ready, k.requests, k.hosts, k.meta, k.stats, *r.client.scan_iter(k.host_queue_prefix + "*")
         )
         delta = (r.used_memory() - before) / n
         usage = sum(int(r.client.memory_usage(key, samples=0) or 0) for key in r.client.scan_iter(k.prefix + "seen:*"))
         return delta, usage / n
+    finally:
+        r.stop()
+
+
+def _frontier_requests(n: int, hosts: int, offset: int) -> list[Request]:
+    # an ordinary crawl URL (~60 bytes): a path and a query, spread round-robin over ``hosts`` slots
+    return [
+        Request(f"https://www.site-{i % hosts}.example.com/articles/2026/12/{i}.html?ref=home")
+        for i in range(offset, offset + n)
+    ]
+
+
+async def _fill_frontier(url: str, n: int, hosts: int) -> dict[str, int]:
+    import redis.asyncio as aioredis
+
+    client = aioredis.Redis.from_url(url)
+    b = RedisBackend(client, "mem", dedup="set", capacity=max(n, 1_000_000))
+    await b.open()
+    for start in range(0, n, 5000):
+        await b.commit([Outcome(None, requests=_frontier_requests(min(5000, n - start), hosts, start))])
+    k = b.k
+    sizes = {"requests": await client.memory_usage(k.requests, samples=0) or 0}
+    queues = 0
+    async for key in client.scan_iter(k.host_queue_prefix + "*", count=1000):
+        queues += await client.memory_usage(key, samples=0) or 0
+    sizes["host queues"] = queues
+    # the frontier hash (counts and times per slot), the ready slots, the slots with work (for the status)
+    for name, key in (("frontier hash", k.frontier), ("ready", k.ready), ("hosts (status)", k.hosts)):
+        sizes[name] = await client.memory_usage(key, samples=0) or 0
+    seen = 0
+    async for key in client.scan_iter(k.prefix + "seen:*", count=1000):
+        seen += await client.memory_usage(key, samples=0) or 0
+    sizes["fingerprints"] = seen
+    sizes["payload bytes"] = sum([await client.hstrlen(k.requests, rid) for rid in await client.hkeys(k.requests)])
+    await b.close()
+    return sizes
+
+
+def memory_frontier(n: int, hosts: int, workdir: Path) -> dict[str, float]:
+    """Bytes per queued request in Redis, ``n`` requests over ``hosts`` slots, queued by the commit script.
+
+    ``used_memory`` delta on a fresh redis-server (everything: payload, host queue entry, fingerprint,
+    allocator overhead) and ``MEMORY USAGE`` of each kind of key, per request."""
+    r = RedisProc(workdir)
+    try:
+        r.client.config_set("set-max-intset-entries", 4096)
+        before = r.used_memory()
+        sizes = asyncio.run(_fill_frontier(r.url, n, hosts))
+        out = {"used_memory": (r.used_memory() - before) / n}
+        out.update({name: v / n for name, v in sizes.items()})
+        return out
     finally:
         r.stop()
 
@@ -251,7 +306,10 @@ def parser() -> argparse.ArgumentParser:
     p.add_argument("--capacity", type=int, default=10_000_000, help="bloom_capacity (also sizes intset buckets)")
     p.add_argument("--error-rate", type=float, default=0.001)
     p.add_argument("--server", choices=["auto", "nginx", "aiohttp"], default="auto")
-    p.add_argument("--memory-only", action="store_true", help="only the fingerprint memory figures")
+    p.add_argument("--memory-only", action="store_true", help="only the memory figures (fingerprints, frontier)")
+    p.add_argument("--frontier", type=int, default=0,
+                   help="bytes per queued request for this many requests (0: skip)")  # fmt: skip
+    p.add_argument("--frontier-hosts", default="1,10000", help="comma-separated slot counts for --frontier")
     p.add_argument("--json", type=Path, default=None)
     return p
 
@@ -311,6 +369,11 @@ def main(argv: list[str] | None = None) -> int:
                     memory_variant("bloom", n, n, args.error_rate, workdir),
             }  # fmt: skip
             result["bytes_per_fingerprint"] = mem
+        if args.frontier:
+            result["frontier_requests"] = args.frontier
+            result["bytes_per_queued_request"] = {
+                h: memory_frontier(args.frontier, int(h), workdir) for h in args.frontier_hosts.split(",")
+            }
         _print(result)
         out = args.json or BENCH_DIR / "results" / f"distributed-{dt.datetime.now():%Y%m%dT%H%M%S}.json"
         out.parent.mkdir(parents=True, exist_ok=True)
@@ -344,6 +407,13 @@ def _print(res: dict[str, Any]) -> None:
 
 def _print_memory(res: dict[str, Any]) -> None:
     w = sys.stdout.write
+    if "bytes_per_queued_request" in res:
+        per = res["bytes_per_queued_request"]
+        names = list(next(iter(per.values())))
+        w(f"\n{res['frontier_requests']:,} queued requests (set dedup), bytes per queued request:\n\n")
+        w("| hosts | " + " | ".join(names) + " |\n|---|" + "---|" * len(names) + "\n")
+        for hosts, row in per.items():
+            w(f"| {int(hosts):,} | " + " | ".join(f"{row[name]:.1f}" for name in names) + " |\n")
     if "bytes_per_fingerprint" in res:
         w("\n| fingerprint store | bytes per URL (used_memory delta) | bytes per URL (MEMORY USAGE of the keys) |\n")
         w("|---|---|---|\n")

@@ -9,8 +9,8 @@ from __future__ import annotations
 import time
 from typing import Any
 
-from kubecrawl.backends.base import Lease, Outcome
-from kubecrawl.backends.frontier import Politeness
+from kubecrawl.backends.base import FrontierStatus, Lease, Outcome
+from kubecrawl.backends.frontier import STATUS_CACHE_S, Politeness
 from kubecrawl.request import Request
 from tests.contract.conftest import Stores
 
@@ -220,3 +220,148 @@ async def test_a_reopened_store_keeps_each_slots_next_allowed_time(persistent_st
     assert again.next_ready is not None and 5.0 - 0.5 <= again.next_ready <= 15.0
     persistent_stores.clock.advance(15.0)
     assert urls(await again.pop(10)) == ["http://a.test/2"]
+
+
+async def _frontier_books(b: Any) -> tuple[dict[str, int], dict[str, int]]:
+    """(the per-worker 'w:' fields of the frontier hash, the hosts ZSET) of a Redis store."""
+    raw = await b.r.hgetall(b.k.frontier)
+    held = {k.decode(): int(v) for k, v in raw.items() if k.startswith(b"w:")}
+    pending = {k.decode(): int(v) for k, v in await b.r.zrange(b.k.hosts, 0, -1, withscores=True)}
+    return held, pending
+
+
+async def test_a_redis_worker_holds_no_more_of_a_slot_than_its_cap_and_the_other_gets_the_rest(
+    redis_stores: Stores,
+) -> None:
+    kit = redis_stores
+    polite = Politeness(per_host=8)
+    w1 = await kit.open(worker_id="w1", politeness=polite, worker_cap=4)
+    w2 = await kit.open(worker_id="w2", politeness=polite, worker_cap=4)
+    await w1.commit([Outcome(None, requests=on("a.test", *[f"/{i}" for i in range(20)]))])
+    mine = await w1.pop(12)  # a buffer of 12 asked for: 4, the worker's own concurrency
+    assert len(mine) == 4
+    assert await w1.pop(12) == []
+    assert w1.next_ready is None  # the slot is ready, but not for w1: no busy polling
+    theirs = await w2.pop(12)
+    assert len(theirs) == 4  # the other 4 places of the slot
+    assert await w2.pop(12) == []
+    held, pending = await _frontier_books(w1)
+    assert held == {"w:w1|a.test": 4, "w:w2|a.test": 4}
+    assert pending == {"a.test": 20}  # 12 queued + 8 leased
+    await w1.commit([ack(mine[0])])
+    assert len(await w1.pop(12)) == 1  # its ack gave w1 back one place
+    await w2.release([lease.id for lease in theirs])
+    held, pending = await _frontier_books(w1)
+    assert held == {"w:w1|a.test": 4} and pending == {"a.test": 19}
+    # a lease that expires is reaped by another worker: the expired holder's count goes with it
+    kit.clock.advance(400)
+    got = await w2.pop(12)
+    assert len(got) == 4
+    held, _ = await _frontier_books(w1)
+    assert held == {"w:w2|a.test": 4}
+    await w2.commit([ack(lease) for lease in got])
+    done = urls([mine[0], *got])
+    while batch := await w2.pop(12):
+        assert len(batch) <= 4
+        done += urls(batch)
+        await w2.commit([ack(lease) for lease in batch])
+    # every request acked once: the 4 w1 held when they expired were fetched by w2
+    assert sorted(done) == sorted(f"http://a.test/{i}" for i in range(20))
+    held, pending = await _frontier_books(w1)
+    assert held == {} and pending == {}  # no field left behind once nothing is leased or queued
+    assert await w1.queued() == 0 and await w1.in_flight() == 0
+
+
+async def test_a_capped_slot_does_not_hide_the_ready_slots_behind_it(redis_stores: Stores) -> None:
+    kit = redis_stores
+    w1 = await kit.open(worker_id="w1", politeness=Politeness(per_host=8), worker_cap=1)
+    await w1.commit([Outcome(None, requests=on("a.test", "/1", "/2", "/3"))])
+    assert hosts(await w1.pop(5)) == ["a.test"]
+    await w1.commit([Outcome(None, requests=on("b.test", "/1") + on("c.test", "/1"))])
+    # a.test (first in the ready set) is at w1's cap: the pop reads past it
+    assert hosts(await w1.pop(2)) == ["b.test", "c.test"]
+    held, pending = await _frontier_books(w1)
+    assert held == {"w:w1|a.test": 1, "w:w1|b.test": 1, "w:w1|c.test": 1}
+    assert pending == {"a.test": 3, "b.test": 1, "c.test": 1}
+
+
+async def test_the_frontier_status_counts_slots_with_work_and_names_the_busiest(stores: Stores) -> None:
+    b = await stores.open(politeness=Politeness(per_host=2, delay=1.0))
+    assert await b.frontier_status() == FrontierStatus(0, [])
+    await b.commit(
+        [Outcome(None, requests=on("a.test", "/1", "/2", "/3", "/4") + on("b.test", "/1", "/2") + on("c.test", "/1"))]
+    )
+    popped = await b.pop(10)  # one of each slot (a delay): a 3 + 1, b 1 + 1, c 0 + 1
+    st = await b.frontier_status(top=2)
+    assert st is not None and st.hosts == 3
+    assert [(h.slot, h.queued, h.in_flight) for h in st.busiest] == [("a.test", 3, 1), ("b.test", 1, 1)]
+    for h in st.busiest:
+        assert h.delay is not None and 0.5 <= h.delay <= 1.5  # the delay chosen at its pop
+        assert 0 < h.next_in <= 1.5
+        assert h.crawl_delay is None
+    by_host = {lease.request.url.split("/")[2]: lease for lease in popped}
+    await b.commit([Outcome(by_host["c.test"].id), Outcome(by_host["b.test"].id, crawl_delay=2.0)])
+    stores.clock.advance(STATUS_CACHE_S)  # the in-process stores reuse a status that long
+    st = await b.frontier_status(top=10)
+    assert st is not None and st.hosts == 2  # c.test has nothing queued or leased any more
+    assert [(h.slot, h.queued, h.in_flight) for h in st.busiest] == [("a.test", 3, 1), ("b.test", 1, 0)]
+    assert st.busiest[1].crawl_delay == 2.0 and st.busiest[1].delay == 2.0  # the floor, for every worker
+
+
+async def _check_books(b: Any) -> None:
+    """The per-worker counts and the hosts ZSET agree with the leases and queues they summarise."""
+    owners = {k.decode(): v.decode() for k, v in (await b.r.hgetall(b.k.owners)).items()}
+    lhost = {k.decode(): v.decode() for k, v in (await b.r.hgetall(b.k.lease_hosts)).items()}
+    want_held: dict[str, int] = {}
+    busy: dict[str, int] = {}
+    for rid, who in owners.items():
+        want_held[f"w:{who}|{lhost[rid]}"] = want_held.get(f"w:{who}|{lhost[rid]}", 0) + 1
+        busy[lhost[rid]] = busy.get(lhost[rid], 0) + 1
+    held, pending = await _frontier_books(b)
+    assert held == want_held
+    want_pending = {}
+    for slot in {
+        *busy,
+        *[k.decode()[len(b.k.host_queue_prefix) :] async for k in b.r.scan_iter(b.k.host_queue_prefix + "*")],
+    }:
+        n = await b.r.zcard(b.k.host_queue(slot)) + busy.get(slot, 0)
+        if n:
+            want_pending[slot] = n
+    assert pending == want_pending
+
+
+async def test_random_pops_acks_releases_and_expiries_keep_the_books_exact(redis_stores: Stores) -> None:
+    import random
+
+    kit = redis_stores
+    rng = random.Random(17)
+    polite = Politeness(per_host=3)
+    workers = [await kit.open(worker_id=f"w{i}", politeness=polite, worker_cap=2, lease_seconds=30) for i in range(3)]
+    held: dict[int, list[tuple[float, Lease]]] = {0: [], 1: [], 2: []}  # (popped at, lease)
+    n = 0
+    for _ in range(300):
+        i = rng.randrange(3)
+        w = workers[i]
+        op = rng.random()
+        now = kit.clock()
+        held[i] = [(t, x) for t, x in held[i] if now < t + 30]  # expired ones are reaped by this pop
+        if op < 0.3:
+            reqs = [Request(f"http://h{rng.randrange(6)}.test/{n + j}") for j in range(rng.randrange(1, 6))]
+            n += len(reqs)
+            await w.commit([Outcome(None, requests=reqs)])
+        elif op < 0.6:
+            got = await w.pop(rng.randrange(1, 8))
+            mine = [x for _, x in held[i]] + got
+            assert all(sum(1 for x in mine if x.request.url.split("/")[2] == h) <= 2 for h in hosts(got))  # the cap
+            held[i] += [(now, x) for x in got]
+        elif op < 0.8 and held[i]:
+            done = rng.sample(held[i], rng.randrange(1, len(held[i]) + 1))
+            await w.commit([ack(x) for _, x in done])
+            held[i] = [x for x in held[i] if x not in done]
+        elif op < 0.9 and held[i]:
+            back = held[i][: rng.randrange(1, len(held[i]) + 1)]
+            await w.release([x.id for _, x in back])
+            held[i] = held[i][len(back) :]
+        else:
+            kit.clock.advance(rng.choice([1, 5, 31]))  # 31 s: every lease expires, reaped by the next pop
+        await _check_books(workers[0])

@@ -154,7 +154,8 @@ def make_redis_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Call
 def enqueue_raw(client: redis.Redis, crawl: str, rid: str, payload: bytes, priority: int = 100, slot: str = "") -> None:
     """Put a raw queue entry behind the store's back (a hostile writer), in download slot ``slot``.
 
-    As commit.lua enqueues: payload, the slot's queue, the queued count, and the slot ready now.
+    As commit.lua enqueues: payload, the slot's queue, the queued count, the slot's count in ``hosts``
+    and the slot ready now.
     """
     from kubecrawl.backends.redis import Keys
 
@@ -163,3 +164,4 @@ def enqueue_raw(client: redis.Redis, crawl: str, rid: str, payload: bytes, prior
     client.zadd(k.host_queue(slot), {rid: -priority})
     client.hincrby(k.frontier, "queued", 1)
     client.zadd(k.ready, {slot: 0}, nx=True)
+    client.zincrby(k.hosts, 1, slot)

@@ -180,6 +180,7 @@ def test_slave_serves_health_and_metrics(
     assert float(lines["kubecrawl_queue_depth"]) == 0
     assert float(lines["kubecrawl_fetch_latency_seconds_count"]) >= len(paths)
     assert float(lines["kubecrawl_redis_round_trips_total"]) > 0
+    assert float(lines["kubecrawl_frontier_hosts"]) == 0  # complete: no slot has queued or leased requests
     cluster.procs["slave"].terminate()
     assert cluster.procs["slave"].wait(timeout=60) == 0
 

@@ -10,14 +10,15 @@ docs/distributed.md, "Limits"); its Crawl-delay is honoured (the last test).
 from __future__ import annotations
 
 import itertools
-from collections.abc import Iterator
+import threading
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import TYPE_CHECKING
 
 import pytest
 
 from kubecrawl.backends.frontier import DELAY_SPREAD
-from tests.helpers.httpserver import TestHTTPServer, generated_site
+from tests.helpers.httpserver import Reply, RequestInfo, TestHTTPServer, generated_site
 from tests.integration.distributed_cluster import Cluster
 
 if TYPE_CHECKING:
@@ -228,3 +229,61 @@ async def test_robots_crawl_delay_spaces_the_requests_to_its_host(servers: list[
     timeline = pages_timeline(site)
     assert len(timeline) == 5 and peak_in_flight(timeline) == 1
     assert min(gaps(timeline)) >= 0.3  # a floor, not randomised below
+
+
+class _NamedCluster(Cluster):
+    """Each process's User-Agent names it, so the server says which slave sent what."""
+
+    def _env(self, worker_id: str | None) -> dict[str, str]:
+        env = super()._env(worker_id)
+        env["KUBECRAWL_USER_AGENT"] = f"kc-{worker_id or 'master'}"
+        return env
+
+
+def test_two_slaves_share_a_hosts_places_when_it_allows_more_than_one_slave_fetches(
+    tmp_path: Path, redis_server: RedisServer, servers: list[TestHTTPServer]
+) -> None:
+    # concurrency_per_host 8, two slaves of concurrency 4 (and a buffer of 4 + pop_batch 32): without
+    # a per-worker cap the first slave to pop could hold all 8 places and the other sit idle
+    site = serve(servers, "127.0.0.1", 200, delay=0.05)
+    by_agent: dict[str, int] = {}
+    at_once: dict[str, int] = {}
+    peak: dict[str, int] = {}
+    lock = threading.Lock()
+
+    def counted(handler: Callable[[RequestInfo], Reply]) -> Callable[[RequestInfo], Reply]:
+        def run(req: RequestInfo) -> Reply:
+            agent = next((v for k, v in req.headers.items() if k.lower() == "user-agent"), "?")
+            with lock:
+                by_agent[agent] = by_agent.get(agent, 0) + 1
+                at_once[agent] = at_once.get(agent, 0) + 1
+                peak[agent] = max(peak.get(agent, 0), at_once[agent])
+            try:
+                return handler(req)
+            finally:
+                with lock:
+                    at_once[agent] -= 1
+
+        return run
+
+    for path, handler in list(site.routes.items()):
+        site.route(path, counted(handler))
+    spider = tmp_path / "fair_spider.py"
+    spider.write_text(SPIDER.format(starts=[site.url("/gen/0.html")]), encoding="utf-8")
+    c = _NamedCluster(
+        tmp_path, spider, redis_server.url, "fair", {"concurrency": 4, "concurrency_per_host": 8, "obey_robots": False}
+    )
+    try:
+        c.start_slaves(2)
+        c.wait_for(lambda st: st.live_workers == 2, 120, "both slaves live")
+        c.start("master", "master")
+        codes = c.wait_all(deadline_s=240)
+    finally:
+        c.stop_all()
+    assert set(codes.values()) == {0}, c.logs_tail()
+    timeline = pages_timeline(site)
+    assert sorted(p for p, _, _ in timeline) == sorted(f"/gen/{i}.html" for i in range(200))  # each once
+    assert peak_in_flight(timeline) <= 8
+    assert set(by_agent) == {"kc-slave-0", "kc-slave-1"}  # both slaves fetched pages
+    assert sum(by_agent.values()) == 200 and min(by_agent.values()) > 0
+    assert max(peak.values()) <= 4

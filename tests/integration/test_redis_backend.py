@@ -209,3 +209,39 @@ async def test_a_restarted_worker_with_the_same_id_has_its_first_commit_applied(
         "http://127.0.0.1:1/round-2",
     ]
     await again.close()
+
+
+async def test_status_shows_the_hosts_with_work_and_the_busiest_without_a_scan(redis_server: RedisServer) -> None:
+    from kubecrawl.backends.frontier import Politeness
+
+    now = [1_800_000_000.0]  # a stepped clock: the delay is waited out without sleeping
+    b = backend(redis_server, "hosts", politeness=Politeness(per_host=1, delay=0.5), worker_cap=4, clock=lambda: now[0])
+    await b.open()
+    many = [Request(f"http://big.test/{i}") for i in range(30)]
+    few = [Request(f"http://small-{j}.test/{i}") for j in range(12) for i in range(j % 3 + 1)]
+    await b.commit([Outcome(None, requests=many + few)])
+    popped = await b.pop(5)
+    client = redis_server.client()
+    st = read_status(client, "hosts")
+    assert st.hosts == 13 and len(st.busiest_hosts) == 10
+    top = st.busiest_hosts[0]
+    assert (top.slot, top.queued + top.in_flight) == ("big.test", 30)
+    assert [h.queued + h.in_flight for h in st.busiest_hosts[1:5]] == [3, 3, 3, 3]
+    text = format_status(st)
+    assert "hosts          13 with queued or leased requests, busiest:" in text
+    assert "big.test" in text
+    # the reads are O(top): the hosts ZSET, never a scan of the slots' queues
+    assert await b.r.zcard(b.k.hosts) == 13
+    await b.commit([Outcome(lease.id) for lease in popped])
+    while True:
+        got = await b.pop(50)
+        if not got:
+            if await b.queued() == 0:
+                break
+            now[0] += 1.0
+            continue
+        await b.commit([Outcome(lease.id) for lease in got])
+    st = read_status(client, "hosts")
+    assert st.hosts == 0 and st.busiest_hosts == [] and st.pages == 0
+    assert [f for f in await b.r.hkeys(b.k.frontier) if f.startswith(b"w:")] == []
+    await b.close()

@@ -12,6 +12,7 @@ def test_every_key_of_a_crawl_shares_one_hash_tag() -> None:
         k.frontier,
         k.ready,
         k.lease_hosts,
+        k.hosts,
         k.host_queue("example.com"),
         k.requests,
         k.leases,

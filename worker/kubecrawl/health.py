@@ -17,6 +17,8 @@ from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, Histogram,
 from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily
 from prometheus_client.registry import Collector
 
+from .backends.base import FRONTIER_TOP, FrontierStatus
+
 log = logging.getLogger(__name__)
 
 _PROBE_TIMEOUT = 2.0
@@ -30,6 +32,7 @@ class _StatsCollector(Collector):
         self.proc = proc
         self.queue_depth: int | None = None
         self.crawl_in_flight: int | None = None
+        self.frontier: FrontierStatus | None = None
 
     def collect(self) -> Iterator[Any]:
         counts = self.proc.stats.counts
@@ -68,6 +71,30 @@ class _StatsCollector(Collector):
             yield GaugeMetricFamily(
                 "kubecrawl_crawl_in_flight", "Requests leased by any worker of the crawl", value=self.crawl_in_flight
             )
+        fr = self.frontier
+        if fr is not None:
+            yield GaugeMetricFamily(
+                "kubecrawl_frontier_hosts", "Download slots with queued or leased requests", value=fr.hosts
+            )
+            # labelled by slot for the busiest few only (FRONTIER_TOP): bounded cardinality per scrape
+            queued = GaugeMetricFamily(
+                "kubecrawl_frontier_host_queued", "Requests queued for one of the busiest slots", labels=["slot"]
+            )
+            leased = GaugeMetricFamily(
+                "kubecrawl_frontier_host_in_flight", "Requests leased of one of the busiest slots", labels=["slot"]
+            )
+            delay = GaugeMetricFamily(
+                "kubecrawl_frontier_host_delay_seconds",
+                "The delay chosen at the last pop of one of the busiest slots (0: none)",
+                labels=["slot"],
+            )
+            for h in fr.busiest:
+                queued.add_metric([h.slot], h.queued)
+                leased.add_metric([h.slot], h.in_flight)
+                delay.add_metric([h.slot], h.delay or 0.0)
+            yield queued
+            yield leased
+            yield delay
 
 
 class HealthServer:
@@ -149,9 +176,10 @@ class HealthServer:
         try:
             self.collector.queue_depth = await asyncio.wait_for(_one_shot(backend.queued()), _PROBE_TIMEOUT)
             self.collector.crawl_in_flight = await asyncio.wait_for(_one_shot(backend.in_flight()), _PROBE_TIMEOUT)
+            self.collector.frontier = await asyncio.wait_for(backend.frontier_status(FRONTIER_TOP), _PROBE_TIMEOUT)
         except Exception as exc:
             log.debug("metrics: store gauges unavailable: %s", exc)
-            self.collector.queue_depth = self.collector.crawl_in_flight = None
+            self.collector.queue_depth = self.collector.crawl_in_flight = self.collector.frontier = None
         body = generate_latest(self.registry)
         return web.Response(body=body, headers={"Content-Type": CONTENT_TYPE_LATEST})
 

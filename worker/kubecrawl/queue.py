@@ -179,6 +179,8 @@ def make_store(settings: Settings, worker_id: str | None = None) -> Backend:
 
         backend = RedisBackend.from_settings(settings, settings.crawl)
         backend.worker_id = worker_id or queue_worker_id()
+        # a queue consumer is not a slave of `concurrency` fetches: only concurrency_per_host bounds its gets
+        backend.worker_cap = 0
         return backend
     if settings.state_dir is not None:
         from .backends.sqlite import SQLiteBackend

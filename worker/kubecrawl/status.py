@@ -1,7 +1,8 @@
 """Reading a distributed crawl's state out of Redis: ``kubecrawl status``, ``kubecrawl export``, the operator.
 
 :func:`read_status` is the one reader of the keys of docs/contracts.md §3 (sync, redis-py); it issues a
-single pipelined round trip, so polling it from the operator is cheap.
+single pipelined round trip (a second, of ``top`` slots, when the frontier has work), so polling it from
+the operator is cheap: O(log hosts), however many hosts the crawl has.
 """
 
 from __future__ import annotations
@@ -14,7 +15,8 @@ from typing import Any
 import redis
 from pydantic import BaseModel
 
-from .backends.redis import Keys
+from .backends.base import FRONTIER_TOP, HostLoad
+from .backends.redis import Keys, host_loads, queue_frontier_reads, queue_slot_reads
 from .errors import ConfigurationError
 
 log = logging.getLogger(__name__)
@@ -56,6 +58,9 @@ class CrawlStatus(BaseModel):
     #: why the store is known to have lost data of this crawl (Redis restarted empty or from an older
     #: snapshot); a crawl that lost data is never ``complete`` (docs/distributed.md)
     lost: str | None = None
+    #: download slots with queued or leased requests, and the busiest (most queued + leased first)
+    hosts: int = 0
+    busiest_hosts: list[HostLoad] = []
 
     def as_dict(self) -> dict[str, Any]:
         return self.model_dump()
@@ -86,20 +91,26 @@ def pages_per_minute(stats: dict[str, int], now_ms: int) -> float:
     return 0.0
 
 
-def read_status(client: redis.Redis, crawl: str) -> CrawlStatus:
-    """Queue depth, in flight, seen, items, live workers, counters and completion of ``crawl``."""
+def read_status(client: redis.Redis, crawl: str, top: int = FRONTIER_TOP) -> CrawlStatus:
+    """Queue depth, in flight, seen, items, live workers, counters, the frontier's hosts and completion."""
     k = Keys(crawl)
     p = client.pipeline(transaction=False)
-    p.time()
+    queue_frontier_reads(p, k, top)
     p.hget(k.frontier, "queued")
     p.zcard(k.leases)
     p.xlen(k.items)
     p.hgetall(k.stats)
     p.hgetall(k.meta)
     p.zrange(k.workers, 0, -1, withscores=True)
-    now_t, queued, leased, items, raw_stats, raw_meta, workers = p.execute()
+    now_t, n_hosts, busiest, queued, leased, items, raw_stats, raw_meta, workers = p.execute()
     queued = _int(queued)
     now_ms = int(now_t[0]) * 1000 + int(now_t[1]) // 1000
+    slots = [raw for raw, _ in busiest]
+    loads: list[HostLoad] = []
+    if slots:
+        p = client.pipeline(transaction=False)
+        queue_slot_reads(p, k, slots)
+        loads = host_loads(slots, p.execute(), now_ms)
     stats = {_s(kk): _int(v) for kk, v in raw_stats.items()}
     meta = {_s(kk): _s(v) for kk, v in raw_meta.items()}
     live = [_s(w) for w, score in workers if now_ms - score <= LIVE_WORKER_MS]
@@ -134,6 +145,8 @@ def read_status(client: redis.Redis, crawl: str) -> CrawlStatus:
         stats={kk: v for kk, v in sorted(stats.items()) if not kk.startswith("pm:")},
         exists=bool(raw_meta or raw_stats or queued),
         lost=lost,
+        hosts=_int(n_hosts),
+        busiest_hosts=loads,
     )
 
 
@@ -174,12 +187,26 @@ def format_status(st: CrawlStatus) -> str:
             if st.pushed or st.pushed_duplicate or st.pushed_invalid
             else []
         ),
+        *_format_hosts(st),
         f"workers        {st.live_workers} live" + (f": {', '.join(st.workers)}" if st.workers else ""),
         f"redis          {st.round_trips:,} round trips ({rtp} per page)",
     ]
     if st.lost:
         lines.append(f"LOST DATA      {st.lost}")
     return "\n".join(lines)
+
+
+def _format_hosts(st: CrawlStatus, show: int = 5) -> list[str]:
+    if not st.hosts:
+        return []
+    lines = [f"hosts          {st.hosts:,} with queued or leased requests" + (", busiest:" if st.busiest_hosts else "")]
+    for h in st.busiest_hosts[:show]:
+        delay = "no delay" if h.delay is None else f"delay {h.delay:.2f}s"
+        if h.crawl_delay is not None:
+            delay += f" (Crawl-delay {h.crawl_delay:g}s)"
+        wait = f", next in {h.next_in:.1f}s" if h.next_in > 0 else ""
+        lines.append(f"  {h.slot:<30} {h.queued:,} queued, {h.in_flight:,} in flight, {delay}{wait}")
+    return lines
 
 
 def export_items(client: redis.Redis, crawl: str, path: str | Path, since: str = "0", batch: int = 1000) -> int:

@@ -27,6 +27,32 @@ import orjson
 
 from ..request import Request
 
+#: the busiest download slots the status and ``/metrics`` read (``kubecrawl status`` prints 5)
+FRONTIER_TOP = 10
+
+
+@dataclass(frozen=True, slots=True)
+class HostLoad:
+    """One download slot of the frontier, as the status shows its busiest ones."""
+
+    slot: str
+    queued: int
+    in_flight: int
+    #: seconds: the randomised delay chosen at its last pop (None: no delay chosen yet)
+    delay: float | None = None
+    #: seconds: its robots.txt Crawl-delay, a floor under the delay (None: none)
+    crawl_delay: float | None = None
+    #: seconds until its next-allowed time (0: now)
+    next_in: float = 0.0
+
+
+@dataclass(frozen=True, slots=True)
+class FrontierStatus:
+    """How many slots have work (queued or leased requests) and the busiest of them, most work first."""
+
+    hosts: int = 0
+    busiest: list[HostLoad] = field(default_factory=list)
+
 
 @dataclass(slots=True)
 class Lease:
@@ -371,6 +397,11 @@ class Backend(ABC):
         False: another worker holds the claim (the caller polls :meth:`robots_get` for its answer).
         Local stores: always True (the downloader's own lock serialises one process)."""
         return True
+
+    async def frontier_status(self, top: int = 10) -> FrontierStatus | None:
+        """The number of download slots with work and the ``top`` busiest (``/metrics``, ``kubecrawl
+        status``); never a scan of every slot on Redis (docs/distributed.md, "Status"). None: not kept."""
+        return None
 
     async def heartbeat(self, worker_id: str) -> None:
         """Record that this worker is alive (shared stores only; local stores do nothing).

@@ -24,11 +24,15 @@ from dataclasses import dataclass, field
 from functools import lru_cache
 from urllib.parse import urlsplit
 
+from .base import FrontierStatus, HostLoad
+
 #: the randomisation of ``download_delay`` (Scrapy's RANDOMIZE_DOWNLOAD_DELAY): 0.5x .. 1.5x
 DELAY_SPREAD = (0.5, 1.5)
 #: a robots.txt Crawl-delay above this is taken as this (a hostile value must not park a slot for days)
 MAX_CRAWL_DELAY = 60.0
 SLOT_KEYS = ("host", "domain")
+#: seconds an in-process store's frontier status (one pass over its slots) is reused
+STATUS_CACHE_S = 5.0
 
 
 @dataclass(frozen=True, slots=True)
@@ -93,6 +97,7 @@ class HostFrontier:
     hosts: dict[str, _Host] = field(default_factory=dict)
     _heap: list[tuple[float, int, str]] = field(default_factory=list)
     _seq: itertools.count = field(default_factory=itertools.count)
+    _status: tuple[int, float, FrontierStatus] | None = None
 
     def _host(self, key: str) -> _Host:
         h = self.hosts.get(key)
@@ -193,6 +198,32 @@ class HostFrontier:
         if h is None or self._delay(h) <= 0:
             return None
         return h.next_at, h.last_delay, h.crawl_delay
+
+    def status(self, top: int, now: float) -> FrontierStatus:
+        """Slots with queued or leased requests and the ``top`` busiest (queued + leased). One pass
+        over the slots, O(hosts): for the in-process stores only (Redis keeps a ZSET instead), and
+        cached by :meth:`status_cached` so a scrape every few seconds costs one pass at most every
+        :data:`STATUS_CACHE_S`."""
+        with_work = [(h.queued + h.busy, key, h) for key, h in self.hosts.items() if h.queued or h.busy]
+        best = heapq.nlargest(top, with_work, key=lambda t: (t[0], t[1]))
+        loads = [
+            HostLoad(
+                key,
+                h.queued,
+                h.busy,
+                h.last_delay if self._delay(h) > 0 else None,
+                h.crawl_delay or None,
+                max(0.0, h.next_at - now),
+            )
+            for _, key, h in best
+        ]
+        return FrontierStatus(len(with_work), loads)
+
+    def status_cached(self, top: int, now: float) -> FrontierStatus:
+        cached = self._status
+        if cached is None or cached[0] != top or not 0 <= now - cached[1] < STATUS_CACHE_S:
+            cached = self._status = (top, now, self.status(top, now))
+        return cached[2]
 
     def reset_leases(self) -> None:
         """Every lease is gone (a store reopened): all slots free again."""

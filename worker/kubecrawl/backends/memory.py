@@ -18,6 +18,7 @@ from .base import (
     NEVER,
     Backend,
     CommitResult,
+    FrontierStatus,
     ItemRecord,
     Lease,
     Outcome,
@@ -259,6 +260,9 @@ class MemoryBackend(Backend):
 
     async def has_fingerprints(self, requests: list[Request]) -> list[bool]:
         return [self.seen.holds(req.fingerprint, self.clock()) for req in requests]
+
+    async def frontier_status(self, top: int = 10) -> FrontierStatus | None:
+        return self.frontier.status_cached(top, self.clock())
 
     async def fingerprint_count(self) -> int:
         return len(self.seen)

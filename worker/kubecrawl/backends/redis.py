@@ -38,6 +38,8 @@ from .base import (
     ROBOTS_ENTRY_MAX,
     Backend,
     CommitResult,
+    FrontierStatus,
+    HostLoad,
     Lease,
     Outcome,
     RobotsEntry,
@@ -115,6 +117,7 @@ class Keys:
         self.frontier = p + "frontier"  # HASH: queued total; per slot leased count, next-allowed ms, delay
         self.ready = p + "ready"  # ZSET: slots with work and a free concurrency slot -> next-allowed ms
         self.lease_hosts = p + "lease_hosts"  # HASH: lease id -> its download slot
+        self.hosts = p + "hosts"  # ZSET: slot -> its queued + leased requests (removed at 0; for status)
         self.host_queue_prefix = p + "q:"  # + slot: ZSET of that slot's queued ids (score -priority)
         self.legacy_queue = p + "queue"  # the one queue of workers before the frontier (migrated at open)
         self.requests = p + "requests"
@@ -144,6 +147,46 @@ class Keys:
 
     def bloom_shard(self, i: int) -> str:
         return f"{self.prefix}seen:b{i}"
+
+
+def queue_frontier_reads(p: Any, k: Keys, top: int) -> None:
+    """Add to pipeline ``p`` (sync or async): server time, slots with work, the ``top`` busiest.
+
+    O(log hosts + top) on the ``hosts`` ZSET the scripts keep, never a scan of every slot."""
+    p.time()
+    p.zcard(k.hosts)
+    p.zrevrange(k.hosts, 0, top - 1, withscores=True)
+
+
+def queue_slot_reads(p: Any, k: Keys, slots: list[bytes]) -> None:
+    """Add to pipeline ``p``: each slot's queue length and its leased count, delay, Crawl-delay, next time."""
+    prefix = k.host_queue_prefix.encode()
+    for raw in slots:
+        p.zcard(prefix + raw)
+        p.hmget(k.frontier, [b"b:" + raw, b"d:" + raw, b"c:" + raw, b"n:" + raw])
+
+
+def host_loads(slots: list[bytes], replies: list[Any], now_ms: int) -> list[HostLoad]:
+    """The :class:`HostLoad` of each slot from the replies of :func:`queue_slot_reads`."""
+
+    def ms(v: Any) -> float | None:
+        return None if v is None else int(v) / 1000
+
+    out = []
+    for i, raw in enumerate(slots):
+        queued, (busy, delay, crawl_delay, next_at) = replies[2 * i], replies[2 * i + 1]
+        nxt = ms(next_at)
+        out.append(
+            HostLoad(
+                raw.decode("utf-8", "replace"),
+                int(queued),
+                int(busy or 0),
+                ms(delay),
+                ms(crawl_delay),
+                max(0.0, nxt - now_ms / 1000) if nxt is not None else 0.0,
+            )
+        )
+    return out
 
 
 def default_worker_id() -> str:
@@ -191,8 +234,12 @@ class RedisBackend(Backend):
         spider_ref: str | None = None,
         clock: Callable[[], float] | None = None,
         politeness: Politeness | None = None,
+        worker_cap: int = 0,
     ) -> None:
         self.r = client
+        #: the most leases of one slot this worker holds at once (its concurrency; 0 = no cap): with
+        #: ``concurrency_per_host`` above a worker's concurrency, the other workers get the rest
+        self.worker_cap = max(0, int(worker_cap))
         self.politeness = politeness or Politeness()
         self.crawl = crawl
         self.k = Keys(crawl)
@@ -255,6 +302,7 @@ class RedisBackend(Backend):
             lease_seconds=settings.lease_seconds,
             spider_ref=settings.spider,
             politeness=Politeness(settings.concurrency_per_host, settings.download_delay, settings.slot_key),
+            worker_cap=settings.concurrency,
         )
 
     # -- plumbing ------------------------------------------------------------------------------
@@ -419,7 +467,9 @@ class RedisBackend(Backend):
                         pass  # moved as it is: rejected and counted when popped
                 args += [rid, score, slot]
             moved += int(
-                await self._call("migrate", self._script("migrate", [old, k.frontier, k.ready, k.requests], args))
+                await self._call(
+                    "migrate", self._script("migrate", [old, k.frontier, k.ready, k.requests, k.hosts], args)
+                )
             )
         if moved:
             log.info("moved %d request(s) queued by an older worker into the per-host frontier", moved)
@@ -472,14 +522,14 @@ class RedisBackend(Backend):
     # -- queue ---------------------------------------------------------------------------------
     def _release_keys(self) -> list[str]:
         k = self.k
-        return [k.frontier, k.ready, k.requests, k.leases, k.owners, k.lease_hosts, k.meta]
+        return [k.frontier, k.ready, k.requests, k.leases, k.owners, k.lease_hosts, k.meta, k.hosts]
 
     def _release_args(self) -> list[Any]:
         return [self.politeness.per_host, self.k.host_queue_prefix, self.epoch]
 
     def _pop_keys(self) -> list[str]:
         k = self.k
-        return [k.frontier, k.ready, k.requests, k.leases, k.owners, k.lease_hosts, k.stats, k.meta]
+        return [k.frontier, k.ready, k.requests, k.leases, k.owners, k.lease_hosts, k.stats, k.meta, k.hosts]
 
     def _pop_args(self, n: int) -> list[Any]:
         pol = self.politeness
@@ -495,6 +545,7 @@ class RedisBackend(Backend):
             random.randrange(1, 2**31),
             self.k.host_queue_prefix,
             self.epoch,
+            self.worker_cap,
         ]
 
     async def pop(self, n: int) -> list[Lease]:
@@ -531,7 +582,7 @@ class RedisBackend(Backend):
                 "reject",
                 self._script(
                     "reject",
-                    [k.frontier, k.ready, k.requests, k.leases, k.owners, k.lease_hosts, k.stats, k.meta],
+                    [k.frontier, k.ready, k.requests, k.leases, k.owners, k.lease_hosts, k.stats, k.meta, k.hosts],
                     [self.politeness.per_host, k.host_queue_prefix, self.epoch, *bad],
                 ),
             )
@@ -569,7 +620,7 @@ class RedisBackend(Backend):
         """Keys, arguments and commit id of one commit.lua call (round trips counted up to it)."""
         k = self.k
         keys = [k.frontier, k.requests, k.leases, k.owners, k.items, k.item_seen, k.stats, k.meta, k.seen_ttl]
-        keys += [k.ready, k.lease_hosts]
+        keys += [k.ready, k.lease_hosts, k.hosts]
         index: dict[str, int] = {}
         req_args: list[Any] = []
         item_args: list[Any] = []
@@ -713,6 +764,29 @@ class RedisBackend(Backend):
 
     async def fingerprint_count(self) -> int:
         return int(await self._call("seen", lambda: self.r.hget(self.k.stats, "seen")) or 0)
+
+    async def frontier_status(self, top: int = 10) -> FrontierStatus | None:
+        """Two pipelined round trips, O(log hosts + top): the ``hosts`` ZSET, then the busiest slots' fields."""
+        k = self.k
+
+        async def head() -> list[Any]:
+            async with self.r.pipeline(transaction=False) as p:
+                queue_frontier_reads(p, k, top)
+                return list(await p.execute())
+
+        (sec, usec), count, busiest = await self._call("frontier status", head)
+        slots = [raw for raw, _ in busiest]
+        if not slots:
+            return FrontierStatus(int(count), [])
+
+        async def detail() -> list[Any]:
+            async with self.r.pipeline(transaction=False) as p:
+                queue_slot_reads(p, k, slots)
+                return list(await p.execute())
+
+        replies = await self._call("frontier status", detail)
+        now_ms = int(self.clock() * 1000) if self._client_clock else int(sec) * 1000 + int(usec) // 1000
+        return FrontierStatus(int(count), host_loads(slots, replies, now_ms))
 
     # -- rounds ----------------------------------------------------------------------------------
     async def begin_round(self) -> int:

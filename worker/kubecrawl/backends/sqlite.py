@@ -39,6 +39,7 @@ from .base import (
     ROBOTS_KINDS,
     Backend,
     CommitResult,
+    FrontierStatus,
     Lease,
     Outcome,
     RobotsEntry,
@@ -358,12 +359,14 @@ class SQLiteBackend(Backend):
             db.execute("BEGIN")
             try:
                 for host, k in grants:
+                    # one row more than granted says whether any is left (the status counts slots with work)
                     rows = db.execute(
-                        "SELECT id, data FROM queue WHERE host=? AND leased=0 ORDER BY prio DESC, id LIMIT ?", (host, k)
+                        "SELECT id, data FROM queue WHERE host=? AND leased=0 ORDER BY prio DESC, id LIMIT ?",
+                        (host, k + 1),
                     ).fetchall()
-                    got = self._lease_rows(rows, host, out)
-                    # fewer rows than granted: the slot's queue is empty; else at least one may be left
-                    left = 0 if len(rows) < k else max(1, fr.hosts[host].queued - len(rows))
+                    got = self._lease_rows(rows[:k], host, out)
+                    # no row past the grant: the slot's queue is empty; else at least one is left
+                    left = 0 if len(rows) <= k else max(1, fr.hosts[host].queued - k)
                     fr.taken(host, got, now, left)
                     self._save_slot(host)
             finally:
@@ -595,6 +598,9 @@ class SQLiteBackend(Backend):
         now = self.clock()
         q = "SELECT 1 FROM seen WHERE fp=? AND (expires IS NULL OR expires>?)"
         return [self.db.execute(q, (req.fingerprint, now)).fetchone() is not None for req in requests]
+
+    async def frontier_status(self, top: int = 10) -> FrontierStatus | None:
+        return self.frontier.status_cached(top, self.clock())
 
     async def fingerprint_count(self) -> int:
         return int(self.db.execute("SELECT count(*) FROM seen").fetchone()[0])

@@ -1,8 +1,8 @@
 -- Apply the outcomes of many finished requests atomically, in one round trip:
 -- dedup + enqueue new requests, content-dedup + XADD items, ack leases, add counters.
 -- KEYS: 1 frontier, 2 requests, 3 leases, 4 owners, 5 items, 6 item_seen, 7 stats, 8 meta, 9 seen:ttl,
---       10 ready, 11 lease hosts (the frontier's keys: see pop.lua),
---       12.. fingerprint keys (intset buckets or Bloom shards), referenced by index from ARGV
+--       10 ready, 11 lease hosts, 12 hosts (the frontier's keys: see pop.lua),
+--       13.. fingerprint keys (intset buckets or Bloom shards), referenced by index from ARGV
 -- ARGV: 1 dedup ('set'|'bloom'), 2 item_dedup ('skip'|'update'|'off'), 3 token (worker id),
 --       4 commit id (incarnation.seq), 5 nreq, 6 nitem, 7 nack, 8 nstat, 9 now ms for fingerprint ages
 --       and slot times ('' = the server clock), 10 concurrency per host, 11 host queue key prefix,
@@ -21,6 +21,7 @@ local dedup, item_dedup = ARGV[1], ARGV[2]
 local nreq, nitem, nack, nstat = tonumber(ARGV[5]), tonumber(ARGV[6]), tonumber(ARGV[7]), tonumber(ARGV[8])
 local F, REQ, LEASES, OWNERS, ITEMS, ITEM_SEEN, STATS, META, TTL, READY, LHOST = unpack(KEYS, 1, 11)
 local per_host, prefix = tonumber(ARGV[10]), ARGV[11]
+local HOSTS = KEYS[12]
 
 local lost = kc_guard(META, ARGV[12])
 if lost then return lost end
@@ -115,6 +116,8 @@ end
 
 -- a download slot with work and a free concurrency slot is in READY at its next-allowed time
 local touched = {}
+-- per slot, requests that entered (enqueued) or left (acked) the frontier: HOSTS moves once per slot
+local pending = {}
 local function schedule(host)
   local busy = tonumber(redis.call('HGET', F, 'b:' .. host) or '0')
   if busy < per_host and redis.call('ZCARD', prefix .. host) > 0 then
@@ -139,6 +142,7 @@ for _ = 1, nreq do
     redis.call('HSET', REQ, id, payload)
     redis.call('ZADD', prefix .. host, tonumber(score), id)
     touched[host] = true
+    pending[host] = (pending[host] or 0) + 1
     enqueued = enqueued + 1
   else
     filtered = filtered + 1
@@ -183,6 +187,9 @@ for _ = 1, nack do
     local host = redis.call('HGET', LHOST, id) or ''
     redis.call('HDEL', LHOST, id)
     if redis.call('HINCRBY', F, 'b:' .. host, -1) <= 0 then redis.call('HDEL', F, 'b:' .. host) end
+    local wf = 'w:' .. ARGV[3] .. '|' .. host
+    if redis.call('HINCRBY', F, wf, -1) <= 0 then redis.call('HDEL', F, wf) end
+    pending[host] = (pending[host] or 0) - 1
     local d = redis.call('HGET', F, 'd:' .. host)
     if cd ~= '' then
       -- robots.txt Crawl-delay: a floor under this slot's delay from now on, for every worker
@@ -212,6 +219,9 @@ for _ = 1, nack do
   end
 end
 for host in pairs(touched) do schedule(host) end
+for host, n in pairs(pending) do
+  if n ~= 0 and tonumber(redis.call('ZINCRBY', HOSTS, n, host)) <= 0 then redis.call('ZREM', HOSTS, host) end
+end
 
 local pages = 0
 for _ = 1, nstat do
