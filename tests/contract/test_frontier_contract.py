@@ -365,3 +365,69 @@ async def test_random_pops_acks_releases_and_expiries_keep_the_books_exact(redis
         else:
             kit.clock.advance(rng.choice([1, 5, 31]))  # 31 s: every lease expires, reaped by the next pop
         await _check_books(workers[0])
+
+
+async def test_a_backoff_holds_its_slot_back_for_every_worker_and_leaves_the_others_alone(stores: Stores) -> None:
+    """A 429 (or a 503 with Retry-After) seen by one worker: the slot gives nothing until the wait is over."""
+    b = await stores.open(worker_id="w1", politeness=Politeness(per_host=1))  # no delay of its own
+    await b.commit([Outcome(None, requests=on("a.test", "/1", "/2", "/3") + on("b.test", "/1", "/2"))])
+    got = await b.pop(10)
+    assert hosts(got) == ["a.test", "b.test"]
+    a1 = next(lease for lease in got if "a.test" in lease.request.url)
+    await b.backoff("a.test", 2.0)  # while a.test's only place is held: the ack must not undo it
+    await b.commit([ack(lease) for lease in got])
+    assert urls(await b.pop(10)) == ["http://b.test/2"]  # b.test goes on
+    assert b.next_ready is not None and b.next_ready >= 2.0 - 0.05  # the store says when a.test is back
+    if stores.kind == "redis":
+        other = await stores.open(worker_id="w2", politeness=Politeness(per_host=1))
+        assert await other.pop(10) == []  # the backoff is the slot's, not the worker's
+    stores.clock.advance(1.9)
+    assert await b.pop(10) == []
+    stores.clock.advance(0.11)
+    (a2,) = await b.pop(10)
+    assert a2.request.url == "http://a.test/2" and a1.request.url == "http://a.test/1"
+    # a slot waiting in READY (work queued, a free place) is re-scored; a shorter backoff shortens nothing
+    await b.commit([ack(a2)])
+    await b.backoff("a.test", 5.0)
+    await b.backoff("a.test", 1.0)
+    stores.clock.advance(4.9)
+    assert await b.pop(10) == []
+    stores.clock.advance(0.11)
+    assert urls(await b.pop(10)) == ["http://a.test/3"]
+
+
+async def test_a_backoff_outlives_a_restart(persistent_stores: Stores) -> None:
+    b = await persistent_stores.open(politeness=Politeness(per_host=1))
+    await b.commit([Outcome(None, requests=on("a.test", "/1"))])
+    await b.backoff("a.test", 100.0)
+    await persistent_stores.close(b)
+    again = await persistent_stores.open(politeness=Politeness(per_host=1))
+    assert await again.pop(10) == []
+    assert again.next_ready is not None and again.next_ready >= 100.0 - 0.5
+    persistent_stores.clock.advance(100.01)
+    assert urls(await again.pop(10)) == ["http://a.test/1"]
+
+
+async def test_an_autothrottle_delay_is_a_floor_under_the_slot_delay_and_the_last_one_reported_wins(
+    stores: Stores,
+) -> None:
+    b = await stores.open(politeness=Politeness(per_host=5))  # no download_delay of its own
+    await b.commit([Outcome(None, requests=on("a.test", "/1", "/2", "/3") + on("b.test", "/1", "/2"))])
+    got = await b.pop(10)
+    assert len(got) == 5  # nothing known yet: no delay
+    a1 = next(lease for lease in got if lease.request.url == "http://a.test/1")
+    await b.commit([Outcome(a1.id, answered=time.monotonic(), throttle_delay=2.0)])  # a worker adapted 2 s
+    await b.commit([Outcome(lease.id, answered=time.monotonic()) for lease in got if lease is not a1])
+    await b.commit([Outcome(None, requests=on("a.test", "/4", "/5", "/6") + on("b.test", "/3"))])
+    assert urls(await b.pop(10)) == ["http://b.test/3"]  # a.test waits; b.test has no AutoThrottle delay
+    assert b.next_ready is not None and b.next_ready >= 2.0 - 0.05
+    stores.clock.advance(2.01)
+    (a4,) = await b.pop(10)  # one at a time now, though five places are free
+    assert a4.request.url == "http://a.test/4" and await b.pop(10) == []
+    await b.commit([Outcome(a4.id, answered=time.monotonic(), throttle_delay=0.5)])  # the site got faster
+    stores.clock.advance(2.01)  # the delay chosen at /4's pop (2 s) still spaces /5 from /4's answer
+    (a5,) = await b.pop(10)
+    assert a5.request.url == "http://a.test/5"
+    await b.commit([Outcome(a5.id, answered=time.monotonic())])
+    stores.clock.advance(0.51)  # from now on 0.5 s is the floor
+    assert urls(await b.pop(10)) == ["http://a.test/6"]

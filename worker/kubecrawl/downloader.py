@@ -14,6 +14,7 @@ import asyncio
 import logging
 import random
 import time
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from email.utils import parsedate_to_datetime
 from typing import TYPE_CHECKING, Any
@@ -22,7 +23,7 @@ from urllib.parse import SplitResult, urlsplit
 import httpx
 from protego import Protego
 
-from .backends.frontier import DELAY_SPREAD
+from .backends.frontier import DELAY_SPREAD, slot_key
 from .compression import ACCEPT_ENCODING, decode_body
 from .cookies import CookieJars
 from .errors import DownloadError, WireFormatError
@@ -110,6 +111,12 @@ class Downloader:
         self.robots_store: Backend | None = None
         self.client = self._make_client()
         self.deadline = download_deadline(settings)
+        #: tells the store that a slot must wait (``Backend.backoff``; the engine sets it): a 429 or a
+        #: 503 with Retry-After slows the host down for every worker of the crawl
+        self.on_backoff: Callable[[str, float], Awaitable[None]] | None = None
+        #: slot -> ``time.monotonic()`` before which this process sends it nothing (a backoff)
+        self._not_before: dict[str, float] = {}
+        self._backoff_logged: set[str] = set()
 
     def _make_client(self) -> httpx.AsyncClient:
         s = self.s
@@ -422,6 +429,8 @@ class Downloader:
         with the follow-up request, or :class:`~kubecrawl.errors.DownloadError` (``.request`` set)
         when it fails for good: at once for a kind that is not retryable, after ``max_retries``
         retries for one that is."""
+        if self._not_before:  # a backoff of its slot: waited before the download's deadline starts
+            await self._slot_ready(request.url)
         try:
             async with asyncio.timeout(self.deadline) as scope:
                 return await self._fetch_retrying(request)
@@ -447,11 +456,14 @@ class Downloader:
                 max_retries = meta["max_retry_times"]
         while True:
             try:
-                return await self._fetch_following_redirects(request)
+                resp = await self._fetch_following_redirects(request)
             except DownloadError as exc:
                 if not exc.retryable:
                     exc.request, exc.retries = request, attempt
                     raise
+                wait = self._retry_wait(exc.retry_after, attempt + 1)
+                if exc.kind == "http_429" or (exc.kind == "http_503" and exc.retry_after is not None):
+                    await self._backoff(request.url, exc.kind[5:], wait)
                 if attempt >= max_retries:
                     raise DownloadError(
                         exc.kind,
@@ -464,14 +476,74 @@ class Downloader:
                 attempt += 1
                 self.stats.inc("retries")
                 self.stats.inc(f"retry:{exc.kind}")
-                wait = exc.retry_after
-                if wait is None:
-                    wait = self.s.retry_backoff * (2 ** (attempt - 1)) * random.uniform(0.8, 1.2)
-                wait = min(wait, self.s.retry_max_wait)
                 if self.s.download_delay > 0:  # the lease holds the slot: its retry keeps the slot's delay
                     wait = max(wait, self.s.download_delay * random.uniform(*DELAY_SPREAD))
                 log.debug("retry %d of %s in %.2fs: %s", attempt, request.url, wait, exc)
                 await asyncio.sleep(wait)
+                if self._not_before:  # another answer of the slot may have asked for longer meanwhile
+                    await self._slot_ready(request.url)
+            else:
+                # not retried (dont_retry, or not in retry_http_codes): the site's word still holds
+                status = resp.status
+                if status == 429 or (status == 503 and "retry-after" in resp.headers):
+                    ra = _retry_after(resp.headers)
+                    if status == 429 or ra is not None:
+                        await self._backoff(request.url, str(status), self._retry_wait(ra, attempt + 1))
+                return resp
+
+    def _retry_wait(self, retry_after: float | None, attempt: int) -> float:
+        """The wait before retry ``attempt`` (1, 2, ...): the site's Retry-After, else exponential
+        backoff from ``retry_backoff``; at most ``retry_max_wait``."""
+        wait = retry_after
+        if wait is None:
+            wait = self.s.retry_backoff * (2 ** (attempt - 1)) * random.uniform(0.8, 1.2)
+        return min(wait, self.s.retry_max_wait)
+
+    # -- backoff shared by the crawl (429, 503 + Retry-After) ---------------------------------
+    async def _backoff(self, url: str, status: str, seconds: float) -> None:
+        """The site asked to slow down: this process sends the slot nothing for ``seconds`` (other
+        leases of it in the buffer wait too) and the store holds it back from every worker. A store
+        that fails here costs nothing but the shared part (logged, counted ``slot_backoff_failed``)."""
+        key = slot_key(url, self.s.slot_key)
+        now = time.monotonic()
+        nb = self._not_before
+        if len(nb) > 1024:  # forget the backoffs that are over
+            for k in [k for k, at in nb.items() if at <= now]:
+                del nb[k]
+        nb[key] = max(nb.get(key, 0.0), now + seconds)
+        self.stats.inc("slot_backoff")
+        if key not in self._backoff_logged and len(self._backoff_logged) < 100_000:
+            self._backoff_logged.add(key)
+            log.info(
+                "%s answered %s: slot %s waits %.1fs for every worker of the crawl (logged once per slot; "
+                "counted in slot_backoff)",
+                url[:200],
+                status,
+                key,
+                seconds,
+            )
+        if self.on_backoff is None:
+            return
+        try:
+            await self.on_backoff(key, seconds)
+        except Exception as exc:
+            self.stats.inc("slot_backoff_failed")
+            log.warning(
+                "could not tell the store that slot %s waits %.1fs (%r): only this process waits", key, seconds, exc
+            )
+
+    async def _slot_ready(self, url: str) -> None:
+        """Wait out a backoff this process knows of for ``url``'s slot."""
+        key = slot_key(url, self.s.slot_key)
+        at = self._not_before.get(key)
+        if at is None:
+            return
+        wait = at - time.monotonic()
+        if wait <= 0:
+            del self._not_before[key]
+            return
+        log.debug("%s waits %.2fs: its slot %s is backing off", url[:200], wait, key)
+        await asyncio.sleep(wait)
 
     async def _fetch_following_redirects(self, request: Request) -> Response:
         """One hop. A redirect becomes a new request (raised as :class:`Redirected`) that goes

@@ -1,12 +1,19 @@
-"""AutoThrottle as Scrapy documents it, per download slot of this process.
+"""AutoThrottle as Scrapy documents it, per download slot, shared by the crawl through the store.
 
 A slot starts at ``autothrottle_start_delay``. After each response its delay moves halfway to the
 target ``latency / autothrottle_target_concurrency``, never below that target, never below
 ``download_delay``, never above ``autothrottle_max_delay``; a non-200 response whose latency would
-lower the delay leaves it as it is (errors are often fast). A request waits until its slot's delay
-has passed since the previous request of that slot started. This comes on top of the store's
-politeness (``concurrency_per_host``, ``download_delay``, which hold for the whole crawl); the
-adapted delay is kept per process.
+lower the delay leaves it as it is (errors are often fast).
+
+Each worker adapts the delay from the latencies it sees and sends it with every ack
+(``Outcome.throttle_delay``); the store keeps it per slot as a floor under the slot's randomised delay
+(with the robots.txt Crawl-delay: backends/frontier.py), so every worker of the crawl spaces that host
+by it (measured from the answer, like ``download_delay``). The local wait (:meth:`AutoThrottle.wait`)
+is kept only where the store cannot space requests: a slot this process has had no answer from yet,
+whose delay the store does not know until a first ack carries it (with ``concurrency_per_host`` > 1 and
+no ``download_delay``, the store would hand out several of its requests at once); there this process
+spaces its own requests of the slot by the start delay. Once the slot has answered here, the store's
+spacing is the only one.
 """
 
 from __future__ import annotations
@@ -26,16 +33,21 @@ class AutoThrottle:
         self.target = settings.autothrottle_target_concurrency
         self.mode = settings.slot_key
         self.delays: dict[str, float] = {}
-        self._next: dict[str, float] = {}  # monotonic time the slot's next request may start
+        self._next: dict[str, float] = {}  # monotonic time the slot's next request may start (unanswered slots)
 
     def delay(self, url: str) -> float:
         return self.delays.get(slot_key(url, self.mode), max(self.min, self.start))
 
     async def wait(self, url: str) -> None:
+        """Space this process's requests of a slot that has not answered here yet by the start delay
+        (see module docstring); a slot that has is spaced by the store."""
         key = slot_key(url, self.mode)
+        if key in self.delays:
+            self._next.pop(key, None)
+            return
         now = time.monotonic()
         at = max(now, self._next.get(key, now))
-        self._next[key] = at + self.delays.get(key, max(self.min, self.start))
+        self._next[key] = at + max(self.min, self.start)
         if at > now:
             await asyncio.sleep(at - now)
 
@@ -46,5 +58,7 @@ class AutoThrottle:
         new = max(target, (old + target) / 2.0)
         new = min(max(self.min, new), self.max)
         if status != 200 and new <= old:
+            if key not in self.delays:
+                self.delays[key] = old  # answered: the store spaces it from now on
             return
         self.delays[key] = new

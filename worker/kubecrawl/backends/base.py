@@ -95,6 +95,9 @@ class Outcome:
     answered: float | None = None
     #: the slot's robots.txt ``Crawl-delay`` (seconds) as this worker read it, if it has one
     crawl_delay: float | None = None
+    #: the slot's AutoThrottle delay (seconds) as this worker adapted it, if AutoThrottle is on: the
+    #: store keeps it per slot as another floor under the delay, for every worker
+    throttle_delay: float | None = None
     #: fingerprints to record as seen without enqueuing anything (``kubecrawl.queue.FingerprintSet.add``):
     #: the same admission rule as ``requests``, counted in :attr:`CommitResult.marked` when new
     mark: list[Request] = field(default_factory=list)
@@ -312,6 +315,13 @@ class Backend(ABC):
         except Exception as exc:
             logging.getLogger(__name__).debug("pop after a commit failed (the next pop retries): %r", exc)
             return res, []
+
+    async def backoff(self, slot: str, seconds: float) -> None:
+        """The site of ``slot`` asked to slow down (429, or 503 with ``Retry-After``): the slot gives
+        no request to any worker before ``seconds`` from now (a later next-allowed time it has already
+        is kept); other slots are not affected. One call (Redis: one round trip, one attempt, no outage
+        wait): the caller logs and counts a failure and carries on."""
+        raise NotImplementedError(f"{type(self).__name__} cannot back off a slot")
 
     def stopping(self) -> None:
         """The process is stopping: a store that waits out outages gives up soon (signals are honoured)."""

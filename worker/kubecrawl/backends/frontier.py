@@ -9,6 +9,11 @@ the same delay is measured again from when the fetch was answered (the worker re
 the latest moment the site surely had the request: so the gap the site sees between two arrivals is
 never below the chosen delay, however long a lease waited in a worker's buffer or in transit.
 
+Feedback from the sites moves a slot's times for every worker: a robots.txt ``Crawl-delay`` and the
+AutoThrottle delay a worker adapted (both reported with its acks) are floors under the chosen delay,
+and a 429 or a 503 with ``Retry-After`` pushes the slot's next-allowed time out at once
+(:meth:`HostFrontier.backoff`, ``Backend.backoff``).
+
 :class:`HostFrontier` is the bookkeeping for the in-process stores (memory, SQLite); ``lua/pop.lua``
 and ``lua/commit.lua`` restate it for Redis. Ready slots sit in a heap keyed by next-allowed time, so
 a pop costs O(log hosts) per slot it visits, however many hosts are waiting.
@@ -30,6 +35,8 @@ from .base import FrontierStatus, HostLoad
 DELAY_SPREAD = (0.5, 1.5)
 #: a robots.txt Crawl-delay above this is taken as this (a hostile value must not park a slot for days)
 MAX_CRAWL_DELAY = 60.0
+#: an AutoThrottle delay or a backoff above this is taken as this (one hour)
+MAX_SLOT_WAIT = 3600.0
 SLOT_KEYS = ("host", "domain")
 #: seconds an in-process store's frontier status (one pass over its slots) is reused
 STATUS_CACHE_S = 5.0
@@ -82,6 +89,7 @@ class _Host:
     scheduled: float | None = None  # the ready time it has in the heap (None: not in the heap)
     last_delay: float = 0.0  # the randomised delay chosen at its last pop
     crawl_delay: float = 0.0  # its robots.txt Crawl-delay, a floor under the delay (0: none)
+    throttle_delay: float = 0.0  # the AutoThrottle delay last reported for it, another floor (0: none)
 
 
 @dataclass(slots=True)
@@ -149,24 +157,34 @@ class HostFrontier:
         self._schedule(key, h)
 
     def _delay(self, h: _Host) -> float:
-        return max(self.policy.delay, h.crawl_delay)
+        return max(self.policy.delay, h.crawl_delay, h.throttle_delay)
 
     def _chosen_delay(self, h: _Host) -> float:
-        """``download_delay`` x U(0.5, 1.5), never under the slot's Crawl-delay."""
-        return max(self.policy.delay * delay_factor(), h.crawl_delay)
+        """``download_delay`` x U(0.5, 1.5), never under the slot's Crawl-delay nor its AutoThrottle delay."""
+        return max(self.policy.delay * delay_factor(), h.crawl_delay, h.throttle_delay)
 
     def finished(
-        self, key: str, now: float, answered_ago: float | None, requeued: bool, crawl_delay: float | None = None
+        self,
+        key: str,
+        now: float,
+        answered_ago: float | None,
+        requeued: bool,
+        crawl_delay: float | None = None,
+        throttle_delay: float | None = None,
     ) -> None:
         """A lease of ``key`` ended: acked (``requeued`` False) or back in the queue (release, expiry).
 
         ``answered_ago``: seconds since its fetch was answered, as the worker measured it (None: nothing
-        was sent); the next request may start ``last_delay`` after that."""
+        was sent); the next request may start ``last_delay`` after that. ``crawl_delay`` and
+        ``throttle_delay`` (None: not reported) replace the slot's floors."""
         h = self._host(key)
         h.busy = max(0, h.busy - 1)
         if crawl_delay is not None:
             h.crawl_delay = min(max(crawl_delay, 0.0), MAX_CRAWL_DELAY)
             h.last_delay = max(h.last_delay, h.crawl_delay)
+        if throttle_delay is not None:
+            h.throttle_delay = min(max(throttle_delay, 0.0), MAX_SLOT_WAIT)
+            h.last_delay = max(h.last_delay, h.throttle_delay)
         if requeued:
             h.queued += 1
         elif answered_ago is not None and self._delay(h) > 0:
@@ -184,20 +202,31 @@ class HostFrontier:
             return max(0.0, at - now)
         return None
 
-    def restore(self, key: str, next_at: float, last_delay: float, crawl_delay: float) -> None:
+    def backoff(self, key: str, now: float, seconds: float) -> None:
+        """The site asked to slow down (429, 503 with Retry-After): ``key`` gives nothing before
+        ``now + seconds`` (a later next-allowed time it already has is kept)."""
+        h = self._host(key)
+        h.next_at = max(h.next_at, now + min(max(seconds, 0.0), MAX_SLOT_WAIT))
+        self._schedule(key, h)
+
+    def restore(
+        self, key: str, next_at: float, last_delay: float, crawl_delay: float, throttle_delay: float = 0.0
+    ) -> None:
         """A slot's times as a persistent store kept them (before its queued counts are added)."""
         h = self._host(key)
         h.next_at = max(h.next_at, next_at)
         h.last_delay = last_delay
         h.crawl_delay = min(max(crawl_delay, 0.0), MAX_CRAWL_DELAY)
+        h.throttle_delay = min(max(throttle_delay, 0.0), MAX_SLOT_WAIT)
         self._schedule(key, h)
 
-    def times(self, key: str) -> tuple[float, float, float] | None:
-        """``(next_at, last_delay, crawl_delay)`` of a slot with a delay, for a store to persist (None: no delay)."""
+    def times(self, key: str) -> tuple[float, float, float, float] | None:
+        """``(next_at, last_delay, crawl_delay, throttle_delay)`` of a slot with a delay or a backoff,
+        for a store to persist (None: neither)."""
         h = self.hosts.get(key)
-        if h is None or self._delay(h) <= 0:
+        if h is None or (self._delay(h) <= 0 and h.next_at <= 0):
             return None
-        return h.next_at, h.last_delay, h.crawl_delay
+        return h.next_at, h.last_delay, h.crawl_delay, h.throttle_delay
 
     def status(self, top: int, now: float) -> FrontierStatus:
         """Slots with queued or leased requests and the ``top`` busiest (queued + leased). One pass

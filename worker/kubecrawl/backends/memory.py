@@ -216,7 +216,7 @@ class MemoryBackend(Backend):
                 held = self._leased.pop(oc.lease_id, None)
                 if held is not None and not self._free_once(oc.lease_id):
                     ago = None if oc.answered is None else time.monotonic() - oc.answered
-                    self.frontier.finished(held[0], now, ago, False, oc.crawl_delay)
+                    self.frontier.finished(held[0], now, ago, False, oc.crawl_delay, oc.throttle_delay)
             for k, v in oc.stats.items():
                 self.stats[k] = self.stats.get(k, 0) + v
         if self._sinks and (lines or self._pending):
@@ -237,7 +237,10 @@ class MemoryBackend(Backend):
             return
         self._freed.add(lid)
         ago = None if oc.answered is None else time.monotonic() - oc.answered
-        self.frontier.finished(held[0], self.clock(), ago, False, oc.crawl_delay)
+        self.frontier.finished(held[0], self.clock(), ago, False, oc.crawl_delay, oc.throttle_delay)
+
+    async def backoff(self, slot: str, seconds: float) -> None:
+        self.frontier.backoff(slot, self.clock(), seconds)
 
     async def release(self, lease_ids: list[str]) -> None:
         now = self.clock()

@@ -49,7 +49,7 @@ from .base import (
     robots_entry_json,
 )
 from .bloom import INTSET_ENTRIES, BloomParams, bloom_offsets, bucket_count, set_member
-from .frontier import MAX_CRAWL_DELAY, Politeness, slot_key
+from .frontier import MAX_CRAWL_DELAY, MAX_SLOT_WAIT, Politeness, slot_key
 
 log = logging.getLogger(__name__)
 
@@ -63,6 +63,8 @@ REAP_MAX = 256
 HEALTH_TIMEOUT_S = 2.0
 #: one robots.txt call (robots_get/put/claim) that takes longer than this fails (the worker fetches itself)
 ROBOTS_STORE_TIMEOUT_S = 5.0
+#: one backoff call (a 429's Retry-After told to the store) waits this long at most
+BACKOFF_TIMEOUT_S = 5.0
 #: Bloom shards up to this many bytes are created by sending them whole
 _BLOOM_SET_MAX = 64 << 20
 _RETRYABLE = (RedisConnectionError, RedisTimeoutError, OSError)
@@ -272,7 +274,7 @@ class RedisBackend(Backend):
         self.reaped = 0
         self.reclaimed = 0
         guard = _load_lua("guard")
-        sources = {n: guard + _load_lua(n) for n in ("pop", "commit", "release", "reject")}
+        sources = {n: guard + _load_lua(n) for n in ("pop", "commit", "release", "reject", "backoff")}
         sources.update({n: _load_lua(n) for n in ("heartbeat", "migrate", "robots_get", "robots_put")})
         sources["cycle"] = (
             f"{guard}local function kc_commit(KEYS, ARGV)\n{_load_lua('commit')}\nend\n"
@@ -624,7 +626,8 @@ class RedisBackend(Backend):
         index: dict[str, int] = {}
         req_args: list[Any] = []
         item_args: list[Any] = []
-        acks: list[Any] = []  # id, ms since answered ('' = nothing sent), Crawl-delay ms ('' = none), hash
+        # id, ms since answered ('' = nothing sent), Crawl-delay ms and AutoThrottle delay ms ('' = none), hash
+        acks: list[Any] = []
         stats: dict[str, int] = {}
         nreq = nitem = 0
         now_mono = time.monotonic()
@@ -642,7 +645,8 @@ class RedisBackend(Backend):
             if oc.lease_id is not None:
                 ago = "" if oc.answered is None else int((now_mono - oc.answered) * 1000)
                 cd = "" if oc.crawl_delay is None else int(min(max(oc.crawl_delay, 0.0), MAX_CRAWL_DELAY) * 1000)
-                acks.extend((oc.lease_id, ago, cd, hashes.get(oc.lease_id, "")))
+                td = "" if oc.throttle_delay is None else int(min(max(oc.throttle_delay, 0.0), MAX_SLOT_WAIT) * 1000)
+                acks.extend((oc.lease_id, ago, cd, td, hashes.get(oc.lease_id, "")))
             for name, v in oc.stats.items():
                 stats[name] = stats.get(name, 0) + v
         # this commit included: round trips since the last report
@@ -661,7 +665,7 @@ class RedisBackend(Backend):
             commit_id,
             nreq,
             nitem,
-            len(acks) // 4,
+            len(acks) // 5,
             len(stat_args) // 2,
             self._now_arg(),
             self.politeness.per_host,
@@ -723,6 +727,21 @@ class RedisBackend(Backend):
         )
         for rid in lease_ids:
             self._lease_hash.pop(rid, None)
+
+    async def backoff(self, slot: str, seconds: float) -> None:
+        """``n:<slot>`` raised to the server's now + ``seconds`` and the slot re-scored in READY
+        (backoff.lua): one round trip, one attempt bounded by :data:`BACKOFF_TIMEOUT_S` (no outage wait;
+        the caller logs a failure and carries on: the worker that saw the answer still waits)."""
+        k = self.k
+        ms = int(min(max(seconds, 0.0), MAX_SLOT_WAIT) * 1000)
+        self.round_trips += 1
+        self.calls["backoff"] = self.calls.get("backoff", 0) + 1
+        script = self._script(
+            "backoff",
+            [k.frontier, k.ready, k.meta],
+            [slot, ms, self._now_arg(), self.epoch, self.politeness.per_host, k.host_queue_prefix],
+        )
+        await asyncio.wait_for(script(), BACKOFF_TIMEOUT_S)
 
     async def queued(self) -> int:
         return int(await self._call("queued", lambda: self.r.hget(self.k.frontier, "queued")) or 0)

@@ -61,7 +61,7 @@ CREATE TABLE IF NOT EXISTS items (id INTEGER PRIMARY KEY AUTOINCREMENT, data BLO
 CREATE TABLE IF NOT EXISTS meta (k TEXT PRIMARY KEY, v TEXT NOT NULL) WITHOUT ROWID;
 CREATE TABLE IF NOT EXISTS stats (k TEXT PRIMARY KEY, v INTEGER NOT NULL) WITHOUT ROWID;
 CREATE TABLE IF NOT EXISTS slots (host TEXT PRIMARY KEY, next_at REAL NOT NULL, last_delay REAL NOT NULL,
-  crawl_delay REAL NOT NULL) WITHOUT ROWID;
+  crawl_delay REAL NOT NULL, throttle_delay REAL NOT NULL DEFAULT 0) WITHOUT ROWID;
 CREATE TABLE IF NOT EXISTS robots (origin TEXT PRIMARY KEY, kind TEXT NOT NULL, body TEXT NOT NULL,
   fetched_at REAL NOT NULL, expires REAL NOT NULL, why TEXT NOT NULL DEFAULT '') WITHOUT ROWID;
 """
@@ -149,6 +149,9 @@ class SQLiteBackend(Backend):
             if "key" not in {row[1] for row in db.execute("PRAGMA table_info(items)")}:
                 db.execute("ALTER TABLE items ADD COLUMN key BLOB")  # state dirs from before feeds
             self._migrate_hosts(db)
+            if "throttle_delay" not in {row[1] for row in db.execute("PRAGMA table_info(slots)")}:
+                # state dirs from before the shared AutoThrottle delay
+                db.execute("ALTER TABLE slots ADD COLUMN throttle_delay REAL NOT NULL DEFAULT 0")
         except sqlite3.DatabaseError as exc:
             raise StorageError(f"cannot open state store {self.path}: {exc}") from None
         self._db = db
@@ -158,8 +161,10 @@ class SQLiteBackend(Backend):
             log.info("resume: %d request(s) in flight at the last stop go back to the queue", reclaimed)
         # the slots' times as the last run left them (a restart must not shorten a delay), then the
         # frontier's counts from the queue
-        for host, next_at, last_delay, crawl_delay in db.execute("SELECT * FROM slots"):
-            self.frontier.restore(host, next_at, last_delay, crawl_delay)
+        for host, next_at, last_delay, crawl_delay, throttle_delay in db.execute(
+            "SELECT host, next_at, last_delay, crawl_delay, throttle_delay FROM slots"
+        ):
+            self.frontier.restore(host, next_at, last_delay, crawl_delay, throttle_delay)
         for host, n in db.execute("SELECT host, count(*) FROM queue WHERE leased=0 GROUP BY host"):
             self.frontier.added(host, n)
         self._store_id = self._meta_get("store_id") or ""
@@ -375,10 +380,14 @@ class SQLiteBackend(Backend):
         return out
 
     def _save_slot(self, host: str) -> None:
-        """Keep a slot's next-allowed time (slots with a delay only), inside the caller's transaction."""
+        """Keep a slot's next-allowed time (slots with a delay or a backoff only), inside the caller's transaction."""
         times = self.frontier.times(host)
         if times is not None:
-            self.db.execute("INSERT OR REPLACE INTO slots VALUES (?, ?, ?, ?)", (host, *times))
+            self.db.execute(
+                "INSERT OR REPLACE INTO slots (host, next_at, last_delay, crawl_delay, throttle_delay)"
+                " VALUES (?, ?, ?, ?, ?)",
+                (host, *times),
+            )
 
     def _lease_rows(self, rows: list[tuple[int, bytes]], host: str, out: list[Lease]) -> int:
         db = self.db
@@ -487,7 +496,7 @@ class SQLiteBackend(Backend):
                 self._freed.discard(int(oc.lease_id))
         for host, oc in acked:
             ago = None if oc.answered is None else mono - oc.answered
-            self.frontier.finished(host, now, ago, False, oc.crawl_delay)
+            self.frontier.finished(host, now, ago, False, oc.crawl_delay, oc.throttle_delay)
         for host in {host for host, _oc in acked}:
             self._save_slot(host)  # the time measured from the answer (a statement of its own)
         for host, count in added.items():
@@ -580,8 +589,13 @@ class SQLiteBackend(Backend):
             return
         self._freed.add(rid)
         ago = None if oc.answered is None else time.monotonic() - oc.answered
-        self.frontier.finished(host, self.clock(), ago, False, oc.crawl_delay)
+        self.frontier.finished(host, self.clock(), ago, False, oc.crawl_delay, oc.throttle_delay)
         self._save_slot(host)
+
+    async def backoff(self, slot: str, seconds: float) -> None:
+        """The slot's pushed-out time is kept in ``slots`` (a restart must not shorten it)."""
+        self.frontier.backoff(slot, self.clock(), seconds)
+        self._save_slot(slot)
 
     async def heartbeat(self, worker_id: str) -> None:
         """Every few seconds: sinks holding items for a bigger batch, or failing, get them (no commit needed)."""

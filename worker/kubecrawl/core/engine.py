@@ -85,6 +85,8 @@ class Engine:
             fetch_observers=fetch_observers,
             hooks=self.hooks,
         )
+        if downloader.on_backoff is None:
+            downloader.on_backoff = backend.backoff  # a 429's wait holds the slot back for the whole crawl
         self.scraper.on_close_spider = self.request_stop  # a callback's CloseSpider: a graceful stop
         self.scraper.stream_requests = self.scheduler.commit_requests  # a callback's many requests, in batches
         self.worker_id = backend.worker_id

@@ -280,6 +280,7 @@ class Scraper:
                     observe(elapsed)
         if self.throttle is not None:
             self.throttle.observe(req.url, time.perf_counter() - t0, resp.status)
+            oc.throttle_delay = self.throttle.delay(req.url)  # the store spaces the slot by it, for every worker
         stats.inc("pages")
         stats.inc("bytes", len(resp.body))
         if self.signals is not None and self.signals.has(_sig().response_received):

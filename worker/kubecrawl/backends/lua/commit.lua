@@ -12,8 +12,8 @@
 --               member (int64 | comma-separated bit offsets), ttl ms ('' = none),
 --               raw fingerprint, score, payload, download slot},
 --       nitem x {key, content hash, json}, nack x {id, ms since its fetch was answered ('' = nothing sent),
---               the slot's robots.txt Crawl-delay ms ('' = none), hex prefix of the SHA1 of the payload
---               as popped},
+--               the slot's robots.txt Crawl-delay ms ('' = none), the slot's AutoThrottle delay ms
+--               ('' = none), hex prefix of the SHA1 of the payload as popped},
 --       nstat x {name, increment}
 -- Returns {enqueued, filtered, items stored, items duplicate, fingerprints marked}
 -- (a replayed commit returns the first four only)
@@ -178,8 +178,8 @@ end
 
 local stale = 0
 for _ = 1, nack do
-  local id, ago, cd, h = ARGV[i], ARGV[i + 1], ARGV[i + 2], ARGV[i + 3]
-  i = i + 4
+  local id, ago, cd, td, h = ARGV[i], ARGV[i + 1], ARGV[i + 2], ARGV[i + 3], ARGV[i + 4]
+  i = i + 5
   if redis.call('HGET', OWNERS, id) == ARGV[3] then
     redis.call('HDEL', REQ, id)
     redis.call('HDEL', OWNERS, id)
@@ -197,6 +197,14 @@ for _ = 1, nack do
       if not d or tonumber(d) < tonumber(cd) then
         d = cd
         redis.call('HSET', F, 'd:' .. host, cd)
+      end
+    end
+    if td ~= '' then
+      -- the AutoThrottle delay this worker adapted: another floor, for every worker (the last one wins)
+      redis.call('HSET', F, 't:' .. host, td)
+      if not d or tonumber(d) < tonumber(td) then
+        d = td
+        redis.call('HSET', F, 'd:' .. host, td)
       end
     end
     if d and ago ~= '' then

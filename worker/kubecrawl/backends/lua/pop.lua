@@ -2,9 +2,11 @@
 -- The per-host frontier of backends/frontier.py: a host queue per slot (ZSET, score -priority, id
 -- in arrival order), READY (ZSET host -> next-allowed ms) holding the slots that have work and a free
 -- concurrency slot, and FRONTIER (HASH: 'queued' total, 'b:'host leased count, 'n:'host next-allowed
--- ms, 'd:'host the randomised delay chosen at its last pop, 'w:'worker'|'host the leases one worker
--- holds of that slot, deleted at zero), and HOSTS (ZSET host -> its queued + leased requests, removed
--- at zero: the status reads its size and busiest members without scanning every host).
+-- ms, 'd:'host the randomised delay chosen at its last pop, 'c:'host its robots.txt Crawl-delay ms,
+-- 't:'host its AutoThrottle delay ms as last reported (429/503 backoffs raise 'n:'host: backoff.lua),
+-- 'w:'worker'|'host the leases one worker holds of that slot, deleted at zero), and HOSTS (ZSET
+-- host -> its queued + leased requests, removed at zero: the status reads its size and busiest
+-- members without scanning every host).
 -- KEYS: 1 frontier, 2 ready, 3 requests, 4 leases, 5 owners, 6 lease hosts, 7 stats, 8 meta, 9 hosts
 -- ARGV: 1 n, 2 worker id, 3 lease ms, 4 max payload bytes, 5 max leases to reap,
 --       6 now ms ('' = the server clock; tests inject one: RedisBackend(clock=...)),
@@ -51,7 +53,7 @@ local function score_of(raw)
 end
 
 -- delay x U(0.5, 1.5) from the caller's seed (a script's math.random is not random per call),
--- never under the slot's robots.txt Crawl-delay ('c:'host, ms)
+-- never under the slot's floors (Crawl-delay, AutoThrottle delay)
 local function rand_delay(floor)
   seed = (seed * 1103515245 + 12345) % 2147483648
   return math.max(math.floor(delay * (0.5 + seed / 2147483648)), floor)
@@ -104,7 +106,9 @@ while want > 0 do
     if want <= 0 then break end
     local k = math.min(per_host - tonumber(redis.call('HGET', F, 'b:' .. host) or '0'), want)
     if cap > 0 then k = math.min(k, cap - held(host)) end
-    local floor = tonumber(redis.call('HGET', F, 'c:' .. host) or '0')
+    -- floors under the delay: robots.txt Crawl-delay ('c:') and the shared AutoThrottle delay ('t:'), ms
+    local fl = redis.call('HMGET', F, 'c:' .. host, 't:' .. host)
+    local floor = math.max(tonumber(fl[1] or '0'), tonumber(fl[2] or '0'))
     if delay > 0 or floor > 0 then k = math.min(k, 1) end
     local got = 0
     if k > 0 then
