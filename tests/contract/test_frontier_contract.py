@@ -431,3 +431,27 @@ async def test_an_autothrottle_delay_is_a_floor_under_the_slot_delay_and_the_las
     await b.commit([Outcome(a5.id, answered=time.monotonic())])
     stores.clock.advance(0.51)  # from now on 0.5 s is the floor
     assert urls(await b.pop(10)) == ["http://a.test/6"]
+
+
+async def test_meta_download_slot_names_the_slot_whatever_the_host(stores: Stores) -> None:
+    """Scrapy's ``meta['download_slot']``: requests naming one slot share its places, across hosts; a
+    request of a host that names another slot leaves the host's own slot alone. It survives the wire."""
+    b = await stores.open(politeness=Politeness(per_host=1))
+    shared = {"meta": {"download_slot": "api-quota"}}
+    await b.commit(
+        [
+            Outcome(None, requests=on("a.test", "/1", **shared) + on("b.test", "/1", **shared)),
+            Outcome(None, requests=on("a.test", "/own") + on("c.test", "/1", meta={"download_slot": ""})),
+        ]
+    )
+    first = await b.pop(10)
+    # one of the two sharing "api-quota", a.test's own slot, c.test (an empty name is no name)
+    assert len(first) == 3 and sorted(urls(first))[1:] == ["http://a.test/own", "http://c.test/1"]
+    named = next(lease for lease in first if lease.request.meta.get("download_slot") == "api-quota")
+    assert await b.pop(10) == []  # the other api-quota request waits for its slot, not for its host
+    await b.commit([ack(named)])
+    (second,) = await b.pop(10)
+    assert second.request.meta["download_slot"] == "api-quota"
+    assert {named.request.url, second.request.url} == {"http://a.test/1", "http://b.test/1"}
+    st = await b.frontier_status(top=10)
+    assert st is not None and "api-quota" in [h.slot for h in st.busiest]

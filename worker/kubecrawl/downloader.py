@@ -23,7 +23,7 @@ from urllib.parse import SplitResult, urlsplit
 import httpx
 from protego import Protego
 
-from .backends.frontier import DELAY_SPREAD, slot_key
+from .backends.frontier import DELAY_SPREAD, request_slot
 from .compression import ACCEPT_ENCODING, decode_body
 from .cookies import CookieJars
 from .errors import DownloadError, WireFormatError
@@ -430,7 +430,7 @@ class Downloader:
         when it fails for good: at once for a kind that is not retryable, after ``max_retries``
         retries for one that is."""
         if self._not_before:  # a backoff of its slot: waited before the download's deadline starts
-            await self._slot_ready(request.url)
+            await self._slot_ready(request)
         try:
             async with asyncio.timeout(self.deadline) as scope:
                 return await self._fetch_retrying(request)
@@ -463,7 +463,7 @@ class Downloader:
                     raise
                 wait = self._retry_wait(exc.retry_after, attempt + 1)
                 if exc.kind == "http_429" or (exc.kind == "http_503" and exc.retry_after is not None):
-                    await self._backoff(request.url, exc.kind[5:], wait)
+                    await self._backoff(request, exc.kind[5:], wait)
                 if attempt >= max_retries:
                     raise DownloadError(
                         exc.kind,
@@ -481,14 +481,14 @@ class Downloader:
                 log.debug("retry %d of %s in %.2fs: %s", attempt, request.url, wait, exc)
                 await asyncio.sleep(wait)
                 if self._not_before:  # another answer of the slot may have asked for longer meanwhile
-                    await self._slot_ready(request.url)
+                    await self._slot_ready(request)
             else:
                 # not retried (dont_retry, or not in retry_http_codes): the site's word still holds
                 status = resp.status
                 if status == 429 or (status == 503 and "retry-after" in resp.headers):
                     ra = _retry_after(resp.headers)
                     if status == 429 or ra is not None:
-                        await self._backoff(request.url, str(status), self._retry_wait(ra, attempt + 1))
+                        await self._backoff(request, str(status), self._retry_wait(ra, attempt + 1))
                 return resp
 
     def _retry_wait(self, retry_after: float | None, attempt: int) -> float:
@@ -500,11 +500,11 @@ class Downloader:
         return min(wait, self.s.retry_max_wait)
 
     # -- backoff shared by the crawl (429, 503 + Retry-After) ---------------------------------
-    async def _backoff(self, url: str, status: str, seconds: float) -> None:
+    async def _backoff(self, request: Request, status: str, seconds: float) -> None:
         """The site asked to slow down: this process sends the slot nothing for ``seconds`` (other
         leases of it in the buffer wait too) and the store holds it back from every worker. A store
         that fails here costs nothing but the shared part (logged, counted ``slot_backoff_failed``)."""
-        key = slot_key(url, self.s.slot_key)
+        url, key = request.url, request_slot(request, self.s.slot_key)
         now = time.monotonic()
         nb = self._not_before
         if len(nb) > 1024:  # forget the backoffs that are over
@@ -532,9 +532,9 @@ class Downloader:
                 "could not tell the store that slot %s waits %.1fs (%r): only this process waits", key, seconds, exc
             )
 
-    async def _slot_ready(self, url: str) -> None:
-        """Wait out a backoff this process knows of for ``url``'s slot."""
-        key = slot_key(url, self.s.slot_key)
+    async def _slot_ready(self, request: Request) -> None:
+        """Wait out a backoff this process knows of for ``request``'s slot."""
+        url, key = request.url, request_slot(request, self.s.slot_key)
         at = self._not_before.get(key)
         if at is None:
             return

@@ -21,7 +21,6 @@ from __future__ import annotations
 import asyncio
 import time
 
-from .backends.frontier import slot_key
 from .settings import Settings
 
 
@@ -31,17 +30,16 @@ class AutoThrottle:
         self.max = settings.autothrottle_max_delay
         self.min = settings.download_delay
         self.target = settings.autothrottle_target_concurrency
-        self.mode = settings.slot_key
         self.delays: dict[str, float] = {}
         self._next: dict[str, float] = {}  # monotonic time the slot's next request may start (unanswered slots)
 
-    def delay(self, url: str) -> float:
-        return self.delays.get(slot_key(url, self.mode), max(self.min, self.start))
+    def delay(self, key: str) -> float:
+        return self.delays.get(key, max(self.min, self.start))
 
-    async def wait(self, url: str) -> None:
+    async def wait(self, key: str) -> None:
         """Space this process's requests of a slot that has not answered here yet by the start delay
-        (see module docstring); a slot that has is spaced by the store."""
-        key = slot_key(url, self.mode)
+        (see module docstring); a slot that has is spaced by the store. ``key``: the request's download
+        slot (``backends.frontier.request_slot``)."""
         if key in self.delays:
             self._next.pop(key, None)
             return
@@ -51,8 +49,7 @@ class AutoThrottle:
         if at > now:
             await asyncio.sleep(at - now)
 
-    def observe(self, url: str, latency: float, status: int) -> None:
-        key = slot_key(url, self.mode)
+    def observe(self, key: str, latency: float, status: int) -> None:
         old = self.delays.get(key, max(self.min, self.start))
         target = latency / self.target
         new = max(target, (old + target) / 2.0)

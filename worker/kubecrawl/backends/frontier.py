@@ -27,7 +27,11 @@ import random
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from functools import lru_cache
+from typing import TYPE_CHECKING
 from urllib.parse import urlsplit
+
+if TYPE_CHECKING:
+    from ..request import Request
 
 from .base import FrontierStatus, HostLoad
 
@@ -75,6 +79,22 @@ def slot_key(url: str, mode: str = "host") -> str:
         ext = _extractor()(host)
         return ext.top_domain_under_public_suffix or host  # an IP or a bare suffix: the host itself
     return host
+
+
+#: a spider's ``meta['download_slot']`` longer than this is cut (it names a Redis key and hash fields)
+MAX_SLOT_NAME = 256
+
+
+def request_slot(req: Request, mode: str = "host") -> str:
+    """The download slot of ``req``: ``meta['download_slot']`` when the spider set one (Scrapy's meta
+    key: requests that name the same slot share its politeness, whatever their hosts), else
+    :func:`slot_key` of its URL."""
+    meta = req.meta
+    if meta:
+        named = meta.get("download_slot")
+        if isinstance(named, str) and named:
+            return named[:MAX_SLOT_NAME]
+    return slot_key(req.url, mode)
 
 
 def delay_factor(rng: Callable[[float, float], float] = random.uniform) -> float:

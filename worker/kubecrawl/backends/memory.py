@@ -26,7 +26,7 @@ from .base import (
     fingerprint_rule,
     local_worker_id,
 )
-from .frontier import HostFrontier, Politeness, slot_key
+from .frontier import HostFrontier, Politeness, request_slot
 
 log = logging.getLogger(__name__)
 
@@ -182,7 +182,7 @@ class MemoryBackend(Backend):
         return out
 
     def _push(self, req: Request) -> None:
-        key = slot_key(req.url, self.frontier.policy.slot_key)
+        key = request_slot(req, self.frontier.policy.slot_key)
         heapq.heappush(self._queues.setdefault(key, []), (-req.priority, next(self._seq), req))
         self._queued += 1
         self.frontier.added(key)

@@ -49,7 +49,7 @@ from .base import (
     robots_entry_json,
 )
 from .bloom import INTSET_ENTRIES, BloomParams, bloom_offsets, bucket_count, set_member
-from .frontier import MAX_CRAWL_DELAY, MAX_SLOT_WAIT, Politeness, slot_key
+from .frontier import MAX_CRAWL_DELAY, MAX_SLOT_WAIT, Politeness, request_slot
 
 log = logging.getLogger(__name__)
 
@@ -464,7 +464,7 @@ class RedisBackend(Backend):
                 slot = ""
                 if raw is not None:
                     try:
-                        slot = slot_key(Request.from_wire(raw).url, self.politeness.slot_key)
+                        slot = request_slot(Request.from_wire(raw), self.politeness.slot_key)
                     except WireFormatError:
                         pass  # moved as it is: rejected and counted when popped
                 args += [rid, score, slot]
@@ -615,7 +615,7 @@ class RedisBackend(Backend):
             fp,
             -req.priority,
             req.to_wire(),
-            slot_key(req.url, self.politeness.slot_key),
+            request_slot(req, self.politeness.slot_key),
         ]
 
     def _commit_call(self, outcomes: list[Outcome]) -> tuple[list[str], list[Any], str]:

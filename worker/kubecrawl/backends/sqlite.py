@@ -47,7 +47,7 @@ from .base import (
     StoreHealth,
     local_worker_id,
 )
-from .frontier import HostFrontier, Politeness, slot_key
+from .frontier import HostFrontier, Politeness, request_slot
 
 log = logging.getLogger(__name__)
 
@@ -182,7 +182,7 @@ class SQLiteBackend(Backend):
             fill = []
             for rid, data in rows:
                 try:
-                    fill.append((slot_key(Request.from_wire(data).url, self.frontier.policy.slot_key), rid))
+                    fill.append((request_slot(Request.from_wire(data), self.frontier.policy.slot_key), rid))
                 except WireFormatError:
                     pass  # rejected when popped
             db.execute("BEGIN")
@@ -453,7 +453,7 @@ class SQLiteBackend(Backend):
                 new = []
                 for req in oc.requests:
                     if self._admit_request(req, now):
-                        host = slot_key(req.url, mode)
+                        host = request_slot(req, mode)
                         new.append((req.priority, req.to_wire(), host))
                         added[host] = added.get(host, 0) + 1
                     else:

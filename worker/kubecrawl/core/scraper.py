@@ -24,6 +24,7 @@ from typing import Any
 from urllib.parse import urlsplit
 
 from ..backends.base import ItemRecord, Lease, Outcome
+from ..backends.frontier import request_slot
 from ..downloader import Downloader, DownloadError, Redirected
 from ..errors import CloseSpider, DropItem, IgnoreRequest, SpiderError
 from ..middleware import Hooks
@@ -252,8 +253,9 @@ class Scraper:
             log.debug("disallowed by robots.txt: %s", req.url)
             return oc
         oc.crawl_delay = self.downloader.crawl_delay(req.url)
+        slot = request_slot(req, self.s.slot_key) if self.throttle is not None else ""
         if self.throttle is not None:
-            await self.throttle.wait(req.url)
+            await self.throttle.wait(slot)
         t0 = time.perf_counter()
         try:
             if self.dmw is None:
@@ -279,8 +281,8 @@ class Scraper:
                 for observe in self.fetch_observers:
                     observe(elapsed)
         if self.throttle is not None:
-            self.throttle.observe(req.url, time.perf_counter() - t0, resp.status)
-            oc.throttle_delay = self.throttle.delay(req.url)  # the store spaces the slot by it, for every worker
+            self.throttle.observe(slot, time.perf_counter() - t0, resp.status)
+            oc.throttle_delay = self.throttle.delay(slot)  # the store spaces the slot by it, for every worker
         stats.inc("pages")
         stats.inc("bytes", len(resp.body))
         if self.signals is not None and self.signals.has(_sig().response_received):
