@@ -76,7 +76,7 @@ class Settings(BaseModel):
     lease_seconds: float = Field(300, ge=1, le=86_400)
     """How long a popped request stays leased before another worker may take it (1 s to 1 day)."""
     pop_batch: int = Field(32, ge=1, le=1000)
-    """Requests popped (and outcomes committed) per store round trip."""
+    """Requests popped (and outcomes committed) per store round trip; a worker buffers at most min(pop_batch, concurrency) leases beyond those it is fetching."""
     exit_when_idle: bool = False
     """Slave: exit 0 once the round is complete (seeded, queue empty, nothing in flight)."""
     health_port: int | None = Field(None, ge=0, le=65535)

@@ -81,8 +81,11 @@ class Scheduler:
 
     # -- named predicates ------------------------------------------------------------------------
     def wanted(self) -> int:
-        """How many more leases the buffer can take now."""
-        return self.s.concurrency + self.s.pop_batch - len(self.buffer) - self.active
+        """How many more leases the buffer can take now: one pop's worth beyond what the workers are
+        fetching, and never more buffered than there are workers (a slave of ``concurrency=8`` with
+        ``pop_batch=32`` holding 32 idle leases would keep them, and their hosts' places, from the
+        other slaves: ``python -m bench politeness``, 4 slaves, one of them got no page)."""
+        return self.s.concurrency + min(self.s.pop_batch, self.s.concurrency) - len(self.buffer) - self.active
 
     def needs_backout(self) -> bool:
         """Enough is buffered or in flight: leasing more now would only hold leases others could use."""
