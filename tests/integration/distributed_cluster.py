@@ -42,6 +42,27 @@ def write_spider(path: Path, start_url: str) -> Path:
     return path
 
 
+SEEDS_SPIDER = """
+from kubecrawl import Response, Spider
+
+
+class SiteSpider(Spider):
+    name = "site"
+    start_urls = {starts!r}
+
+    async def parse(self, response: Response):
+        yield {{"url": response.url}}
+        for req in response.follow_all(css="a"):
+            yield req
+"""
+
+
+def write_seeds_spider(path: Path, starts: list[str]) -> Path:
+    """A spider that starts from every URL of ``starts`` (one per host) and follows every link."""
+    path.write_text(SEEDS_SPIDER.format(starts=starts), encoding="utf-8")
+    return path
+
+
 class Cluster:
     """Processes of one crawl named ``crawl`` against ``redis_url``."""
 

@@ -19,26 +19,12 @@ import pytest
 
 from kubecrawl.backends.frontier import DELAY_SPREAD
 from tests.helpers.httpserver import Reply, RequestInfo, TestHTTPServer, generated_site
-from tests.integration.distributed_cluster import Cluster
+from tests.integration.distributed_cluster import Cluster, write_seeds_spider
 
 if TYPE_CHECKING:
     from tests.integration.conftest import RedisServer
 
 pytestmark = pytest.mark.slow
-
-SPIDER = """
-from kubecrawl import Response, Spider
-
-
-class SiteSpider(Spider):
-    name = "site"
-    start_urls = {starts!r}
-
-    async def parse(self, response: Response):
-        yield {{"url": response.url}}
-        for req in response.follow_all(css="a"):
-            yield req
-"""
 
 
 @pytest.fixture
@@ -68,7 +54,7 @@ def cluster(
     clusters: list[Cluster], tmp_path: Path, redis_url: str, starts: list[str], name: str, **settings: object
 ) -> Cluster:
     spider = tmp_path / f"{name}_spider.py"
-    spider.write_text(SPIDER.format(starts=starts), encoding="utf-8")
+    write_seeds_spider(spider, starts)
     c = Cluster(tmp_path, spider, redis_url, name, settings)
     clusters.append(c)
     return c
@@ -269,7 +255,7 @@ def test_two_slaves_share_a_hosts_places_when_it_allows_more_than_one_slave_fetc
     for path, handler in list(site.routes.items()):
         site.route(path, counted(handler))
     spider = tmp_path / "fair_spider.py"
-    spider.write_text(SPIDER.format(starts=[site.url("/gen/0.html")]), encoding="utf-8")
+    write_seeds_spider(spider, [site.url("/gen/0.html")])
     c = _NamedCluster(
         tmp_path, spider, redis_server.url, "fair", {"concurrency": 4, "concurrency_per_host": 8, "obey_robots": False}
     )

@@ -23,7 +23,7 @@ from kubecrawl.downloader import Downloader
 from kubecrawl.settings import Settings
 from tests.helpers.crawl import crawl
 from tests.helpers.httpserver import Reply, RequestInfo, TestHTTPServer, slow
-from tests.integration.distributed_cluster import Cluster
+from tests.integration.distributed_cluster import Cluster, write_seeds_spider
 
 if TYPE_CHECKING:
     from tests.integration.conftest import RedisServer
@@ -58,21 +58,6 @@ def private_fetches(server: TestHTTPServer) -> list[str]:
 # -- three slaves, one host: one fetch ------------------------------------------------------------------
 
 
-SEEDS_SPIDER = """
-from kubecrawl import Response, Spider
-
-
-class SiteSpider(Spider):
-    name = "site"
-    start_urls = {starts!r}
-
-    async def parse(self, response: Response):
-        yield {{"url": response.url}}
-        for req in response.follow_all(css="a"):
-            yield req
-"""
-
-
 @pytest.fixture
 def cluster_factory(tmp_path: Path) -> Iterator[Callable[..., Cluster]]:
     made: list[Cluster] = []
@@ -81,7 +66,7 @@ def cluster_factory(tmp_path: Path) -> Iterator[Callable[..., Cluster]]:
         # many seeds: every slave has pages of the host to start on at once
         starts = [server.url(f"/gen/{i}.html") for i in range(0, PAGES, 4)]
         spider = tmp_path / "site_spider.py"
-        spider.write_text(SEEDS_SPIDER.format(starts=starts), encoding="utf-8")
+        write_seeds_spider(spider, starts)
         c = Cluster(tmp_path, spider, redis_url, crawl_name, settings)
         made.append(c)
         return c

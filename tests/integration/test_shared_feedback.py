@@ -26,7 +26,7 @@ from kubecrawl.downloader import Downloader, DownloadError
 from kubecrawl.request import Request
 from kubecrawl.settings import Settings
 from tests.helpers.httpserver import RequestInfo, TestHTTPServer, generated_site
-from tests.integration.distributed_cluster import Cluster
+from tests.integration.distributed_cluster import Cluster, write_seeds_spider
 
 if TYPE_CHECKING:
     from tests.integration.conftest import RedisServer
@@ -143,20 +143,6 @@ async def test_a_store_that_fails_the_backoff_costs_no_page(
 
 # -- the cluster ---------------------------------------------------------------------------------------
 
-SPIDER = """
-from kubecrawl import Response, Spider
-
-
-class SiteSpider(Spider):
-    name = "site"
-    start_urls = {starts!r}
-
-    async def parse(self, response: Response):
-        yield {{"url": response.url}}
-        for req in response.follow_all(css="a"):
-            yield req
-"""
-
 
 @pytest.fixture
 def clusters() -> Iterator[list[Cluster]]:
@@ -170,7 +156,7 @@ def cluster(
     clusters: list[Cluster], tmp_path: Path, redis_url: str, starts: list[str], name: str, **settings: object
 ) -> Cluster:
     spider = tmp_path / f"{name}_spider.py"
-    spider.write_text(SPIDER.format(starts=starts), encoding="utf-8")
+    write_seeds_spider(spider, starts)
     c = Cluster(tmp_path, spider, redis_url, name, {"obey_robots": False, **settings})
     clusters.append(c)
     return c
